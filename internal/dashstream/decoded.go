@@ -1,0 +1,63 @@
+package dashstream
+
+import (
+	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+)
+
+// Decoded is a successfully decoded record value.
+type Decoded struct {
+	Framing Framing
+	Message *dashstreampb.DashStreamMessage
+	// Headers are the (thread, sequence, timestamp) triples to index: the
+	// body header, or for an EventBatch one per inner event in wire order
+	// (the batch envelope's own header is not included).
+	Headers []HeaderRef
+}
+
+// MessageType returns the name of the envelope's oneof field that is set
+// ("event", "state_diff", ..., "execution_trace"), or "none".
+func (d *Decoded) MessageType() string {
+	return messageTypeName(d.Message)
+}
+
+// Header returns the top-level body header (for a batch, the batch envelope
+// header), or nil when the message has no body or the body no header.
+func (d *Decoded) Header() *dashstreampb.Header {
+	return bodyHeader(d.Message)
+}
+
+// envelopeOneof is the descriptor of DashStreamMessage's body oneof.
+var envelopeOneof = (&dashstreampb.DashStreamMessage{}).ProtoReflect().Descriptor().Oneofs().ByName("message")
+
+func messageTypeName(m *dashstreampb.DashStreamMessage) string {
+	fd := m.ProtoReflect().WhichOneof(envelopeOneof)
+	if fd == nil {
+		return "none"
+	}
+	return string(fd.Name())
+}
+
+// bodyHeader avoids reflection: it runs for every record.
+func bodyHeader(m *dashstreampb.DashStreamMessage) *dashstreampb.Header {
+	switch b := m.GetMessage().(type) {
+	case *dashstreampb.DashStreamMessage_Event:
+		return b.Event.GetHeader()
+	case *dashstreampb.DashStreamMessage_StateDiff:
+		return b.StateDiff.GetHeader()
+	case *dashstreampb.DashStreamMessage_TokenChunk:
+		return b.TokenChunk.GetHeader()
+	case *dashstreampb.DashStreamMessage_ToolExecution:
+		return b.ToolExecution.GetHeader()
+	case *dashstreampb.DashStreamMessage_Checkpoint:
+		return b.Checkpoint.GetHeader()
+	case *dashstreampb.DashStreamMessage_Metrics:
+		return b.Metrics.GetHeader()
+	case *dashstreampb.DashStreamMessage_Error:
+		return b.Error.GetHeader()
+	case *dashstreampb.DashStreamMessage_EventBatch:
+		return b.EventBatch.GetHeader()
+	case *dashstreampb.DashStreamMessage_ExecutionTrace:
+		return b.ExecutionTrace.GetHeader()
+	}
+	return nil
+}
