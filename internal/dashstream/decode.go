@@ -18,6 +18,9 @@ type DecoderConfig struct {
 	// MaxSchemaVersion, when non-zero, rejects messages whose header
 	// schema_version (0 read as 1) is above it. Zero means not enforced.
 	MaxSchemaVersion uint32
+	// MaxElements caps the nested messages of one record (see
+	// DefaultMaxElements); zero or negative means DefaultMaxElements.
+	MaxElements int
 }
 
 // Decoder validates and decodes DashStream record values. It is safe for
@@ -25,6 +28,7 @@ type DecoderConfig struct {
 type Decoder struct {
 	maxPayload       int
 	maxSchemaVersion uint32
+	maxElements      int
 	zstd             *inflater
 }
 
@@ -34,7 +38,11 @@ func NewDecoder(cfg DecoderConfig) *Decoder {
 	if limit <= 0 {
 		limit = DefaultMaxPayload
 	}
+	if cfg.MaxElements <= 0 {
+		cfg.MaxElements = DefaultMaxElements
+	}
 	return &Decoder{
+		maxElements:      cfg.MaxElements,
 		maxPayload:       limit,
 		maxSchemaVersion: cfg.MaxSchemaVersion,
 		zstd:             newInflater(limit),
@@ -64,6 +72,9 @@ func (d *Decoder) decode(value []byte) (*Decoded, *DecodeError) {
 	payload, err := d.payload(framing, body)
 	if err != nil {
 		return nil, err
+	}
+	if err := checkStructure(payload, d.maxElements); err != nil {
+		return nil, decodeErr(KindPayloadTooLarge, err)
 	}
 	msg := new(dashstreampb.DashStreamMessage)
 	if err := unmarshalStrict(payload, msg); err != nil {
