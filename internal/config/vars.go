@@ -1,0 +1,142 @@
+package config
+
+import (
+	"math"
+	"strings"
+	"time"
+)
+
+// variable is one environment variable with its flag, default and field.
+type variable struct {
+	name   string // environment name; the flag is its kebab-case lower form
+	def    string // default, parsed like any input; "" leaves the zero value
+	help   string
+	v      value
+	secret bool   // shown as <redacted> when set
+	alias  string // extra flag name, e.g. "ui-dir"
+	isBool bool   // the flag may be given without a value
+}
+
+// flagName is the flag of an environment variable: KAFKA_BROKERS → kafka-brokers.
+func flagName(env string) string {
+	return strings.ToLower(strings.ReplaceAll(env, "_", "-"))
+}
+
+const (
+	mib      = 1 << 20
+	maxSecs  = 365 * 24 * 3600
+	minSecs  = 0.001
+	maxCount = math.MaxInt32
+)
+
+func secs(p *time.Duration, min float64) durationValue {
+	return durationValue{p: p, unit: time.Second, min: min, max: maxSecs}
+}
+
+// vars lists every variable bound to the fields of c, in the order Print
+// shows them.
+func (c *Config) vars() []variable {
+	var vs []variable
+	vs = append(vs, c.kafkaVars()...)
+	vs = append(vs, c.dlqVars()...)
+	vs = append(vs, c.serverVars()...)
+	vs = append(vs, c.replayVars()...)
+	vs = append(vs, c.securityVars()...)
+	return append(vs, c.processVars()...)
+}
+
+func (c *Config) kafkaVars() []variable {
+	k := &c.Kafka
+	return []variable{
+		{name: "KAFKA_BROKERS", help: "comma-separated host:port seed brokers; empty starts the embedded development broker", v: listValue{&k.Brokers}},
+		{name: "KAFKA_TOPIC", def: "dashstream-quality", help: "DashStream topic", v: stringValue{&k.Topic}},
+		{name: "KAFKA_GROUP_ID", def: "websocket-server-v4", help: "prefix of the per-instance progress group <group>.<instance>", v: stringValue{&k.GroupID}},
+		{name: "INSTANCE_ID", help: "instance name (default host name + \"-\" + port)", v: stringValue{&k.InstanceID}},
+		{name: "KAFKA_AUTO_OFFSET_RESET", def: "latest", help: "start of a partition without saved progress: latest (warm replay window) or earliest", v: enumValue{&k.AutoOffsetReset, []string{"latest", "earliest"}}},
+		{name: "KAFKA_SCHEMA_VERSION_MAX", help: "reject records with a higher schema_version (unset: not enforced)", v: uint32Value{&k.SchemaVersionMax}},
+		{name: "KAFKA_ON_DECODE_ERROR", def: "skip", help: "decode failure policy: skip (dead-letter and go on) or pause (stop the partition)", v: enumValue{&k.OnDecodeError, []string{"skip", "pause"}}},
+		{name: "KAFKA_SECURITY_PROTOCOL", def: "PLAINTEXT", help: "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", v: enumValue{&k.SecurityProtocol, []string{"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}}},
+		{name: "KAFKA_SASL_MECHANISM", help: "PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER", v: enumValue{&k.SASLMechanism, []string{"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"}}},
+		{name: "KAFKA_SASL_USERNAME", help: "SASL user name", v: stringValue{&k.SASLUsername}},
+		{name: "KAFKA_SASL_PASSWORD", help: "SASL password (or OAUTHBEARER token)", v: stringValue{&k.SASLPassword}, secret: true},
+		{name: "KAFKA_SSL_CA_LOCATION", help: "CA bundle (PEM) for broker certificates", v: stringValue{&k.SSLCALocation}},
+		{name: "KAFKA_SSL_CERTIFICATE_LOCATION", help: "client certificate (PEM)", v: stringValue{&k.SSLCertificateLocation}},
+		{name: "KAFKA_SSL_KEY_LOCATION", help: "client key (PEM)", v: stringValue{&k.SSLKeyLocation}},
+		{name: "KAFKA_LAG_CHECK_INTERVAL_SECS", def: "10", help: "seconds between lag polls", v: secs(&k.LagCheckInterval, minSecs)},
+		{name: "KAFKA_PROGRESS_INTERVAL_SECS", def: "5", help: "seconds between progress saves", v: secs(&k.ProgressInterval, minSecs)},
+	}
+}
+
+func (c *Config) dlqVars() []variable {
+	d := &c.DLQ
+	return []variable{
+		{name: "KAFKA_DLQ_TOPIC", help: "dead-letter topic (default <topic>-dlq)", v: stringValue{&d.Topic}},
+		{name: "MAX_CONCURRENT_DLQ_SENDS", def: "100", help: "in-flight dead-letter sends", v: intValue{&d.MaxConcurrentSends, 1, 100000}},
+		{name: "DLQ_SEND_TIMEOUT_SECS", def: "5", help: "seconds one dead-letter send may take", v: secs(&d.SendTimeout, minSecs)},
+		{name: "DLQ_INCLUDE_FULL_PAYLOAD", def: "false", help: "include the payload (base64, up to 512 KiB) in dead-letter records", v: boolValue{&d.IncludeFullPayload}, isBool: true},
+	}
+}
+
+func (c *Config) serverVars() []variable {
+	s, sc := &c.Server, &c.SlowClient
+	return []variable{
+		{name: "WEBSOCKET_HOST", def: "127.0.0.1", help: "bind address; non-loopback needs auth or --insecure-public", v: stringValue{&s.Host}},
+		{name: "WEBSOCKET_PORT", def: "3002", help: "bind port (0: any free port)", v: intValue{&s.Port, 0, 65535}},
+		{name: "WEBSOCKET_MAX_PAYLOAD_BYTES", def: "10485760", help: "largest record value, also after decompression", v: intValue{&s.MaxPayloadBytes, 1024, 1 << 30}},
+		{name: "WEBSOCKET_SEND_TIMEOUT_SECS", def: "5", help: "seconds one WebSocket write may take", v: secs(&s.SendTimeout, minSecs)},
+		{name: "WEBSOCKET_CLIENT_QUEUE_BYTES", def: "4194304", help: "outbound queue bound per client", v: intValue{&s.ClientQueueBytes, 64 << 10, 1 << 30}},
+		{name: "WEBSOCKET_RESUME_WAIT_MS", def: "1000", help: "milliseconds to wait for a client's first resume before from:latest", v: durationValue{&s.ResumeWait, time.Millisecond, 1, 600000}},
+		{name: "WEBSOCKET_PING_INTERVAL_SECS", def: "20", help: "seconds between pings (two missed pongs close)", v: secs(&s.PingInterval, minSecs)},
+		{name: "SLOW_CLIENT_DISCONNECT_THRESHOLD", def: "1000", help: "catch-up records per lag window before a slow client is disconnected", v: intValue{&sc.DisconnectThreshold, 1, maxCount}},
+		{name: "SLOW_CLIENT_LAG_WINDOW_SECS", def: "60", help: "lag window in seconds", v: secs(&sc.LagWindow, minSecs)},
+		{name: "SLOW_CLIENT_MAX_CATCHUP_SECS", def: "120", help: "longest catch-up in seconds", v: secs(&sc.MaxCatchup, minSecs)},
+	}
+}
+
+func (c *Config) replayVars() []variable {
+	r, rd := &c.Replay, &c.Redis
+	return []variable{
+		{name: "REPLAY_TIMEOUT_SECS", def: "30", help: "seconds the replay part of a resume may take", v: secs(&r.Timeout, minSecs)},
+		{name: "REPLAY_MAX_TOTAL", def: "10000", help: "records per replay before it continues as catch-up", v: intValue{&r.MaxTotal, 1, maxCount}},
+		{name: "REPLAY_MAX_BYTES", def: "67108864", help: "bytes per replay before it continues as catch-up", v: int64Value{&r.MaxBytes, 1024, math.MaxInt64}},
+		{name: "REPLAY_MAX_CONCURRENT", def: "32", help: "replays running at once (others wait within the replay timeout)", v: intValue{&r.MaxConcurrent, 1, 100000}},
+		{name: "REPLAY_BUFFER_MEMORY_SIZE", def: "1000", help: "records kept in memory per partition", v: intValue{&r.MemorySize, 1, maxCount}},
+		{name: "REPLAY_BUFFER_MEMORY_BYTES", def: "67108864", help: "bytes kept in memory over all partitions", v: int64Value{&r.MemoryBytes, 1024, math.MaxInt64}},
+		{name: "REDIS_URL", help: "redis://[user:password@]host:port[/db]; empty: memory-only replay", v: stringValue{&rd.URL}, secret: true},
+		{name: "REDIS_MESSAGE_TTL_SECS", def: "3600", help: "seconds every Redis key lives after its last write", v: secs(&rd.MessageTTL, 1)},
+		{name: "REDIS_MAX_SEQUENCES", def: "10000", help: "records kept in Redis per partition", v: intValue{&rd.MaxSequences, 1, maxCount}},
+		{name: "REDIS_MAX_CONCURRENT_WRITES", def: "100", help: "in-flight Redis writes", v: intValue{&rd.MaxConcurrentWrites, 1, 100000}},
+	}
+}
+
+func (c *Config) securityVars() []variable {
+	s := &c.Security
+	return []variable{
+		{name: "WEBSOCKET_ALLOWED_ORIGINS", help: "comma-separated scheme://host[:port] origins allowed besides the same origin, or *", v: listValue{&s.AllowedOrigins}},
+		{name: "WEBSOCKET_TRUSTED_PROXY_IPS", help: "comma-separated IPs and CIDRs allowed to set X-Forwarded-For", v: listValue{&s.TrustedProxies}},
+		{name: "WEBSOCKET_MAX_CONNECTIONS_PER_IP", def: "10", help: "concurrent connections per client IP (IPv6 per /64)", v: intValue{&s.MaxConnectionsPerIP, 1, 1000000}},
+		{name: "WEBSOCKET_CONNECT_RATE_PER_IP", def: "20", help: "new connections per second per client IP", v: floatValue{&s.ConnectRatePerIP, 0.001, 1e6}},
+		{name: "WEBSOCKET_CONNECT_BURST_PER_IP", def: "40", help: "connection burst per client IP", v: intValue{&s.ConnectBurstPerIP, 1, 1000000}},
+		{name: "WEBSOCKET_AUTH_TOKEN", help: "static bearer token required from clients", v: stringValue{&s.AuthToken}, secret: true},
+		{name: "WEBSOCKET_JWT_SECRET", help: "HS256 key of client JWTs", v: stringValue{&s.JWTSecret}, secret: true},
+		{name: "WEBSOCKET_JWT_PUBLIC_KEY_FILE", help: "RS256 public key (PEM) of client JWTs", v: stringValue{&s.JWTPublicKeyFile}},
+		{name: "WEBSOCKET_JWT_TENANT_CLAIM", help: "JWT claim restricting a client to one tenant", v: stringValue{&s.JWTTenantClaim}},
+		{name: "TLS_CERT_FILE", help: "HTTPS certificate (PEM)", v: stringValue{&s.TLSCertFile}},
+		{name: "TLS_KEY_FILE", help: "HTTPS key (PEM)", v: stringValue{&s.TLSKeyFile}},
+		{name: "ADMIN_TOKEN", help: "bearer token of admin endpoints; empty refuses them", v: stringValue{&c.Admin.Token}, secret: true},
+	}
+}
+
+func (c *Config) processVars() []variable {
+	return []variable{
+		{name: "SHUTDOWN_TIMEOUT_SECS", def: "15", help: "seconds the ordered shutdown may take", v: secs(&c.Shutdown.Timeout, minSecs)},
+		{name: "STALL_RESTART_SECS", def: "0", help: "exit non-zero after this long without progress while records wait (0: never)", v: secs(&c.Shutdown.StallRestart, 0)},
+		{name: "EMBEDDED_KAFKA_ADDR", def: "127.0.0.1:9092", help: "embedded development broker address (without KAFKA_BROKERS)", v: stringValue{&c.EmbeddedKafka.Addr}},
+		{name: "EMBEDDED_KAFKA_PARTITIONS", def: "4", help: "partitions of the embedded broker's topic", v: intValue{&c.EmbeddedKafka.Partitions, 1, 1024}},
+		{name: "EXPECTED_SCHEMAS_PATH", def: ".dashflow/expected_schemas.json", help: "file of pinned expected graph schemas", v: stringValue{&c.Schemas.Path}},
+		{name: "WEBSOCKET_UI_DIR", alias: "ui-dir", help: "serve this static build at / instead of the built-in UI", v: stringValue{&c.UI.Dir}},
+		{name: "INSECURE_PUBLIC", def: "false", help: "allow binding a non-loopback address without client auth", v: boolValue{&c.InsecurePublic}, isBool: true},
+		{name: "LOG_LEVEL", def: "info", help: "debug, info, warn or error", v: enumValue{&c.Log.Level, []string{"debug", "info", "warn", "error"}}},
+		{name: "LOG_FORMAT", def: "text", help: "text or json", v: enumValue{&c.Log.Format, []string{"text", "json"}}},
+	}
+}

@@ -1,0 +1,97 @@
+package httpserver
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// maxJSONBody bounds request bodies of the JSON API.
+const maxJSONBody = 64 << 10
+
+// routes is the explicit mux of SPEC §5.
+func (s *Server) routes(ui http.Handler) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /health", s.serveHealth)
+	mux.HandleFunc("GET /healthz", s.serveHealthz)
+	mux.HandleFunc("GET /readyz", s.serveReadyz)
+	mux.HandleFunc("GET /version", s.serveVersion)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /api/expected-schema", s.listSchemas)
+	mux.HandleFunc("GET /api/expected-schema/{graph_name}", s.getSchema)
+	mux.HandleFunc("PUT /api/expected-schema/{graph_name}", s.putSchema)
+	mux.HandleFunc("DELETE /api/expected-schema/{graph_name}", s.deleteSchema)
+	mux.HandleFunc("POST /api/admin/replay/clear", s.clearReplay)
+	mux.HandleFunc("POST /api/admin/partitions/{partition}/resume", s.resumePartition)
+	mux.Handle("/", fallback(ui))
+	return mux
+}
+
+// fallback serves what no route above matched: JSON 404 under /api/, the UI
+// for GET and HEAD, 405 otherwise. (A method-less pattern is needed because
+// "GET /" would conflict with the method-less "/api/".)
+func fallback(ui http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/"):
+			writeError(w, http.StatusNotFound, "no such API endpoint or method")
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, "method not allowed")
+		default:
+			ui.ServeHTTP(w, r)
+		}
+	})
+}
+
+func (s *Server) metricsHandler() http.Handler {
+	if s.deps.Gatherer == nil {
+		return http.NotFoundHandler()
+	}
+	return promhttp.HandlerFor(s.deps.Gatherer, promhttp.HandlerOpts{
+		ErrorLog:            promLogger{s},
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+	})
+}
+
+// promLogger adapts promhttp's logger to slog.
+type promLogger struct{ s *Server }
+
+func (l promLogger) Println(v ...any) { l.s.log.Warn("metrics scrape", "err", v) }
+
+// withDeadlines bounds reading and writing of every request but /ws, whose
+// connection lives on after the handshake.
+func (s *Server) withDeadlines(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		if r.URL.Path == "/ws" {
+			// A kept-alive connection may carry an earlier request's deadline.
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+		} else {
+			deadline := time.Now().Add(s.cfg.RequestTimeout)
+			_ = rc.SetReadDeadline(deadline)
+			_ = rc.SetWriteDeadline(deadline)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// writeJSON writes v with status code; encoding errors only mean the client
+// went away.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeError writes {"error": msg}.
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"error": msg})
+}

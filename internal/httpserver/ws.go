@@ -1,0 +1,60 @@
+package httpserver
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+)
+
+// serveWS admits a WebSocket request (shutdown, origin, per-IP limits) and
+// hands it to Deps.WS. The per-IP slot is released on every exit path of
+// the handler, panics included.
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	if s.status().ShuttingDown {
+		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
+		return
+	}
+	if !limits.OriginAllowed(r, s.deps.AllowedOrigins) {
+		s.reject(w, r, http.StatusForbidden, metrics.RejectOrigin, "origin not allowed")
+		return
+	}
+	release, err := s.acquire(r)
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		s.reject(w, r, http.StatusTooManyRequests, rejectReason(err), err.Error())
+		return
+	}
+	defer release()
+	if s.deps.WS == nil {
+		writeError(w, http.StatusServiceUnavailable, "websocket not available")
+		return
+	}
+	s.deps.WS.ServeHTTP(w, r)
+}
+
+// acquire takes a per-IP slot; without a limiter it always succeeds.
+func (s *Server) acquire(r *http.Request) (func(), error) {
+	if s.deps.Limiter == nil {
+		return func() {}, nil
+	}
+	return s.deps.Limiter.Acquire(limits.ClientIP(r, s.deps.Trusted))
+}
+
+func rejectReason(err error) string {
+	if errors.Is(err, limits.ErrRateLimited) {
+		return metrics.RejectRateLimit
+	}
+	return metrics.RejectIPLimit
+}
+
+// reject answers a refused WebSocket request and counts it.
+func (s *Server) reject(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
+	if s.deps.Metrics != nil {
+		s.deps.Metrics.Rejected(reason)
+	}
+	s.log.Debug("websocket rejected", "reason", reason,
+		"client_ip", limits.ClientIP(r, s.deps.Trusted).String())
+	writeJSON(w, code, map[string]string{"error": msg, "reason": reason})
+}
