@@ -1,0 +1,272 @@
+package replay
+
+import (
+	"sort"
+	"sync"
+)
+
+// MemoryConfig bounds the in-memory tier.
+type MemoryConfig struct {
+	// PerPartition is the number of records kept per partition; 0 means 1000.
+	PerPartition int
+	// MaxBytes bounds the bytes kept over all partitions (the oldest record
+	// across partitions is evicted first); 0 means 64 MiB.
+	MaxBytes int
+}
+
+// Memory is the in-memory replay tier: per partition, the newest records in
+// offset order, bounded by count and (over all partitions) by bytes.
+type Memory struct {
+	perPartition int
+	maxBytes     int
+
+	mu    sync.RWMutex
+	parts map[int32]*partLog
+	order fifo // global append order, for byte eviction
+	bytes int
+	total int
+}
+
+type entry struct {
+	rec *Record
+	cum int64 // bytes appended to the partition up to and including rec
+}
+
+type partLog struct {
+	entries []entry // entries[head:] are live, ascending offsets
+	head    int
+	cum     int64
+	newest  int64 // highest offset ever appended, even if evicted since
+}
+
+func (l *partLog) live() []entry { return l.entries[l.head:] }
+
+// NewMemory returns an empty memory tier.
+func NewMemory(cfg MemoryConfig) *Memory {
+	if cfg.PerPartition <= 0 {
+		cfg.PerPartition = 1000
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 64 << 20
+	}
+	return &Memory{perPartition: cfg.PerPartition, maxBytes: cfg.MaxBytes, parts: map[int32]*partLog{}}
+}
+
+// Append adds records (ascending offsets per partition). A record at or below
+// the newest offset ever appended to its partition (held or already evicted)
+// is ignored, which makes re-delivery after a consumer restart idempotent. It
+// reports how many records were added.
+func (m *Memory) Append(recs []*Record) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	added := 0
+	for _, r := range recs {
+		if m.appendLocked(r) {
+			added++
+		}
+	}
+	for m.bytes > m.maxBytes && m.total > 0 {
+		m.evictOldestLocked()
+	}
+	return added
+}
+
+func (m *Memory) appendLocked(r *Record) bool {
+	l := m.parts[r.Partition]
+	if l == nil {
+		l = &partLog{newest: -1}
+		m.parts[r.Partition] = l
+	}
+	if r.Offset <= l.newest {
+		return false
+	}
+	l.newest = r.Offset
+	size := r.Size()
+	l.cum += int64(size)
+	l.entries = append(l.entries, entry{rec: r, cum: l.cum})
+	m.order.push(slot{r.Partition, r.Offset})
+	m.bytes += size
+	m.total++
+	if len(l.live()) > m.perPartition {
+		m.dropFrontLocked(l)
+	}
+	if m.order.size > 2*m.total+64 {
+		m.compactOrderLocked()
+	}
+	return true
+}
+
+// compactOrderLocked drops the slots of records that the per-partition bound
+// already evicted, so the global order stays proportional to what is held.
+func (m *Memory) compactOrderLocked() {
+	var kept fifo
+	for {
+		s, ok := m.order.pop()
+		if !ok {
+			break
+		}
+		if live := m.parts[s.partition].live(); len(live) > 0 && s.offset >= live[0].rec.Offset {
+			kept.push(s)
+		}
+	}
+	m.order = kept
+}
+
+func (m *Memory) dropFrontLocked(l *partLog) {
+	m.bytes -= l.entries[l.head].rec.Size()
+	m.total--
+	l.entries[l.head] = entry{}
+	l.head++
+	if l.head > 64 && l.head*2 > len(l.entries) {
+		n := copy(l.entries, l.entries[l.head:])
+		clear(l.entries[n:])
+		l.entries = l.entries[:n]
+		l.head = 0
+	}
+}
+
+// evictOldestLocked drops the oldest record across partitions. Slots of
+// records already dropped by the per-partition bound are skipped.
+func (m *Memory) evictOldestLocked() {
+	for {
+		s, ok := m.order.pop()
+		if !ok {
+			return
+		}
+		l := m.parts[s.partition]
+		if live := l.live(); len(live) > 0 && live[0].rec.Offset == s.offset {
+			m.dropFrontLocked(l)
+			return
+		}
+	}
+}
+
+// Read returns up to maxN records (and about maxBytes) of partition p with
+// offset > after, in order. covered reports whether the memory tier holds
+// everything after 'after': false means records between after and the first
+// returned one (or, with none returned, up to the newest) are missing here.
+// The records returned never jump over a missing range (their Prev chain is
+// unbroken): a read stops in front of one, and the next read reports it.
+func (m *Memory) Read(p int32, after int64, maxN, maxBytes int) (recs []*Record, covered bool) {
+	recs, covered, _ = m.read(p, after, maxN, maxBytes)
+	return recs, covered
+}
+
+// read is Read that also returns the newest offset ever appended to p (-1
+// when none), seen under the same lock.
+func (m *Memory) read(p int32, after int64, maxN, maxBytes int) (recs []*Record, covered bool, newest int64) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l := m.parts[p]
+	if l == nil {
+		return nil, true, -1
+	}
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
+	if i == len(live) {
+		return nil, l.newest <= after, l.newest // held records end at or before 'after', or are all gone
+	}
+	covered = prevOf(live[i].rec) <= after
+	size := 0
+	for _, e := range live[i:] {
+		if len(recs) == maxN || (len(recs) > 0 && (size >= maxBytes || prevOf(e.rec) > recs[len(recs)-1].Offset)) {
+			break
+		}
+		recs = append(recs, e.rec)
+		size += len(e.rec.Frame)
+	}
+	return recs, covered, l.newest
+}
+
+// prevOf is the offset of the record before r, assuming contiguous offsets
+// when the consumer did not know it.
+func prevOf(r *Record) int64 {
+	if r.Prev >= 0 {
+		return r.Prev
+	}
+	return r.Offset - 1
+}
+
+// Backlog returns the bytes of partition p held after offset 'after', and
+// whether records after it were already evicted (the backlog is then larger
+// than what memory holds).
+func (m *Memory) Backlog(p int32, after int64) (bytes int64, evicted bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l := m.parts[p]
+	if l == nil {
+		return 0, false
+	}
+	live := l.live()
+	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
+	if i == len(live) {
+		return 0, l.newest > after // everything after 'after' was evicted
+	}
+	if i == 0 {
+		first := live[0]
+		return l.cum - first.cum + int64(first.rec.Size()), prevOf(first.rec) > after
+	}
+	return l.cum - live[i-1].cum, false
+}
+
+// Bounds returns the oldest and newest offsets held for p.
+func (m *Memory) Bounds(p int32) (oldest, newest int64, ok bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	l := m.parts[p]
+	if l == nil || len(l.live()) == 0 {
+		return 0, 0, false
+	}
+	live := l.live()
+	return live[0].rec.Offset, live[len(live)-1].rec.Offset, true
+}
+
+// Stats reports the number of records and bytes held.
+func (m *Memory) Stats() (records, bytes int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.total, m.bytes
+}
+
+// Clear drops everything, including what Append remembers of evicted
+// offsets.
+func (m *Memory) Clear() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.parts = map[int32]*partLog{}
+	m.order = fifo{}
+	m.bytes, m.total = 0, 0
+}
+
+type slot struct {
+	partition int32
+	offset    int64
+}
+
+// fifo is a growable ring of slots.
+type fifo struct {
+	buf        []slot
+	head, size int
+}
+
+func (f *fifo) push(s slot) {
+	if f.size == len(f.buf) {
+		n := make([]slot, max(64, 2*len(f.buf)))
+		for i := 0; i < f.size; i++ {
+			n[i] = f.buf[(f.head+i)%len(f.buf)]
+		}
+		f.buf, f.head = n, 0
+	}
+	f.buf[(f.head+f.size)%len(f.buf)] = s
+	f.size++
+}
+
+func (f *fifo) pop() (slot, bool) {
+	if f.size == 0 {
+		return slot{}, false
+	}
+	s := f.buf[f.head]
+	f.head = (f.head + 1) % len(f.buf)
+	f.size--
+	return s, true
+}

@@ -1,0 +1,53 @@
+// Package replay holds the records a client may ask for again: the Record
+// type shared by the consumer, the hub and every storage tier, the Store
+// interface, and the in-memory tier.
+//
+// All types here are safe for concurrent use unless their comment says
+// otherwise. A *Record is immutable once it has been appended to a store:
+// readers share it (and its pre-encoded Frame) without copying.
+package replay
+
+// ThreadSeq is one (thread id, sequence) pair read from a record's header, or
+// from each inner event of an EventBatch. Sequence 0 means absent.
+type ThreadSeq struct {
+	Thread   string
+	Sequence uint64
+}
+
+// Record is one Kafka record of the DashStream topic as the gateway keeps it.
+type Record struct {
+	Partition int32
+	Offset    int64
+	// Prev is the offset of the previous record consumed from this partition,
+	// so that readers can tell offsets the broker never returns (transaction
+	// markers, compacted records) from records that are missing from a tier.
+	// -1 when unknown.
+	Prev int64
+	// Value is the Kafka record value, byte for byte. Nil for a skipped record.
+	Value []byte
+	// Skipped is the decode-failure kind of a dead-lettered record (its
+	// offset is announced to clients with a "skipped" frame). Empty for a
+	// valid record.
+	Skipped string
+	// TimestampUs is the producer timestamp of the record's first header
+	// (µs since the epoch), 0 when absent.
+	TimestampUs int64
+	// Threads lists the (thread, sequence) pairs the record carries.
+	Threads []ThreadSeq
+	// Frame is the record's pre-encoded WebSocket bytes (cursor text frame
+	// followed by the binary frame, or the "skipped" text frame), written to
+	// every client as is. Set once before the record is shared.
+	Frame []byte
+}
+
+// Size is the number of bytes the record accounts for in byte-bounded tiers.
+func (r *Record) Size() int {
+	n := len(r.Frame) + 64
+	if len(r.Frame) == 0 {
+		n += len(r.Value)
+	}
+	for _, t := range r.Threads {
+		n += len(t.Thread) + 24
+	}
+	return n
+}
