@@ -1,0 +1,85 @@
+package kafka
+
+import (
+	"context"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// partitionLoop checks the topic's metadata every PartitionCheckInterval and
+// starts reading partitions added since, from their log start.
+func (c *Consumer) partitionLoop(ctx context.Context, s *session) {
+	t := time.NewTicker(c.cfg.PartitionCheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.checkPartitions(ctx, s)
+		}
+	}
+}
+
+func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
+	ns, parts, err := c.topicMetadata(ctx, s.adm)
+	if err != nil {
+		if ctx.Err() == nil {
+			c.m.KafkaError("metadata")
+			c.reachable.Store(false)
+		}
+		return
+	}
+	c.reachable.Store(true)
+	c.setNamespace(ns)
+	known := c.view.partitions()
+	var added []int32
+	for _, p := range parts {
+		if _, found := slices.BinarySearch(known, p); !found {
+			added = append(added, p)
+		}
+	}
+	if len(added) > 0 {
+		c.addPartitions(ctx, s, added)
+	}
+}
+
+// addPartitions reads the new partitions' offsets here, then has the
+// consumer goroutine start them. A failure is retried at the next check.
+func (c *Consumer) addPartitions(ctx context.Context, s *session, added []int32) {
+	bs, err := listBounds(ctx, s.adm, c.cfg.Topic)
+	if err != nil {
+		c.m.KafkaError("list_offsets")
+		return
+	}
+	states := make(map[int32]*partState, len(added))
+	for _, p := range added {
+		if b, ok := bs[p]; ok {
+			states[p] = newPartState(p, b.start, b.end)
+		}
+	}
+	if len(states) > 0 {
+		_ = c.enqueue(ctx, func(s *session) { c.startPartitions(s, states) })
+	}
+}
+
+// startPartitions runs on the consumer goroutine.
+func (c *Consumer) startPartitions(s *session, states map[int32]*partState) {
+	offsets := make(map[int32]kgo.Offset, len(states))
+	for p, st := range states {
+		if s.parts[p] != nil {
+			continue // already added by an earlier check
+		}
+		s.parts[p] = st
+		c.view.add(st)
+		offsets[p] = kgo.NewOffset().At(st.next)
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	s.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{c.cfg.Topic: offsets})
+	c.log.Info("kafka: reading new partitions", "topic", c.cfg.Topic, "partitions", slices.Sorted(maps.Keys(offsets)))
+}

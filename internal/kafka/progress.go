@@ -1,0 +1,57 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+)
+
+// progressLoop saves progress every ProgressInterval until ctx ends; Run
+// saves once more after the consumer has stopped.
+func (c *Consumer) progressLoop(ctx context.Context, s *session) {
+	t := time.NewTicker(c.cfg.ProgressInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
+				c.log.Warn("kafka: saving progress failed", "group", c.group, "err", err)
+			}
+		}
+	}
+}
+
+// commit saves the next offset of every partition that moved since the last
+// save under the progress group. Offsets in the view are only ever those of
+// published records (or of transaction markers after them), so a restart
+// re-reads at most what was not yet saved and never skips a record.
+func (c *Consumer) commit(ctx context.Context, s *session) error {
+	var offs kadm.Offsets
+	for p, next := range c.view.progress() {
+		if old, ok := s.committed[p]; !ok || old != next {
+			offs.AddOffset(c.cfg.Topic, p, next, -1)
+		}
+	}
+	if len(offs) == 0 {
+		return nil
+	}
+	resp, err := s.adm.CommitOffsets(ctx, c.group, offs)
+	if err != nil {
+		c.m.KafkaError("commit")
+		return fmt.Errorf("kafka: commit progress: %w", err)
+	}
+	resp.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil {
+			s.committed[o.Partition] = o.At
+		}
+	})
+	if err := resp.Error(); err != nil {
+		c.m.KafkaError("commit")
+		return fmt.Errorf("kafka: commit progress: %w", err)
+	}
+	return nil
+}

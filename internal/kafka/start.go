@@ -1,0 +1,183 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// bounds are a partition's log start and end (high watermark) offsets.
+type bounds struct{ start, end int64 }
+
+// startPlan is where each partition starts, decided before the consumer
+// client exists so that it is created with exact offsets.
+type startPlan struct {
+	namespace string
+	saved     map[int32]int64 // progress found in the group
+	states    map[int32]*partState
+}
+
+// dial connects: metadata, saved progress and offsets first, then the DLQ
+// producer and the consumer, which starts at the planned offsets.
+func (c *Consumer) dial(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	admCl, err := kgo.NewClient(c.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w: admin client: %v", ErrInvalidConfig, err)
+	}
+	s := &session{admCl: admCl, adm: kadm.NewClient(admCl)}
+	if err := c.prepare(ctx, s); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func (c *Consumer) prepare(ctx context.Context, s *session) error {
+	plan, err := c.plan(ctx, s.adm)
+	if err != nil {
+		return err
+	}
+	if s.dlqCl, err = kgo.NewClient(slices.Concat(c.opts, dlqProducerOpts(c.cfg))...); err != nil {
+		return fmt.Errorf("%w: DLQ producer: %v", ErrInvalidConfig, err)
+	}
+	s.dlq = newDeadLetters(s.dlqCl, c.cfg, c.m, c.now)
+	if s.cl, err = kgo.NewClient(slices.Concat(c.opts, c.consumerOpts(plan.states))...); err != nil {
+		return fmt.Errorf("%w: consumer client: %v", ErrInvalidConfig, err)
+	}
+	s.parts, s.committed = plan.states, plan.saved
+	c.view.reset(plan.states)
+	c.setNamespace(plan.namespace)
+	return nil
+}
+
+// consumerOpts read every planned partition from its exact offset, only
+// committed transactional data, with control records kept so the position
+// (and thus lag and progress) moves past transaction markers.
+func (c *Consumer) consumerOpts(states map[int32]*partState) []kgo.Opt {
+	offsets := make(map[int32]kgo.Offset, len(states))
+	for p, st := range states {
+		offsets[p] = kgo.NewOffset().At(st.next)
+	}
+	return []kgo.Opt{
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{c.cfg.Topic: offsets}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+		// Position out of range (retention overtook us): never skip ahead.
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+	}
+}
+
+func (c *Consumer) plan(ctx context.Context, adm *kadm.Client) (startPlan, error) {
+	ns, parts, err := c.topicMetadata(ctx, adm)
+	if err != nil {
+		return startPlan{}, err
+	}
+	saved, err := c.savedProgress(ctx, adm)
+	if err != nil {
+		return startPlan{}, err
+	}
+	bs, err := listBounds(ctx, adm, c.cfg.Topic)
+	if err != nil {
+		return startPlan{}, err
+	}
+	plan := startPlan{namespace: ns, saved: saved, states: make(map[int32]*partState, len(parts))}
+	for _, p := range parts {
+		b, ok := bs[p]
+		if !ok {
+			return startPlan{}, fmt.Errorf("kafka: no offsets for %s/%d", c.cfg.Topic, p)
+		}
+		off, has := saved[p]
+		plan.states[p] = newPartState(p, startOffset(off, has, b, c.cfg.AutoOffsetReset, c.cfg.WarmRecords), b.end)
+	}
+	return plan, nil
+}
+
+// startOffset is where a partition starts: its saved progress (kept within
+// the log), else the log start for "earliest", else WarmRecords before the
+// end (never before the log start) for "latest".
+func startOffset(saved int64, hasSaved bool, b bounds, reset string, warm int) int64 {
+	switch {
+	case hasSaved:
+		return min(max(saved, b.start), b.end)
+	case reset == ResetEarliest:
+		return b.start
+	}
+	return max(b.start, b.end-int64(warm))
+}
+
+// topicMetadata returns the namespace and the sorted partitions of the topic.
+func (c *Consumer) topicMetadata(ctx context.Context, adm *kadm.Client) (string, []int32, error) {
+	md, err := adm.Metadata(ctx, c.cfg.Topic)
+	if err != nil {
+		return "", nil, fmt.Errorf("kafka: metadata: %w", err)
+	}
+	td, ok := md.Topics[c.cfg.Topic]
+	if !ok || td.Err != nil || len(td.Partitions) == 0 {
+		return "", nil, fmt.Errorf("%w: %s: %v", ErrTopicNotFound, c.cfg.Topic, td.Err)
+	}
+	return namespaceOf(md.Cluster, c.cfg.Topic, td.ID), td.Partitions.Numbers(), nil
+}
+
+// savedProgress reads this instance's saved next offsets. A group that never
+// committed has none.
+func (c *Consumer) savedProgress(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
+	resp, err := adm.FetchOffsets(ctx, c.group)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return map[int32]int64{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: fetch progress of %s: %w", c.group, err)
+	}
+	saved := make(map[int32]int64)
+	for p, o := range resp[c.cfg.Topic] {
+		if o.Err == nil && o.At >= 0 {
+			saved[p] = o.At
+		}
+	}
+	return saved, nil
+}
+
+// listBounds lists the log start and end offsets of every partition.
+func listBounds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]bounds, error) {
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list start offsets: %w", err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kafka: list end offsets: %w", err)
+	}
+	out := make(map[int32]bounds, len(starts[topic]))
+	for p, s := range starts[topic] {
+		if e, ok := ends[topic][p]; ok {
+			out[p] = bounds{start: s.Offset, end: e.Offset}
+		}
+	}
+	return out, nil
+}
+
+// setNamespace records the namespace the first time; a later, different one
+// (the topic was re-created) is logged, not applied: cursors handed out by
+// this process stay in one namespace.
+func (c *Consumer) setNamespace(ns string) {
+	if c.namespace.CompareAndSwap(nil, &ns) {
+		return
+	}
+	if old := c.Namespace(); old != ns && c.nsWarned.CompareAndSwap(false, true) {
+		c.log.Warn("kafka: topic identity changed (re-created?); restart to adopt the new resume namespace",
+			"topic", c.cfg.Topic, "namespace", old, "new_namespace", ns)
+	}
+}
