@@ -1,0 +1,243 @@
+// Package hub fans records out to WebSocket clients.
+//
+// The consumer hands records to Publish, which encodes each record's frames
+// once, appends the record to the memory replay tier, advances the partition
+// heads and wakes every client with a non-blocking signal. Nothing is queued
+// per client: each client's session goroutine pulls records from the replay
+// tiers from its own per-partition position and writes shared, pre-encoded
+// bytes straight to its socket. Live delivery, resume replay and slow-client
+// catch-up are therefore one code path, and a slow client can never slow the
+// consumer or another client. See docs/ARCHITECTURE.md.
+//
+// Hub is safe for concurrent use. A session's state is owned by its writer
+// goroutine; its reader goroutine only forwards parsed control frames.
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
+
+// Topology is what the hub needs to know about the topic; the Kafka consumer
+// provides it.
+type Topology interface {
+	// Partitions lists the topic's partitions, sorted.
+	Partitions() []int32
+	// HighWatermark is the partition's latest known high watermark.
+	HighWatermark(p int32) (int64, bool)
+}
+
+// Source is the merged view of the replay tiers that sessions read.
+type Source interface {
+	Page(ctx context.Context, p int32, after int64, lim replay.Limit) (replay.Page, error)
+	Oldest(p int32) (int64, bool)
+	Covers(p int32, after int64) bool
+	Backlog(p int32, after int64) (bytes int64, evicted bool)
+}
+
+// Config tunes client handling. Zero values mean the SPEC defaults noted.
+type Config struct {
+	QueueBytes     int64         // backlog beyond which a client is catching up; 0 = 4 MiB
+	SendTimeout    time.Duration // deadline of every socket write; 0 = 5 s
+	PingInterval   time.Duration // server pings; two missed pongs close; 0 = 20 s
+	ResumeWait     time.Duration // wait for a first resume before "latest"; 0 = 1 s
+	ReplayTimeout  time.Duration // bounds the replay part of a resume; 0 = 30 s
+	ReplayMaxTotal int           // records per replay before capped; 0 = 10000
+	ReplayMaxBytes int           // bytes per replay before capped; 0 = 64 MiB
+	SlowThreshold  int64         // catch-up records per window before disconnect; 0 = 1000
+	SlowWindow     time.Duration // 0 = 60 s
+	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
+	WriteBatch     int           // bytes gathered into one write; 0 = 256 KiB
+	// Namespace returns the resume namespace; cursors of another namespace
+	// are stale. Nil or "" disables the check.
+	Namespace func() string
+}
+
+func (c *Config) defaults() {
+	setDefault(&c.QueueBytes, 4<<20)
+	setDefault(&c.SendTimeout, 5*time.Second)
+	setDefault(&c.PingInterval, 20*time.Second)
+	setDefault(&c.ResumeWait, time.Second)
+	setDefault(&c.ReplayTimeout, 30*time.Second)
+	setDefault(&c.ReplayMaxTotal, 10000)
+	setDefault(&c.ReplayMaxBytes, 64<<20)
+	setDefault(&c.SlowThreshold, 1000)
+	setDefault(&c.SlowWindow, 60*time.Second)
+	setDefault(&c.MaxCatchup, 120*time.Second)
+	setDefault(&c.WriteBatch, 256<<10)
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// Hub is the registry of sessions and the owner of partition heads.
+type Hub struct {
+	cfg     Config
+	log     *slog.Logger
+	m       *metrics.Metrics
+	memory  *replay.Memory
+	source  Source
+	topo    Topology
+	heads   atomic.Pointer[heads]
+	publish sync.Mutex // serializes Publish (one consumer, but be safe)
+
+	mu       sync.Mutex // guards sessions and closing
+	sessions map[*session]struct{}
+	closing  bool
+	done     chan struct{} // closed by Shutdown: sessions send 1001
+	wg       sync.WaitGroup
+}
+
+// heads is an immutable snapshot of the highest offset handed to the hub per
+// partition.
+type heads struct {
+	offsets    map[int32]int64
+	partitions []int32 // sorted keys of offsets
+}
+
+// New returns a hub appending to memory and reading through source.
+func New(cfg Config, memory *replay.Memory, source Source, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
+	cfg.defaults()
+	h := &Hub{cfg: cfg, log: log, m: m, memory: memory, source: source, topo: topo,
+		sessions: map[*session]struct{}{}, done: make(chan struct{})}
+	h.heads.Store(&heads{offsets: map[int32]int64{}})
+	return h
+}
+
+// Publish encodes recs, appends them to the memory tier, advances the heads
+// and wakes every session. It never blocks on a client.
+func (h *Hub) Publish(recs []*replay.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	for _, r := range recs {
+		encode(r)
+	}
+	h.publish.Lock()
+	h.memory.Append(recs)
+	h.heads.Store(h.heads.Load().advance(recs))
+	h.publish.Unlock()
+	h.wakeAll()
+}
+
+// encode sets r.Frame once; Value then points into it, so one copy of the
+// bytes is kept and the fetch buffer can be released.
+func encode(r *replay.Record) {
+	if len(r.Frame) > 0 {
+		return
+	}
+	if r.Skipped != "" {
+		r.Frame = wsproto.SkippedFrame(r.Partition, r.Offset, r.Skipped)
+		return
+	}
+	frames, at := wsproto.RecordFrames(r.Partition, r.Offset, r.Value)
+	r.Frame, r.Value = frames, frames[at:]
+}
+
+func (hs *heads) advance(recs []*replay.Record) *heads {
+	next := &heads{offsets: make(map[int32]int64, len(hs.offsets)+1)}
+	for p, o := range hs.offsets {
+		next.offsets[p] = o
+	}
+	for _, r := range recs {
+		if o, ok := next.offsets[r.Partition]; !ok || r.Offset > o {
+			next.offsets[r.Partition] = r.Offset
+		}
+	}
+	for p := range next.offsets {
+		next.partitions = append(next.partitions, p)
+	}
+	slices.Sort(next.partitions)
+	return next
+}
+
+// Heads returns the highest offset handed to the hub per partition.
+func (h *Hub) Heads() map[int32]int64 {
+	hs := h.heads.Load()
+	out := make(map[int32]int64, len(hs.offsets))
+	for p, o := range hs.offsets {
+		out[p] = o
+	}
+	return out
+}
+
+func (h *Hub) wakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.sessions {
+		s.wake()
+	}
+}
+
+// Clients returns the number of connected sessions.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.sessions)
+}
+
+// ErrClosing is returned when a connection arrives during shutdown.
+var ErrClosing = errors.New("hub: shutting down")
+
+func (h *Hub) add(s *session) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return ErrClosing
+	}
+	h.sessions[s] = struct{}{}
+	h.wg.Add(1)
+	return nil
+}
+
+func (h *Hub) remove(s *session) {
+	h.mu.Lock()
+	delete(h.sessions, s)
+	h.mu.Unlock()
+	h.wg.Done()
+}
+
+// ServeHTTP upgrades the request and runs the client's session until the
+// connection ends. Admission (origin, per-IP limits) happens before it.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s, err := h.accept(w, r)
+	if err != nil {
+		return
+	}
+	defer h.remove(s)
+	h.m.ClientConnected()
+	defer h.m.ClientDisconnected()
+	s.run(r.Context())
+}
+
+// Shutdown closes every session with 1001 and waits for them, bounded by ctx.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	if !h.closing {
+		h.closing = true
+		close(h.done)
+	}
+	h.mu.Unlock()
+	waited := make(chan struct{})
+	go func() { h.wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,249 @@
+package hub
+
+import (
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
+
+// replayRun is the replay part of one resume (an epoch): records up to the
+// heads seen at the resume are replay; replay_complete follows them, then
+// live delivery continues from the same positions.
+type replayRun struct {
+	mode     string
+	targets  map[int32]int64   // heads at the resume
+	threads  map[string]uint64 // thread mode: deliver only these threads' newer events
+	sent     int
+	bytes    int
+	capped   bool
+	start    time.Time
+	deadline time.Time
+	timer    *time.Timer
+}
+
+// startResume begins a new epoch: it cancels any running replay or catch-up,
+// positions every partition and starts the replay part.
+func (s *session) startResume(r *wsproto.Resume) *closeReason {
+	mode := r.ReplayMode()
+	s.h.m.ResumeRequests.WithLabelValues(mode).Inc()
+	hs := s.h.heads.Load()
+	frames := s.cancelReplay()
+	s.tail = nil
+	s.lag = lagState{}
+	s.pos = make(map[int32]int64, len(hs.offsets))
+	now := time.Now()
+	s.rp = &replayRun{mode: mode, targets: hs.offsets, start: now,
+		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
+	if len(r.Invalid) > 0 {
+		e := wsproto.NewError(wsproto.CodeResumeInvalidEntry, "invalid resume entries were ignored")
+		e.Entries = r.Invalid
+		frames = append(frames, wsproto.Frame(e))
+	}
+	switch {
+	case r.Mode == wsproto.ModeThread:
+		s.rp.threads = r.Threads // every partition from the oldest retained record
+	case r.From == wsproto.FromLatest:
+		for p, o := range hs.offsets {
+			s.pos[p] = o
+		}
+	case r.From == wsproto.FromCursor:
+		frames = append(frames, s.applyCursors(r, mode)...)
+	}
+	return s.write(frames...)
+}
+
+// cancelReplay ends the replay still running, if any, with its own
+// replay_complete: every resume gets exactly one, also when a later resume
+// or a cursor_reset cuts it short. It reports what was sent so far.
+func (s *session) cancelReplay() [][]byte {
+	if s.rp == nil {
+		return nil
+	}
+	return [][]byte{s.finishReplay()}
+}
+
+func (s *session) stopReplay() {
+	if s.rp != nil {
+		s.rp.timer.Stop()
+		s.rp = nil
+	}
+}
+
+// applyCursors positions the listed partitions; the others start from the
+// oldest record of the replay window (lazily, in position).
+func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
+	var frames [][]byte
+	ns := ""
+	if s.h.cfg.Namespace != nil {
+		ns = s.h.cfg.Namespace()
+	}
+	otherNS := r.Namespace != "" && ns != "" && r.Namespace != ns
+	for _, p := range sortedKeys(r.Offsets) {
+		o := r.Offsets[p]
+		if otherNS {
+			frames = append(frames, s.staleFrame(p, o, "cursor belongs to another topic or cluster (namespace mismatch)"))
+			continue
+		}
+		if hwm, ok := s.h.topo.HighWatermark(p); ok && o >= hwm {
+			frames = append(frames, s.staleFrame(p, o, "cursor is at or beyond the partition's high watermark"))
+			continue
+		}
+		oldest, ok := s.h.source.Oldest(p)
+		if ok && o+1 < oldest && !s.h.source.Covers(p, o) {
+			frames = append(frames, s.staleFrame(p, o, "cursor is older than anything retained"))
+			frames = append(frames, s.gapFrame(p, o+1, oldest-1, mode))
+			s.pos[p] = oldest - 1
+			continue
+		}
+		s.pos[p] = o
+	}
+	return frames
+}
+
+func (s *session) staleFrame(p int32, requested int64, msg string) []byte {
+	oldest, _ := s.h.source.Oldest(p)
+	return wsproto.Frame(wsproto.CursorStale{Type: wsproto.TypeCursorStale, Partition: p,
+		Requested: wsproto.Offset(requested), Oldest: wsproto.Offset(oldest), Message: msg})
+}
+
+func (s *session) gapFrame(p int32, from, to int64, mode string) []byte {
+	g := wsproto.NewGap(p, from, to)
+	s.h.m.ReplayGaps.WithLabelValues(mode).Inc()
+	s.h.m.ReplayGapMessages.WithLabelValues(mode).Add(float64(g.Count))
+	s.h.m.Dropped("retention", int(min(g.Count, 1<<30)))
+	return wsproto.Frame(g)
+}
+
+// position returns the last offset delivered on p, starting a partition the
+// client has no position on at the oldest record of the replay window.
+func (s *session) position(p int32, head int64) int64 {
+	if o, ok := s.pos[p]; ok {
+		return o
+	}
+	o := head
+	if oldest, ok := s.h.source.Oldest(p); ok {
+		o = oldest - 1
+	}
+	s.pos[p] = o
+	return o
+}
+
+// replayDone reports whether every partition reached its replay target, or
+// the replay reached REPLAY_MAX_TOTAL / REPLAY_MAX_BYTES first (capped: the
+// remainder follows as catch-up).
+func (s *session) replayDone() bool {
+	for p, t := range s.rp.targets {
+		if s.position(p, t) < t {
+			s.rp.capped = s.rp.sent >= s.h.cfg.ReplayMaxTotal || s.rp.bytes >= s.h.cfg.ReplayMaxBytes
+			return s.rp.capped
+		}
+	}
+	return true
+}
+
+// finishReplay sends replay_complete, exactly once per resume.
+func (s *session) finishReplay() []byte {
+	rp := s.rp
+	s.stopReplay()
+	if rp.capped && rp.threads != nil {
+		s.tail = rp // the rest of the thread replay follows, still filtered
+	}
+	last := make(wsproto.Offsets, len(s.pos))
+	for p, o := range s.pos {
+		if o >= 0 {
+			last[p] = wsproto.Offset(o)
+		}
+	}
+	s.h.m.ReplayMessages.WithLabelValues(rp.mode).Add(float64(rp.sent))
+	s.h.m.ReplayLatencyMs.WithLabelValues(rp.mode).Observe(float64(time.Since(rp.start).Microseconds()) / 1000)
+	return wsproto.Frame(wsproto.ReplayComplete{Type: wsproto.TypeReplayComplete, TotalReplayed: rp.sent,
+		LastOffsetsByPartition: last, Capped: rp.capped, Mode: rp.mode})
+}
+
+// wants tells whether r of p is delivered: a thread-mode replay, and after it
+// was capped the records up to its targets, carry only the listed threads.
+func (s *session) wants(p int32, r *replay.Record) bool {
+	if s.rp != nil {
+		return s.rp.wantsRecord(r)
+	}
+	if s.tail != nil {
+		if t, ok := s.tail.targets[p]; ok && r.Offset <= t {
+			return s.tail.wantsRecord(r)
+		}
+	}
+	return true
+}
+
+// wantsRecord applies the thread filter of a thread-mode replay.
+func (rp *replayRun) wantsRecord(r *replay.Record) bool {
+	if rp == nil || rp.threads == nil {
+		return true
+	}
+	for _, t := range r.Threads {
+		if last, ok := rp.threads[t.Thread]; ok && t.Sequence > last {
+			return true
+		}
+	}
+	return false
+}
+
+// limit returns how far p may be delivered now, and false when p is not
+// part of the running replay.
+func (rp *replayRun) limit(p int32, head int64) (int64, bool) {
+	if rp == nil {
+		return head, true
+	}
+	t, ok := rp.targets[p]
+	return min(t, head), ok
+}
+
+// room is how many records one page may hold: what the replay may still
+// send, counting those already gathered into b.
+func (s *session) room(b *batch) int {
+	if s.rp == nil {
+		return pageRecords
+	}
+	return min(pageRecords, s.h.cfg.ReplayMaxTotal-s.rp.sent-b.records)
+}
+
+// byteRoom is how many bytes one page may hold: what is left of the write
+// batch and, during a replay, of REPLAY_MAX_BYTES.
+func (s *session) byteRoom(b *batch) int {
+	if s.rp == nil {
+		return b.budget
+	}
+	return min(b.budget, s.h.cfg.ReplayMaxBytes-s.rp.bytes-b.bytes)
+}
+
+func (s *session) replayTimer() <-chan time.Time {
+	if s.rp == nil {
+		return nil
+	}
+	return s.rp.timer.C
+}
+
+// checkDeadlines ends a replay that ran out of time and a catch-up that
+// lasts too long.
+func (s *session) checkDeadlines() *closeReason {
+	if s.rp != nil && time.Now().After(s.rp.deadline) {
+		return &closeReason{code: statusTryAgainLater, reason: "replay timeout",
+			frames: [][]byte{wsproto.Frame(wsproto.NewError(wsproto.CodeReplayTimeout,
+				"replay did not finish within "+strconv.Itoa(int(s.h.cfg.ReplayTimeout.Seconds()))+"s; resume again"))}}
+	}
+	if s.lag.catching && time.Since(s.lag.since) > s.h.cfg.MaxCatchup {
+		return s.slowDisconnect("catch-up took longer than allowed")
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[int32]V) []int32 {
+	keys := make([]int32, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

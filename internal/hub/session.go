@@ -1,0 +1,223 @@
+package hub
+
+import (
+	"context"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
+
+// session is one WebSocket client. Everything below the channels is owned by
+// the writer goroutine (run).
+type session struct {
+	h          *Hub
+	conn       net.Conn
+	events     chan event    // reader → writer
+	wakeCh     chan struct{} // hub → writer: new records (capacity 1, never blocks)
+	readDone   chan struct{} // closed when the reader exits
+	writerDone chan struct{} // closed when the writer exits
+	lastPong   atomic.Int64  // unix nanos, written by the reader
+
+	pos     map[int32]int64 // last offset delivered (or passed) per partition
+	rp      *replayRun      // the running replay part of a resume, if any
+	tail    *replayRun      // a capped thread replay whose rest is still filtered
+	lag     lagState        // slow-client catch-up accounting
+	backing [][]byte        // reused storage of one gathered write
+	wbufs   net.Buffers     // reused copy of the headers writev consumes
+	next    int             // round-robin start over partitions
+}
+
+// closeReason says how the writer ends the connection.
+type closeReason struct {
+	code   ws.StatusCode // 0: the peer is gone, just close the socket
+	reason string
+	frames [][]byte // sent right before the close frame
+}
+
+var (
+	peerGone  = &closeReason{}
+	goingAway = &closeReason{code: ws.StatusGoingAway, reason: "server shutting down"}
+)
+
+func newSession(h *Hub, conn net.Conn) *session {
+	s := &session{h: h, conn: conn, events: make(chan event, 16), wakeCh: make(chan struct{}, 1),
+		readDone: make(chan struct{}), writerDone: make(chan struct{})}
+	s.lastPong.Store(time.Now().UnixNano())
+	return s
+}
+
+// wake signals new records without ever blocking the publisher.
+func (s *session) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// run is the writer goroutine: it owns every write to the socket.
+func (s *session) run(ctx context.Context) {
+	cr := s.loop(ctx)
+	if cr.code != 0 {
+		s.closeWith(cr.code, cr.reason, cr.frames...)
+	}
+	close(s.writerDone)
+	s.conn.Close()
+	<-s.readDone
+}
+
+func (s *session) loop(ctx context.Context) *closeReason {
+	if cr := s.awaitResume(ctx); cr != nil {
+		return cr
+	}
+	ping := time.NewTicker(s.h.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		progressed, cr := s.pump(ctx)
+		if cr == nil {
+			cr = s.checkDeadlines()
+		}
+		if cr == nil {
+			cr = s.wait(ctx, ping.C, progressed)
+		}
+		if cr != nil {
+			return cr
+		}
+	}
+}
+
+// wait blocks until something happens; with progressed it only polls, so a
+// long stream of writes still sees control frames, pings and shutdown.
+func (s *session) wait(ctx context.Context, ping <-chan time.Time, progressed bool) *closeReason {
+	var idle <-chan struct{} = s.wakeCh
+	if progressed {
+		idle = closedChan
+	}
+	select {
+	case <-idle:
+		return nil
+	case ev := <-s.events:
+		return s.handle(ctx, ev)
+	case <-ping:
+		return s.ping()
+	case <-s.h.done:
+		return goingAway
+	case <-s.readDone:
+		return s.drainEvents(ctx)
+	case <-s.replayTimer():
+		return nil // checkDeadlines acts on it
+	}
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// awaitResume waits for the client's first resume; without one in time the
+// client is treated as if it had asked for "latest". Nothing is sent before.
+func (s *session) awaitResume(ctx context.Context) *closeReason {
+	timer := time.NewTimer(s.h.cfg.ResumeWait)
+	defer timer.Stop()
+	for s.pos == nil {
+		select {
+		case ev := <-s.events:
+			if cr := s.handle(ctx, ev); cr != nil {
+				return cr
+			}
+		case <-timer.C:
+			return s.startResume(&wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
+		case <-s.h.done:
+			return goingAway
+		case <-s.readDone:
+			return s.drainEvents(ctx)
+		}
+	}
+	return nil
+}
+
+// drainEvents handles what the reader queued before it exited (a last error
+// frame with its close code, say).
+func (s *session) drainEvents(ctx context.Context) *closeReason {
+	for {
+		select {
+		case ev := <-s.events:
+			if cr := s.handle(ctx, ev); cr != nil {
+				return cr
+			}
+		default:
+			return peerGone
+		}
+	}
+}
+
+func (s *session) handle(_ context.Context, ev event) *closeReason {
+	if ev.close != 0 {
+		cr := &closeReason{code: ev.close}
+		if ev.reply != nil {
+			cr.frames = [][]byte{ev.reply}
+		}
+		return cr
+	}
+	if ev.reply != nil {
+		return s.write(ev.reply)
+	}
+	switch ev.ctrl.Kind {
+	case wsproto.ControlResume:
+		return s.startResume(ev.ctrl.Resume)
+	case wsproto.ControlPing:
+		return s.write(wsproto.PongFrame)
+	case wsproto.ControlCursorReset:
+		return s.cursorReset()
+	}
+	return nil
+}
+
+// write sends frames now; a failure ends the session.
+func (s *session) write(frames ...[]byte) *closeReason {
+	if len(frames) == 0 {
+		return nil
+	}
+	n, err := s.writeFrames(frames)
+	switch {
+	case err == nil:
+		return nil
+	case err != errSendTimeout:
+		return peerGone
+	}
+	cr := s.slowDisconnect("socket did not drain within the send deadline")
+	// The deadline may have cut a frame in two: its rest goes out first, or
+	// the peer would read the disconnect frame as the end of its payload.
+	if rest := unwritten(frames, n); rest != nil {
+		cr.frames = append([][]byte{rest}, cr.frames...)
+	}
+	return cr
+}
+
+// ping sends a WebSocket ping; a peer that missed two pongs is closed.
+func (s *session) ping() *closeReason {
+	if s.pongAge() > 2*s.h.cfg.PingInterval+s.h.cfg.SendTimeout {
+		return &closeReason{code: ws.StatusPolicyViolation, reason: "pong timeout"}
+	}
+	return s.write(pingFrame)
+}
+
+var pingFrame = wsproto.AppendFrame(nil, ws.OpPing, nil)
+
+// cursorReset starts the client over from the current heads; unlike the
+// reference it never clears the shared store.
+func (s *session) cursorReset() *closeReason {
+	hs := s.h.heads.Load()
+	frames := s.cancelReplay()
+	s.tail = nil
+	s.lag = lagState{}
+	s.pos = make(map[int32]int64, len(hs.offsets))
+	latest := make(wsproto.Offsets, len(hs.offsets))
+	for p, o := range hs.offsets {
+		s.pos[p] = o
+		latest[p] = wsproto.Offset(o)
+	}
+	return s.write(append(frames, wsproto.Frame(wsproto.CursorResetComplete{Type: wsproto.TypeCursorResetComplete,
+		LatestOffsetsByPartition: latest, TotalPartitions: len(latest),
+		Message: "cursor reset: continuing from the latest offsets; the shared replay buffer is kept"}))...)
+}
