@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/app"
+	"github.com/dashflow/dashstream-gateway/internal/bench"
+	"github.com/dashflow/dashstream-gateway/internal/config"
+)
+
+const benchUsage = `usage: dashstream bench [flags]
+
+End-to-end load benchmark: produces DashStream records into the gateway's
+Kafka topic at --rate, reads them through --clients WebSocket clients and
+reports throughput, producer-to-client latency and exactness (lost,
+duplicated, out-of-order records) as text or --json. Without --url it starts
+a gateway in this process (embedded Kafka broker, free ports); with --url it
+benchmarks a running gateway on this machine, producing to --brokers/--topic
+(memory is reported with --server-pid). Only loopback targets are accepted.
+
+`
+
+// benchOptions are the parsed flags of `dashstream bench`.
+type benchOptions struct {
+	url, brokers, topic       string
+	serverPID                 int
+	clients, idle, rate, size int
+	partitions                int
+	duration, warmup, grace   time.Duration
+	asJSON, quiet             bool
+}
+
+func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
+	var o benchOptions
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs.StringVar(&o.url, "url", "", "gateway WebSocket URL (empty: start an embedded gateway)")
+	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "with --url: the gateway's Kafka brokers, comma-separated")
+	fs.StringVar(&o.topic, "topic", "dashstream-quality", "the gateway's topic")
+	fs.IntVar(&o.serverPID, "server-pid", 0, "with --url: the gateway's process id, to report its memory")
+	fs.IntVar(&o.clients, "clients", 100, "WebSocket clients reading the stream")
+	fs.IntVar(&o.idle, "idle-clients", 0, "extra idle connections opened first to measure memory per connection")
+	fs.IntVar(&o.rate, "rate", 1000, "records per second produced (over all partitions)")
+	fs.IntVar(&o.size, "size", 512, "bytes per record value")
+	fs.IntVar(&o.partitions, "partitions", 0, "partitions to produce to (0: all; embedded: the topic gets max(P, 4))")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window")
+	fs.DurationVar(&o.grace, "grace", 5*time.Second, "time for the last records to arrive after producing stops")
+	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, 0
+		}
+		return o, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "dashstream bench: unexpected arguments")
+		return o, 2
+	}
+	return o, -1
+}
+
+func (o benchOptions) config(log *slog.Logger) bench.Config {
+	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
+		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log}
+}
+
+// runBench implements `dashstream bench`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code := parseBenchFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	log := benchLogger(stderr, o.quiet)
+	target, stop, err := o.target(ctx, log, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
+		return 1
+	}
+	res, err := bench.Run(ctx, o.config(log), target)
+	stop()
+	if res != nil {
+		if perr := printBench(stdout, res, o.asJSON); perr != nil && err == nil {
+			err = perr
+		}
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func benchLogger(stderr io.Writer, quiet bool) *slog.Logger {
+	if quiet {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func printBench(w io.Writer, res *bench.Result, asJSON bool) error {
+	if !asJSON {
+		return res.WriteText(w)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+// target is the gateway to benchmark, and how to stop it afterwards.
+func (o benchOptions) target(ctx context.Context, log *slog.Logger, stderr io.Writer) (bench.Target, func(), error) {
+	if o.url == "" {
+		return startEmbedded(ctx, o, log, stderr)
+	}
+	t := bench.Target{URL: o.url, Brokers: splitList(o.brokers), Topic: o.topic, PID: o.serverPID, Mode: "url"}
+	return t, func() {}, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// embeddedEnv is the whole configuration of the embedded gateway: defaults,
+// free ports, and per-IP limits that admit every benchmark client. The
+// process environment is deliberately not read (a KAFKA_BROKERS there must
+// not turn the benchmark against a real cluster).
+func embeddedEnv(o benchOptions) map[string]string {
+	conns := strconv.Itoa(o.clients + o.idle + 10)
+	return map[string]string{
+		"WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": "0",
+		"EMBEDDED_KAFKA_ADDR":              "127.0.0.1:0",
+		"EMBEDDED_KAFKA_PARTITIONS":        strconv.Itoa(max(o.partitions, 4)),
+		"KAFKA_TOPIC":                      o.topic,
+		"WEBSOCKET_MAX_CONNECTIONS_PER_IP": conns,
+		"WEBSOCKET_CONNECT_RATE_PER_IP":    "100000",
+		"WEBSOCKET_CONNECT_BURST_PER_IP":   conns,
+		"SHUTDOWN_TIMEOUT_SECS":            "5",
+		"LOG_LEVEL":                        "warn",
+	}
+}
+
+// startEmbedded runs a gateway in this process until the returned stop.
+func startEmbedded(ctx context.Context, o benchOptions, log *slog.Logger, stderr io.Writer) (bench.Target, func(), error) {
+	env := embeddedEnv(o)
+	cfg, err := config.Load(nil, func(k string) string { return env[k] })
+	if err != nil {
+		return bench.Target{}, nil, err
+	}
+	gwLog := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := app.New(cfg, gwLog.With("component", "gateway"), app.Options{})
+	if err != nil {
+		return bench.Target{}, nil, err
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- a.Run(actx) }()
+	stop := func() { cancel(); <-done }
+	if err := awaitApp(ctx, a, done); err != nil {
+		stop()
+		return bench.Target{}, nil, err
+	}
+	log.Info("embedded gateway ready", "url", "ws://"+a.HTTPAddr()+"/ws", "kafka", a.KafkaBrokers())
+	return bench.Target{URL: "ws://" + a.HTTPAddr() + "/ws", Brokers: a.KafkaBrokers(), Topic: cfg.Kafka.Topic,
+		PID: os.Getpid(), InProcess: true, Mode: "embedded"}, stop, nil
+}
+
+func awaitApp(ctx context.Context, a *app.App, done chan error) error {
+	timeout := time.NewTimer(30 * time.Second)
+	defer timeout.Stop()
+	select {
+	case <-a.Ready():
+		return nil
+	case err := <-done:
+		done <- err // stop() waits on it again
+		return fmt.Errorf("embedded gateway stopped: %v", err)
+	case <-timeout.C:
+		return errors.New("embedded gateway not ready within 30s")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

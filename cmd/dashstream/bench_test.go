@@ -1,0 +1,66 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// TestBenchEmbedded runs a short benchmark against a gateway started in
+// process (embedded broker, free ports) and checks exact delivery.
+func TestBenchEmbedded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway")
+	}
+	var out, errOut bytes.Buffer
+	code := runBench(context.Background(), []string{"--clients", "20", "--rate", "200", "--size", "300",
+		"--duration", "2s", "--warmup", "300ms", "--grace", "5s", "--idle-clients", "10", "--json", "--quiet"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var res map[string]any
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bad JSON %q: %v", out.String(), err)
+	}
+	t.Logf("%s", out.String())
+	for _, k := range []string{"lost", "duplicated", "out_of_order", "client_errors", "produce_errors"} {
+		if res[k] != 0.0 {
+			t.Errorf("%s = %v", k, res[k])
+		}
+	}
+	if res["mode"] != "embedded" || res["clients"] != 20.0 || res["delivered_total"].(float64) < 20*200*2*0.9 {
+		t.Errorf("result %v", res)
+	}
+	lat := res["latency_ms"].(map[string]any)
+	if p50, max := lat["p50"].(float64), lat["max"].(float64); p50 <= 0 || max > 2000 || p50 > max {
+		t.Errorf("latency %v", lat)
+	}
+	for _, k := range []string{"process_rss_bytes", "rss_per_idle_conn_bytes", "go_version", "cpus"} {
+		if _, ok := res[k]; !ok {
+			t.Errorf("no %s in %v", k, res)
+		}
+	}
+}
+
+func TestBenchUsage(t *testing.T) {
+	cases := []struct {
+		args []string
+		code int
+		err  string
+	}{
+		{[]string{"extra"}, 2, "unexpected arguments"},
+		{[]string{"--clients", "x"}, 2, "invalid value"},
+		{[]string{"--url", "ws://10.1.2.3:3002/ws", "--quiet"}, 1, "only loopback"},
+		{[]string{"--url", "ws://127.0.0.1:1/ws", "--clients", "0", "--quiet"}, 1, "clients 0"},
+		{[]string{"-h"}, 0, "usage: dashstream bench"},
+	}
+	for _, tc := range cases {
+		var out, errOut bytes.Buffer
+		code := runBench(context.Background(), tc.args, &out, &errOut)
+		if code != tc.code || !strings.Contains(errOut.String(), tc.err) {
+			t.Errorf("%v: exit %d, stderr %q", tc.args, code, errOut.String())
+		}
+	}
+}

@@ -1,0 +1,393 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
+	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+)
+
+const tailUsage = `usage: dashstream tail [flags]
+
+Prints the gateway's stream, one JSON line per record (or one short line with
+--pretty). Protocol events (gap, skipped, cursor_stale, disconnect, error)
+go to stderr. On a disconnect it reconnects with backoff and resumes from
+its cursor, so it never loses or repeats a record. With --cursor-file it
+resumes from the file when it exists, and saves it every --save-every
+records and on exit. Exit status: 0 on interrupt or after --max records,
+1 on failure (or --timeout before --max records), 2 on a usage error.
+
+`
+
+// tailOptions are the parsed flags of `dashstream tail`.
+type tailOptions struct {
+	url        string
+	cursorFile string
+	from       string
+	thread     string
+	lastSeq    uint64
+	pretty     bool
+	token      string
+	origin     string
+	max        int
+	timeout    time.Duration
+	saveEvery  int
+}
+
+func parseTailFlags(args []string, stderr io.Writer) (tailOptions, int) {
+	var o tailOptions
+	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, tailUsage); fs.PrintDefaults() }
+	fs.StringVar(&o.url, "url", "ws://127.0.0.1:3002/ws", "gateway WebSocket URL")
+	fs.StringVar(&o.cursorFile, "cursor-file", "", "resume from and save the cursor to this file")
+	fs.StringVar(&o.from, "from", wsclient.FromLatest, "start without a cursor file: latest, cursor or earliest")
+	fs.StringVar(&o.thread, "thread", "", "start with a thread resume of this thread id (replays its newer events)")
+	fs.Uint64Var(&o.lastSeq, "last-sequence", 0, "with --thread: the last sequence already seen")
+	fs.BoolVar(&o.pretty, "pretty", false, "print one short human-readable line per record")
+	fs.StringVar(&o.token, "token", "", "bearer token for the gateway")
+	fs.StringVar(&o.origin, "origin", "", "Origin header to send (none by default)")
+	fs.IntVar(&o.max, "max", 0, "exit after this many records (0: no limit)")
+	fs.DurationVar(&o.timeout, "timeout", 0, "stop after this long (0: no limit)")
+	fs.IntVar(&o.saveEvery, "save-every", 100, "save the cursor file every N records")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, 0
+		}
+		return o, 2
+	}
+	if err := o.validate(fs.NArg()); err != nil {
+		fmt.Fprintf(stderr, "dashstream tail: %v\n", err)
+		return o, 2
+	}
+	return o, -1
+}
+
+func (o *tailOptions) validate(extra int) error {
+	switch {
+	case extra > 0:
+		return errors.New("unexpected arguments")
+	case o.from != wsclient.FromLatest && o.from != wsclient.FromCursor && o.from != wsclient.FromEarliest:
+		return fmt.Errorf("--from %q: want latest, cursor or earliest", o.from)
+	case o.max < 0 || o.saveEvery < 1 || o.timeout < 0:
+		return errors.New("--max, --timeout must be >= 0 and --save-every >= 1")
+	case !strings.HasPrefix(o.url, "ws://") && !strings.HasPrefix(o.url, "wss://"):
+		return fmt.Errorf("--url %q: want ws:// or wss://", o.url)
+	}
+	return nil
+}
+
+// runTail implements `dashstream tail`.
+func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o, code := parseTailFlags(args, stderr)
+	if code >= 0 {
+		return code
+	}
+	t, err := newTail(o, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "dashstream tail: %v\n", err)
+		return 1
+	}
+	return t.run(ctx)
+}
+
+// errMaxReached ends the follower once --max records were printed.
+var errMaxReached = errors.New("max records printed")
+
+type tail struct {
+	o         tailOptions
+	out       *bufio.Writer
+	enc       *json.Encoder
+	errw      io.Writer
+	dec       *dashstream.Decoder
+	cursor    *wsclient.Cursor
+	resumed   bool // the cursor came from the file
+	printed   int
+	sinceSave int
+}
+
+func newTail(o tailOptions, stdout, stderr io.Writer) (*tail, error) {
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	enc := json.NewEncoder(out)
+	enc.SetEscapeHTML(false)
+	t := &tail{o: o, out: out, enc: enc, errw: stderr,
+		dec: dashstream.NewDecoder(dashstream.DecoderConfig{}), cursor: wsclient.NewCursor()}
+	if o.cursorFile == "" {
+		return t, nil
+	}
+	c, err := wsclient.LoadCursor(o.cursorFile)
+	switch {
+	case err == nil:
+		t.cursor, t.resumed = c, true
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	return t, nil
+}
+
+func (t *tail) run(ctx context.Context) int {
+	if t.o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.o.timeout)
+		defer cancel()
+	}
+	err := t.follower().Run(ctx)
+	code := t.exitCode(ctx, err)
+	if ferr := t.out.Flush(); ferr != nil && code == 0 {
+		code = 1
+	}
+	if serr := t.save(); serr != nil {
+		fmt.Fprintf(t.errw, "dashstream tail: %v\n", serr)
+		code = 1
+	}
+	return code
+}
+
+func (t *tail) exitCode(ctx context.Context, err error) int {
+	switch {
+	case errors.Is(err, errMaxReached):
+		return 0
+	case err != nil:
+		fmt.Fprintf(t.errw, "dashstream tail: %v\n", err)
+		return 1
+	case t.o.max > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded):
+		fmt.Fprintf(t.errw, "dashstream tail: timed out after %d of %d records\n", t.printed, t.o.max)
+		return 1
+	}
+	return 0
+}
+
+func (t *tail) follower() *wsclient.Follower {
+	h := http.Header{}
+	if t.o.token != "" {
+		h.Set("Authorization", "Bearer "+t.o.token)
+	}
+	f := &wsclient.Follower{URL: t.o.url, Options: wsclient.Options{Header: h, Origin: t.o.origin},
+		Cursor: t.cursor, From: t.o.from, OnRecord: t.onRecord, OnControl: t.onControl, OnDisconnect: t.onDisconnect}
+	if t.resumed {
+		f.From = wsclient.FromCursor
+	} else if t.o.thread != "" {
+		f.Threads = map[string]uint64{t.o.thread: t.o.lastSeq}
+	}
+	return f
+}
+
+func (t *tail) onRecord(r wsclient.Record, v wsclient.Verdict) error {
+	switch v {
+	case wsclient.AppliedAfterHole:
+		fmt.Fprintf(t.errw, "hole: partition %d jumped to offset %d without a gap or skipped frame\n", r.Partition, r.Offset)
+	case wsclient.Late:
+		fmt.Fprintf(t.errw, "out of order: partition %d offset %d arrived after a higher offset\n", r.Partition, r.Offset)
+	}
+	if err := t.print(r); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	t.printed++
+	if t.sinceSave++; t.sinceSave >= t.o.saveEvery {
+		if err := t.save(); err != nil {
+			return err
+		}
+	}
+	if t.o.max > 0 && t.printed >= t.o.max {
+		return errMaxReached
+	}
+	return nil
+}
+
+// save writes the cursor file (when one is configured).
+func (t *tail) save() error {
+	t.sinceSave = 0
+	if t.o.cursorFile == "" {
+		return nil
+	}
+	return t.cursor.Save(t.o.cursorFile)
+}
+
+func (t *tail) print(r wsclient.Record) error {
+	d, err := t.dec.Decode(r.Value)
+	if t.o.pretty {
+		_, werr := t.out.WriteString(prettyLine(r, d, err) + "\n")
+		return firstErr(werr, t.out.Flush())
+	}
+	if err != nil {
+		return firstErr(t.enc.Encode(errorLineOf(r, err)), t.out.Flush())
+	}
+	line, err := recordLineOf(r, d)
+	if err != nil {
+		return err
+	}
+	return firstErr(t.enc.Encode(line), t.out.Flush())
+}
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+// recordLine is the JSON line of a decoded record.
+type recordLine struct {
+	Partition   int32          `json:"partition"`
+	Offset      string         `json:"offset"`
+	Framing     string         `json:"framing"`
+	MessageType string         `json:"message_type"`
+	ThreadID    string         `json:"thread_id"`
+	Sequence    string         `json:"sequence"`
+	TimestampUs string         `json:"timestamp_us"`
+	Message     map[string]any `json:"message"`
+}
+
+// errorLine is the JSON line of a value the decoder rejected.
+type errorLine struct {
+	Partition int32  `json:"partition"`
+	Offset    string `json:"offset"`
+	ErrorKind string `json:"error_kind"`
+	Error     string `json:"error"`
+}
+
+func recordLineOf(r wsclient.Record, d *dashstream.Decoded) (recordLine, error) {
+	msg, err := dashstream.RenderJSON(d)
+	if err != nil {
+		return recordLine{}, err
+	}
+	h := headerOf(d)
+	return recordLine{Partition: r.Partition, Offset: strconv.FormatInt(r.Offset, 10),
+		Framing: d.Framing.String(), MessageType: d.MessageType(), ThreadID: h.ThreadID,
+		Sequence: strconv.FormatUint(h.Sequence, 10), TimestampUs: strconv.FormatInt(h.TimestampUs, 10),
+		Message: msg}, nil
+}
+
+func errorLineOf(r wsclient.Record, err error) errorLine {
+	kind := "unknown"
+	var de *dashstream.DecodeError
+	if errors.As(err, &de) {
+		kind = de.Kind.String()
+	}
+	return errorLine{Partition: r.Partition, Offset: strconv.FormatInt(r.Offset, 10), ErrorKind: kind, Error: err.Error()}
+}
+
+// headerOf is the body header, or for a batch without one its first event's.
+func headerOf(d *dashstream.Decoded) dashstream.HeaderRef {
+	if h := d.Header(); h != nil && h.GetThreadId() != "" {
+		return dashstream.HeaderRef{ThreadID: h.GetThreadId(), Sequence: h.GetSequence(), TimestampUs: h.GetTimestampUs()}
+	}
+	if len(d.Headers) > 0 {
+		return d.Headers[0]
+	}
+	return dashstream.HeaderRef{}
+}
+
+// prettyLine is `p0@41 event NODE_START node=x thread=t seq=5`.
+func prettyLine(r wsclient.Record, d *dashstream.Decoded, err error) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "p%d@%d ", r.Partition, r.Offset)
+	if err != nil {
+		b.WriteString("undecodable " + errorLineOf(r, err).ErrorKind + ": " + err.Error())
+		return b.String()
+	}
+	b.WriteString(d.MessageType())
+	if detail := prettyDetail(d.Message); detail != "" {
+		b.WriteString(" " + detail)
+	}
+	h := headerOf(d)
+	fmt.Fprintf(&b, " thread=%s seq=%d", printable(dashstream.TruncateID(h.ThreadID, 64)), h.Sequence)
+	return b.String()
+}
+
+// prettyDetail names what happened, per message kind.
+func prettyDetail(m *pb.DashStreamMessage) string {
+	switch {
+	case m.GetEvent() != nil:
+		e := m.GetEvent()
+		s := strings.TrimPrefix(e.GetEventType().String(), "EVENT_TYPE_")
+		if e.GetNodeId() != "" {
+			s += " node=" + printable(dashstream.TruncateID(e.GetNodeId(), 64))
+		}
+		return s
+	case m.GetEventBatch() != nil:
+		return "events=" + strconv.Itoa(len(m.GetEventBatch().GetEvents()))
+	case m.GetToolExecution() != nil:
+		te := m.GetToolExecution()
+		return printable(dashstream.TruncateID(te.GetToolName(), 64)) + " " + strings.TrimPrefix(te.GetStage().String(), "TOOL_STAGE_")
+	case m.GetError() != nil:
+		return printable(dashstream.TruncateID(m.GetError().GetErrorCode(), 64))
+	}
+	return ""
+}
+
+// printable keeps a terminal line intact: control characters and spaces
+// become escapes, so a hostile id cannot rewrite the screen or split fields.
+func printable(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return r < 0x21 || r == 0x7f }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
+}
+
+func (t *tail) onControl(c wsclient.Control) error {
+	if line := controlLine(c); line != "" {
+		fmt.Fprintln(t.errw, line)
+	}
+	return nil
+}
+
+func (t *tail) onDisconnect(err error, retryIn time.Duration) {
+	t.save() // a crash while disconnected must not lose the position
+	fmt.Fprintf(t.errw, "disconnected: %v; reconnecting in %s\n", err, retryIn.Round(time.Millisecond))
+}
+
+// controlLine renders a control frame for stderr; "" for frames not worth a
+// line (pong).
+func controlLine(c wsclient.Control) string {
+	switch c.Type {
+	case "gap":
+		var g wsclient.Gap
+		if c.Decode(&g) == nil {
+			return fmt.Sprintf("gap: partition %d offsets %d..%d lost (%d records, %s, %s): %s",
+				g.Partition, g.FromOffset, g.ToOffset, g.Count, g.Severity, g.Reason, g.Message)
+		}
+	case "skipped":
+		var s wsclient.Skipped
+		if c.Decode(&s) == nil {
+			return fmt.Sprintf("skipped: partition %d offset %d was dead-lettered (%s)", s.Partition, s.Offset, s.ErrorType)
+		}
+	case "cursor_stale":
+		var s wsclient.CursorStale
+		if c.Decode(&s) == nil {
+			return fmt.Sprintf("cursor_stale: partition %d requested %d, oldest retained %d: %s", s.Partition, s.Requested, s.Oldest, s.Message)
+		}
+	case "disconnect":
+		var d wsclient.Disconnect
+		if c.Decode(&d) == nil {
+			return fmt.Sprintf("disconnect: %s (lag %d in %ds window, %d total, threshold %d): %s",
+				d.Reason, d.LagInWindow, d.WindowSecs, d.CumulativeLag, d.Threshold, d.Message)
+		}
+	case "error":
+		var e wsclient.ErrorFrame
+		if c.Decode(&e) == nil {
+			return fmt.Sprintf("error: %s: %s %s", e.Code, e.Message, strings.Join(e.Entries, " "))
+		}
+	case "replay_complete":
+		var rc wsclient.ReplayComplete
+		if c.Decode(&rc) == nil {
+			return fmt.Sprintf("replay_complete: %d records replayed (mode %s, capped %t)", rc.TotalReplayed, rc.Mode, rc.Capped)
+		}
+	case "pong":
+		return ""
+	}
+	return c.Type + ": " + string(c.Raw)
+}

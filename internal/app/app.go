@@ -1,0 +1,261 @@
+// Package app wires the gateway together and owns its lifecycle: it builds
+// every component from the configuration, starts them in order (HTTP first,
+// so /readyz answers 503 within a second while Kafka is still connecting),
+// and stops them in the order of SPEC §9. It holds no business logic.
+//
+// An App is started once with Run; its accessors are safe for concurrent use.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/devbroker"
+	"github.com/dashflow/dashstream-gateway/internal/httpserver"
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+// Options changes what Run starts besides the gateway.
+type Options struct {
+	// Demo also produces a synthetic DashFlow workload into the topic.
+	Demo bool
+	// Registry receives every metric. Nil: a new registry.
+	Registry *prometheus.Registry
+}
+
+// App is one gateway instance.
+type App struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	opts     Options
+	reg      *prometheus.Registry
+	m        *metrics.Metrics
+	kmetrics *kafka.ClientMetrics // franz-go client metrics, shared by every client
+	mem      *replay.Memory
+	hub      *hub.Hub
+	topo     topology
+
+	ready    chan struct{}
+	stopping atomic.Bool
+
+	mu       sync.Mutex // guards the fields set while starting
+	consumer *kafka.Consumer
+	brokers  []string
+	httpAddr string
+}
+
+// New builds the parts that need no network. It fails on configuration that
+// cannot work.
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, ready: make(chan struct{})}
+	if a.reg == nil {
+		a.reg = prometheus.NewRegistry()
+		metrics.RegisterRuntime(a.reg)
+	}
+	a.m = metrics.New(a.reg)
+	km, err := kafka.NewClientMetrics(a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.kmetrics = km
+	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
+	a.hub = hub.New(a.hubConfig(), a.mem, &replay.Tiers{Memory: a.mem}, &a.topo, a.m, log)
+	return a, nil
+}
+
+// Run serves until ctx is done, then shuts down within SHUTDOWN_TIMEOUT_SECS.
+// It returns an error when a component failed or shutdown did not finish.
+func (a *App) Run(ctx context.Context) error {
+	a.log.Info("starting dashstream gateway", "config", a.cfg.Redacted())
+	ln, err := net.Listen("tcp", a.cfg.Server.Addr())
+	if err != nil {
+		return fmt.Errorf("app: listen on %s: %w", a.cfg.Server.Addr(), err)
+	}
+	a.setHTTPAddr(ln.Addr().String())
+	srv, err := httpserver.New(a.httpConfig(), a.httpDeps())
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("app: http: %w", err)
+	}
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.ListenAndServe(httpCtx, ln) }()
+	a.log.Info("http listening", "addr", ln.Addr().String(), "url", a.URL())
+
+	runErr := a.runPipeline(ctx)
+	shutdownErr := a.shutdown(srv, stopHTTP, httpDone)
+	return errors.Join(runErr, shutdownErr)
+}
+
+// runPipeline starts the broker (embedded mode), the consumer, the demo
+// workload and the watchdog, and returns once ctx is done (after the
+// consumer finished its in-flight records and saved progress) or a part
+// failed.
+func (a *App) runPipeline(ctx context.Context) error {
+	brokers, closeBroker, err := a.startBroker()
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	consumer, err := kafka.New(a.kafkaConfig(brokers), a.hub, a.m, a.log.With("component", "kafka"))
+	if err != nil {
+		return fmt.Errorf("app: kafka: %w", err)
+	}
+	a.setConsumer(consumer, brokers)
+	g, gctx := errgroup.WithContext(ctx)
+	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsumer()
+	consumerDone := make(chan struct{})
+	g.Go(func() error { defer close(consumerDone); return consumer.Run(consumerCtx) })
+	g.Go(func() error { a.awaitReady(gctx, consumer); return nil })
+	g.Go(func() error { return a.watchdog(gctx, consumer) })
+	if a.opts.Demo {
+		g.Go(func() error { return a.runDemo(gctx, brokers) })
+	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done(): // ctx done or a part failed
+		case <-consumerDone:
+		}
+		a.stopping.Store(true) // /readyz 503 before anything stops
+		stopConsumer()         // stop fetching; in-flight records finish, progress is saved
+		return nil
+	})
+	return g.Wait()
+}
+
+// shutdown closes clients with 1001 and stops HTTP, bounded by the shutdown
+// timeout. The consumer already stopped in runPipeline.
+func (a *App) shutdown(srv *httpserver.Server, stopHTTP context.CancelFunc, httpDone <-chan error) error {
+	a.stopping.Store(true)
+	srv.BeginShutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout)
+	defer cancel()
+	var errs []error
+	if err := a.hub.Shutdown(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("app: close clients: %w", err))
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	stopHTTP()
+	if err := <-httpDone; err != nil {
+		errs = append(errs, err)
+	}
+	a.log.Info("gateway stopped")
+	return errors.Join(errs...)
+}
+
+// startBroker starts the embedded development broker when no brokers are
+// configured.
+func (a *App) startBroker() ([]string, func(), error) {
+	if !a.cfg.Kafka.Embedded() {
+		return a.cfg.Kafka.Brokers, func() {}, nil
+	}
+	b, err := devbroker.StartBroker(devbroker.BrokerConfig{Addr: a.cfg.EmbeddedKafka.Addr,
+		Partitions: int32(a.cfg.EmbeddedKafka.Partitions),
+		Topics:     []string{a.cfg.Kafka.Topic, a.cfg.DLQ.Topic}}, a.log.With("component", "devbroker"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("app: embedded broker: %w", err)
+	}
+	return b.Addrs(), b.Close, nil
+}
+
+// awaitReady closes Ready once the consumer reached Kafka.
+func (a *App) awaitReady(ctx context.Context, c *kafka.Consumer) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for !c.Reachable() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	close(a.ready)
+	a.log.Info("gateway ready", "url", a.URL())
+}
+
+// watchdog exits the process (through Run's error) after a true stall, when
+// STALL_RESTART_SECS is set: records wait and nothing progresses.
+func (a *App) watchdog(ctx context.Context, c *kafka.Consumer) error {
+	d := a.cfg.Shutdown.StallRestart
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTicker(min(d/4, 5*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if c.Stalled(d) {
+				return fmt.Errorf("app: consumer stalled for %s while records wait: exiting so a supervisor restarts it", d)
+			}
+		}
+	}
+}
+
+// Ready is closed when HTTP listens and Kafka is reachable.
+func (a *App) Ready() <-chan struct{} { return a.ready }
+
+// HTTPAddr is the address HTTP listens on ("" before Run listened).
+func (a *App) HTTPAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.httpAddr
+}
+
+// URL is the address to open in a browser.
+func (a *App) URL() string {
+	scheme := "http"
+	if a.cfg.Security.TLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + a.HTTPAddr() + "/"
+}
+
+// KafkaBrokers are the brokers in use (the embedded broker's in embedded
+// mode); nil before Run started them.
+func (a *App) KafkaBrokers() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.brokers
+}
+
+// Hub is the fan-out hub (for tests and the benchmark).
+func (a *App) Hub() *hub.Hub { return a.hub }
+
+func (a *App) setHTTPAddr(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.httpAddr = addr
+}
+
+func (a *App) setConsumer(c *kafka.Consumer, brokers []string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.consumer, a.brokers = c, brokers
+	a.topo.set(c)
+}
+
+func (a *App) consumerOrNil() *kafka.Consumer {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.consumer
+}

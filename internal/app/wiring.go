@@ -1,0 +1,184 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
+	"github.com/dashflow/dashstream-gateway/internal/devbroker"
+	"github.com/dashflow/dashstream-gateway/internal/httpserver"
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/web"
+)
+
+// topology lets the hub ask the consumer about partitions before the
+// consumer exists (it is built once the broker is known).
+type topology struct {
+	mu sync.RWMutex
+	c  *kafka.Consumer
+}
+
+func (t *topology) set(c *kafka.Consumer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.c = c
+}
+
+func (t *topology) get() *kafka.Consumer {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.c
+}
+
+func (t *topology) Partitions() []int32 {
+	if c := t.get(); c != nil {
+		return c.Partitions()
+	}
+	return nil
+}
+
+func (t *topology) HighWatermark(p int32) (int64, bool) {
+	if c := t.get(); c != nil {
+		return c.HighWatermark(p)
+	}
+	return 0, false
+}
+
+func (a *App) hubConfig() hub.Config {
+	c := a.cfg
+	return hub.Config{
+		QueueBytes:     int64(c.Server.ClientQueueBytes),
+		SendTimeout:    c.Server.SendTimeout,
+		PingInterval:   c.Server.PingInterval,
+		ResumeWait:     c.Server.ResumeWait,
+		ReplayTimeout:  c.Replay.Timeout,
+		ReplayMaxTotal: c.Replay.MaxTotal,
+		ReplayMaxBytes: int(c.Replay.MaxBytes),
+		SlowThreshold:  int64(c.SlowClient.DisconnectThreshold),
+		SlowWindow:     c.SlowClient.LagWindow,
+		MaxCatchup:     c.SlowClient.MaxCatchup,
+		Namespace:      a.namespace,
+	}
+}
+
+func (a *App) namespace() string {
+	if c := a.consumerOrNil(); c != nil {
+		return c.Namespace()
+	}
+	return ""
+}
+
+func (a *App) kafkaConfig(brokers []string) kafka.Config {
+	k := a.cfg.Kafka
+	return kafka.Config{
+		Brokers: brokers, Topic: k.Topic, DLQTopic: a.cfg.DLQ.Topic, GroupID: k.GroupID,
+		InstanceID: k.InstanceID, AutoOffsetReset: k.AutoOffsetReset, WarmRecords: a.cfg.Replay.MemorySize,
+		OnDecodeError: k.OnDecodeError, MaxPayload: a.cfg.Server.MaxPayloadBytes,
+		MaxSchemaVersion: k.SchemaVersionMax, ProgressInterval: k.ProgressInterval,
+		LagCheckInterval: k.LagCheckInterval,
+		DLQ: kafka.DLQConfig{MaxConcurrent: a.cfg.DLQ.MaxConcurrentSends, SendTimeout: a.cfg.DLQ.SendTimeout,
+			IncludeFullPayload: a.cfg.DLQ.IncludeFullPayload},
+		Security: kafka.Security{Protocol: k.SecurityProtocol, SASLMechanism: k.SASLMechanism,
+			Username: k.SASLUsername, Password: k.SASLPassword, CAFile: k.SSLCALocation,
+			CertFile: k.SSLCertificateLocation, KeyFile: k.SSLKeyLocation},
+		ShutdownTimeout: a.cfg.Shutdown.Timeout / 2,
+		ExtraOpts:       []kgo.Opt{kgo.WithHooks(a.kmetrics)},
+	}
+}
+
+func (a *App) httpConfig() httpserver.Config {
+	return httpserver.Config{TLSCertFile: a.cfg.Security.TLSCertFile, TLSKeyFile: a.cfg.Security.TLSKeyFile}
+}
+
+func (a *App) httpDeps() httpserver.Deps {
+	s := a.cfg.Security
+	trusted, _ := limits.ParseTrusted(s.TrustedProxies) // validated by config
+	return httpserver.Deps{
+		Logger: a.log.With("component", "http"), Gatherer: a.reg, Metrics: a.m, WS: a.hub,
+		Limiter: limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: s.MaxConnectionsPerIP,
+			RatePerIP: s.ConnectRatePerIP, BurstPerIP: s.ConnectBurstPerIP}),
+		Trusted: trusted, AllowedOrigins: s.AllowedOrigins,
+		Status: a.status, Version: a.version,
+		AdminToken: a.cfg.Admin.Token, ClearReplay: a.clearReplay, ResumePartition: a.resumePartition,
+		SchemasPath: a.cfg.Schemas.Path, UIDir: a.cfg.UI.Dir, UI: web.FS(),
+	}
+}
+
+func (a *App) version() httpserver.VersionInfo {
+	bi := buildinfo.Get()
+	return httpserver.VersionInfo{GitSHA: bi.GitSHA, BuildDate: bi.BuildDate,
+		SchemaVersion: buildinfo.SchemaVersion, Component: "websocket-server",
+		ResumeNamespace: a.namespace(), KafkaTopic: a.cfg.Kafka.Topic, KafkaGroupID: a.cfg.Kafka.GroupID,
+		MaxPayloadBytes: a.cfg.Server.MaxPayloadBytes, DecodeErrorPolicy: a.cfg.Kafka.OnDecodeError}
+}
+
+func (a *App) status() httpserver.Status {
+	c := a.consumerOrNil()
+	records, _ := a.mem.Stats()
+	rc := a.m.Replay()
+	st := httpserver.Status{
+		Starting:     c == nil,
+		ShuttingDown: a.stopping.Load(),
+		Replay: httpserver.ReplayStatus{RedisEnabled: false, MemoryHits: rc.MemoryHits,
+			MemoryBufferSize: records, MaxMemorySize: a.cfg.Replay.MemorySize,
+			RedisMessageTTLSecs: int64(a.cfg.Redis.MessageTTL / time.Second), RedisMaxSequences: a.cfg.Redis.MaxSequences},
+	}
+	if c == nil {
+		return st
+	}
+	st.KafkaReachable = c.Reachable()
+	if !st.KafkaReachable {
+		st.KafkaState = httpserver.KafkaReconnecting
+	}
+	st.PausedPartitions = c.Paused()
+	st.Wedged = c.Stalled(2 * time.Minute)
+	return st
+}
+
+func (a *App) clearReplay(context.Context) error {
+	a.mem.Clear()
+	a.log.Warn("replay store cleared by an admin request")
+	return nil
+}
+
+func (a *App) resumePartition(ctx context.Context, p int32) error {
+	c := a.consumerOrNil()
+	if c == nil {
+		return fmt.Errorf("app: consumer not started")
+	}
+	err := c.ResumePartition(ctx, p)
+	switch {
+	case errors.Is(err, kafka.ErrNotPaused):
+		return fmt.Errorf("%w: %w", httpserver.ErrNotPaused, err)
+	case errors.Is(err, kafka.ErrUnknownPartition):
+		return fmt.Errorf("%w: %w", httpserver.ErrUnknownPartition, err)
+	}
+	return err
+}
+
+// runDemo produces the synthetic DashFlow workload until ctx is done.
+func (a *App) runDemo(ctx context.Context, brokers []string) error {
+	opts, err := kafka.ClientOpts(a.kafkaConfig(brokers).Security)
+	if err != nil {
+		return fmt.Errorf("app: demo producer: %w", err)
+	}
+	opts = append(opts, kgo.SeedBrokers(brokers...), kgo.DefaultProduceTopic(a.cfg.Kafka.Topic))
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return fmt.Errorf("app: demo producer: %w", err)
+	}
+	defer cl.Close()
+	a.log.Info("demo workload running", "topic", a.cfg.Kafka.Topic, "open", a.URL())
+	err = devbroker.RunDemo(ctx, cl, a.cfg.Kafka.Topic, devbroker.WorkloadConfig{}, a.log.With("component", "demo"))
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,198 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// window is the measured interval in µs since the epoch, set once before
+// the first record is produced and read by every client.
+type window struct {
+	from, to atomic.Int64
+}
+
+func (w *window) contains(ts int64) bool { return ts >= w.from.Load() && ts < w.to.Load() }
+
+// producer sends records at a fixed rate over partitions 0..P-1 and keeps
+// what Kafka acknowledged: the last offset per partition.
+type producer struct {
+	cl    *kgo.Client
+	parts []int32
+	start []int64 // per partition index: the first offset this run produces
+	last  []atomic.Int64
+	seq   []uint64
+	build *recordBuilder
+	rate  int
+	max   int64
+	win   *window
+
+	acked, ackedInWindow, errs atomic.Int64
+	firstErr                   atomic.Pointer[error]
+}
+
+func newProducer(ctx context.Context, t Target, cfg Config, win *window) (*producer, error) {
+	build, err := newRecordBuilder(cfg.Size)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(t.Brokers...), kgo.DefaultProduceTopic(t.Topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(time.Millisecond),
+		kgo.ProducerBatchMaxBytes(16<<20))
+	if err != nil {
+		return nil, fmt.Errorf("bench: kafka client: %w", err)
+	}
+	pr := &producer{cl: cl, build: build, rate: cfg.Rate, max: cfg.MaxRecords, win: win}
+	if err := pr.plan(ctx, t.Topic, cfg.Partitions); err != nil {
+		cl.Close()
+		return nil, err
+	}
+	return pr, nil
+}
+
+// plan picks the partitions and reads where each one ends now.
+func (pr *producer) plan(ctx context.Context, topic string, want int) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(pr.cl)
+	topics, err := adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = topics.Error()
+	}
+	if err == nil && !topics.Has(topic) {
+		err = errors.New("not found")
+	}
+	if err != nil {
+		return fmt.Errorf("bench: topic %s: %w", topic, err)
+	}
+	parts := topics[topic].Partitions.Numbers()
+	slices.Sort(parts)
+	if len(parts) == 0 || want > len(parts) {
+		return fmt.Errorf("bench: %d partitions requested, topic %s has %d", want, topic, len(parts))
+	}
+	if want > 0 {
+		parts = parts[:want]
+	}
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("bench: end offsets of %s: %w", topic, err)
+	}
+	pr.init(parts, func(p int32) int64 { o, _ := ends.Lookup(topic, p); return o.Offset })
+	return nil
+}
+
+func (pr *producer) init(parts []int32, end func(int32) int64) {
+	pr.parts = parts
+	n := int(slices.Max(parts)) + 1
+	pr.start, pr.last, pr.seq = make([]int64, n), make([]atomic.Int64, n), make([]uint64, n)
+	for _, p := range parts {
+		pr.start[p] = end(p)
+		pr.last[p].Store(end(p) - 1)
+	}
+}
+
+// cursor is where clients resume: the last offset before this run, per
+// partition, so that each must receive exactly what the run produces.
+func (pr *producer) cursor() map[int32]int64 {
+	c := make(map[int32]int64, len(pr.parts))
+	for _, p := range pr.parts {
+		c[p] = pr.start[p] - 1
+	}
+	return c
+}
+
+// run produces at the target rate for d from start; it returns the number
+// of records handed to the client.
+func (pr *producer) run(ctx context.Context, start time.Time, d time.Duration) int64 {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	var sent int64
+	for {
+		el := time.Since(start)
+		if el >= d || sent >= pr.max {
+			return sent
+		}
+		due := min(int64(el.Seconds()*float64(pr.rate)), pr.max)
+		for ; sent < due && ctx.Err() == nil; sent++ {
+			pr.produce(ctx, sent)
+		}
+		select {
+		case <-ctx.Done():
+			return sent
+		case <-tick.C:
+		}
+	}
+}
+
+func (pr *producer) produce(ctx context.Context, i int64) {
+	p := pr.parts[i%int64(len(pr.parts))]
+	pr.seq[p]++
+	now := time.Now()
+	v, err := pr.build.build(p, pr.seq[p], now.UnixMicro())
+	if err != nil {
+		pr.fail(err)
+		return
+	}
+	pr.cl.Produce(ctx, &kgo.Record{Partition: p, Value: v, Timestamp: now}, pr.ack)
+}
+
+func (pr *producer) ack(r *kgo.Record, err error) {
+	if err != nil {
+		pr.fail(err)
+		return
+	}
+	for last := &pr.last[r.Partition]; ; {
+		cur := last.Load()
+		if r.Offset <= cur || last.CompareAndSwap(cur, r.Offset) {
+			break
+		}
+	}
+	pr.acked.Add(1)
+	if ts, ok := headerTimestamp(r.Value); ok && pr.win.contains(ts) { // Kafka keeps only ms
+		pr.ackedInWindow.Add(1)
+	}
+}
+
+func (pr *producer) fail(err error) {
+	pr.errs.Add(1)
+	pr.firstErr.CompareAndSwap(nil, &err)
+}
+
+// flush waits for every produced record's acknowledgement (bounded).
+func (pr *producer) flush(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := pr.cl.Flush(ctx); err != nil {
+		return fmt.Errorf("bench: flush producer: %w", err)
+	}
+	return nil
+}
+
+// lastOffsets is the last acknowledged offset per partition.
+func (pr *producer) lastOffsets() map[int32]int64 {
+	out := make(map[int32]int64, len(pr.parts))
+	for _, p := range pr.parts {
+		out[p] = pr.last[p].Load()
+	}
+	return out
+}
+
+// expected is how many records a client must receive: everything acked.
+func (pr *producer) expected() int64 {
+	var n int64
+	for _, p := range pr.parts {
+		n += pr.last[p].Load() - pr.start[p] + 1
+	}
+	return n
+}
+
+func (pr *producer) close() { pr.cl.Close() }

@@ -1,0 +1,43 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+)
+
+// WriteText prints the result for a human.
+func (r *Result) WriteText(w io.Writer) error {
+	_, err := fmt.Fprintf(w, `dashstream bench (%s): %d clients, %d partitions, %d B records, %.0fs measured after %.0fs warmup
+  produced    %.0f rec/s (target %d), %d records in total, %d produce errors
+  delivered   %d records in the window, %.0f rec/s over all clients
+  latency     p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms
+  exactness   lost %d  duplicated %d  out of order %d  gap frames %d  client errors %d
+`, r.Mode, r.Clients, r.Partitions, r.Size, r.DurationS, r.WarmupS,
+		r.RateProduced, r.RateTarget, r.Produced, r.ProduceErrors,
+		r.DeliveredTotal, r.DeliveredPerSec,
+		r.LatencyMs.P50, r.LatencyMs.P99, r.LatencyMs.P999, r.LatencyMs.Max,
+		r.Lost, r.Duplicated, r.OutOfOrder, r.GapFrames, r.ClientErrors)
+	if err != nil {
+		return err
+	}
+	r.writeMemory(w)
+	if r.FirstError != "" {
+		fmt.Fprintf(w, "  first error %s\n", r.FirstError)
+	}
+	_, err = fmt.Fprintf(w, "  system      %s, %d CPUs\n", r.GoVersion, r.CPUs)
+	return err
+}
+
+func (r *Result) writeMemory(w io.Writer) {
+	if r.ProcessRSSBytes != nil {
+		fmt.Fprintf(w, "  memory      process RSS %s (gateway and load generator together)\n", mib(*r.ProcessRSSBytes))
+	}
+	if r.ServerRSSBytes != nil {
+		fmt.Fprintf(w, "  memory      server RSS %s\n", mib(*r.ServerRSSBytes))
+	}
+	if r.RSSPerIdleConnBytes != nil {
+		fmt.Fprintf(w, "  idle conn   %.1f KiB RSS each (%d idle connections)\n", float64(*r.RSSPerIdleConnBytes)/1024, r.IdleClients)
+	}
+}
+
+func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dashflow/dashstream-gateway/internal/devbroker"
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// lazyTopo forwards to the consumer, which is built after the hub.
+type lazyTopo struct {
+	mu sync.Mutex
+	c  *kafka.Consumer
+}
+
+func (t *lazyTopo) get() *kafka.Consumer { t.mu.Lock(); defer t.mu.Unlock(); return t.c }
+func (t *lazyTopo) Partitions() []int32 {
+	if c := t.get(); c != nil {
+		return c.Partitions()
+	}
+	return nil
+}
+func (t *lazyTopo) HighWatermark(p int32) (int64, bool) {
+	if c := t.get(); c != nil {
+		return c.HighWatermark(p)
+	}
+	return 0, false
+}
+
+// startGateway runs the real pipeline in process without the app package:
+// the development broker (kfake), the Kafka consumer, the hub on httptest.
+func startGateway(t *testing.T, partitions int32) Target {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	b, err := devbroker.StartBroker(devbroker.BrokerConfig{Addr: "127.0.0.1:0", Partitions: partitions,
+		Topics: []string{"bench", "bench-dlq"}}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New(nil)
+	mem := replay.NewMemory(replay.MemoryConfig{})
+	topo := &lazyTopo{}
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, mem, &replay.Tiers{Memory: mem}, topo, m, log)
+	c, err := kafka.New(kafka.Config{Brokers: b.Addrs(), Topic: "bench", ProgressInterval: time.Second}, h, m, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	topo.mu.Lock()
+	topo.c = c
+	topo.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		h.Shutdown(sctx)
+		srv.Close()
+		cancel()
+		<-done
+		b.Close()
+	})
+	for deadline := time.Now().Add(10 * time.Second); !c.Reachable(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("consumer never reached the broker")
+		}
+	}
+	return Target{URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", Brokers: b.Addrs(), Topic: "bench",
+		PID: os.Getpid(), InProcess: true, Mode: "test"}
+}
+
+func TestRunDeliversExactly(t *testing.T) {
+	tg := startGateway(t, 4)
+	cfg := Config{Clients: 20, IdleClients: 10, Rate: 200, Size: 256, Duration: 2 * time.Second,
+		Warmup: 300 * time.Millisecond, Grace: 5 * time.Second}
+	res, err := Run(context.Background(), cfg, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v latency %+v", *res, res.LatencyMs)
+	if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.ClientErrors != 0 || res.ProduceErrors != 0 {
+		t.Fatalf("inexact delivery: %+v", *res)
+	}
+	if res.Partitions != 4 || res.Produced < 400 || res.RateProduced < 150 || res.RateProduced > 250 {
+		t.Fatalf("produced %d at %.0f/s over %d partitions", res.Produced, res.RateProduced, res.Partitions)
+	}
+	if want := int64(cfg.Clients) * int64(res.RateProduced*res.DurationS); res.DeliveredTotal != want {
+		t.Fatalf("delivered %d, want %d", res.DeliveredTotal, want)
+	}
+	l := res.LatencyMs
+	if l.P50 <= 0 || l.P50 > l.P99 || l.P99 > l.Max || l.Max > 2000 {
+		t.Fatalf("latency %+v", l)
+	}
+	if res.ProcessRSSBytes == nil || *res.ProcessRSSBytes <= 0 || res.RSSPerIdleConnBytes == nil {
+		t.Fatalf("memory not measured: %+v", *res)
+	}
+}
+
+func TestConfigAndTargetChecks(t *testing.T) {
+	good := Config{Clients: 1, Rate: 1, Size: 64, Duration: time.Second}
+	if _, err := good.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
+	bad := []Config{
+		{Rate: 1, Size: 64, Duration: time.Second},
+		{Clients: 1, Rate: 1, Size: 10, Duration: time.Second},
+		{Clients: 1, Rate: 1, Size: 64},
+		{Clients: 1, Rate: 1000000, Size: 64, Duration: time.Hour},
+	}
+	for _, c := range bad {
+		if _, err := c.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+	targets := []Target{
+		{URL: "ws://10.0.0.1:3002/ws", Brokers: []string{"127.0.0.1:9092"}, Topic: "t"},
+		{URL: "ws://127.0.0.1:3002/ws", Brokers: []string{"kafka.example.com:9092"}, Topic: "t"},
+		{URL: "http://127.0.0.1:3002/ws", Brokers: []string{"127.0.0.1:9092"}, Topic: "t"},
+		{URL: "ws://127.0.0.1:3002/ws", Topic: "t"},
+	}
+	for _, tg := range targets {
+		if err := checkTarget(tg); err == nil {
+			t.Errorf("%+v accepted", tg)
+		}
+	}
+	if err := checkTarget(Target{URL: "ws://localhost:1/ws", Brokers: []string{"[::1]:9092"}, Topic: "t"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestClientAccounting(t *testing.T) {
+	win := &window{}
+	win.from.Store(100)
+	win.to.Store(200)
+	c := &client{cursor: wsclient.NewCursor(), win: win}
+	before := map[int32]int64{0: 9, 1: -1, 2: 4}
+	for p, o := range before {
+		c.cursor.Set(p, o)
+	}
+	rb, _ := newRecordBuilder(64)
+	rec := func(p int32, o int64, ts int64) {
+		v, _ := rb.build(p, 1, ts)
+		c.record(wsclient.Record{Partition: p, Offset: o, Value: v})
+	}
+	rec(0, 10, 150)
+	rec(0, 13, 150) // 11, 12 missing
+	rec(0, 12, 250) // late: fills 12, outside the window
+	rec(0, 13, 150) // duplicate
+	rec(1, 0, 50)
+	last := map[int32]int64{0: 15, 1: 0, 2: 6} // 14, 15 and p2's 5, 6 never arrive
+	if got := c.lost(before, last); got != 1+2+2 {
+		t.Fatalf("lost %d, want 5", got)
+	}
+	if c.cursor.Duplicates != 1 || c.cursor.OutOfOrder != 1 || c.applied.Load() != 4 || c.delivered != 2 {
+		t.Fatalf("dups %d ooo %d applied %d delivered %d", c.cursor.Duplicates, c.cursor.OutOfOrder, c.applied.Load(), c.delivered)
+	}
+}

@@ -1,0 +1,214 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"golang.org/x/sync/singleflight"
+
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+// DeepReadConfig configures a DeepReader.
+type DeepReadConfig struct {
+	// Brokers, Topic and Security as for the consumer. Brokers required.
+	Brokers  []string
+	Topic    string
+	Security Security
+	// MaxConcurrent bounds the fetches in flight over all clients, so a
+	// reconnect storm cannot starve live delivery. Zero: 8.
+	MaxConcurrent int
+	// FetchMaxBytes bounds one fetch response. Zero: 4 MiB.
+	FetchMaxBytes int32
+	// MaxPayload and MaxSchemaVersion as for the consumer's decoder.
+	MaxPayload       int
+	MaxSchemaVersion uint32
+	// ExtraOpts are appended to the client's options.
+	ExtraOpts []kgo.Opt
+}
+
+// DeepReader reads old offsets straight from Kafka: the replay tier of last
+// resort for records that memory and Redis no longer hold but the topic
+// still retains. Identical reads (same partition, start and limits) in
+// flight at once are coalesced into one fetch. Safe for concurrent use.
+type DeepReader struct {
+	cfg   DeepReadConfig
+	cl    *kgo.Client
+	dec   *dashstream.Decoder
+	sem   chan struct{}
+	group singleflight.Group
+	log   *slog.Logger
+}
+
+// DeepPage is one deep read: records after the requested offset, and the
+// partition's log start (everything below it is gone from Kafka).
+type DeepPage struct {
+	Records  []*replay.Record
+	LogStart int64
+}
+
+// NewDeepReader returns a reader; its client connects lazily.
+func NewDeepReader(cfg DeepReadConfig, log *slog.Logger) (*DeepReader, error) {
+	if len(cfg.Brokers) == 0 {
+		return nil, fmt.Errorf("kafka: deep reader: %w: no brokers", ErrInvalidConfig)
+	}
+	cfg.Topic = orString(cfg.Topic, DefaultTopic)
+	if cfg.MaxConcurrent <= 0 {
+		cfg.MaxConcurrent = 8
+	}
+	if cfg.FetchMaxBytes <= 0 {
+		cfg.FetchMaxBytes = 4 << 20
+	}
+	opts, err := ClientOpts(cfg.Security)
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(DefaultClientID+"-deep-read"))
+	cl, err := kgo.NewClient(append(opts, cfg.ExtraOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: deep reader: %w", err)
+	}
+	return &DeepReader{cfg: cfg, cl: cl, sem: make(chan struct{}, cfg.MaxConcurrent), log: log,
+		dec: dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload, MaxSchemaVersion: cfg.MaxSchemaVersion})}, nil
+}
+
+// Close releases the client.
+func (d *DeepReader) Close() { d.cl.Close() }
+
+// Read returns up to maxRecords records of partition p with offset > after,
+// frames encoded, shared with concurrent identical reads (never modify them).
+func (d *DeepReader) Read(ctx context.Context, p int32, after int64, maxRecords int) (DeepPage, error) {
+	key := strconv.Itoa(int(p)) + "/" + strconv.FormatInt(after, 10) + "/" + strconv.Itoa(maxRecords)
+	ch := d.group.DoChan(key, func() (any, error) {
+		// The shared read must not die with the first caller's context.
+		return d.read(context.WithoutCancel(ctx), p, after, maxRecords)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return DeepPage{}, res.Err
+		}
+		return res.Val.(DeepPage), nil
+	case <-ctx.Done():
+		return DeepPage{}, ctx.Err()
+	}
+}
+
+func (d *DeepReader) read(ctx context.Context, p int32, after int64, maxRecords int) (DeepPage, error) {
+	select {
+	case d.sem <- struct{}{}:
+		defer func() { <-d.sem }()
+	case <-ctx.Done():
+		return DeepPage{}, ctx.Err()
+	}
+	fp, err := d.fetch(ctx, p, after+1)
+	if errors.Is(err, kerr.OffsetOutOfRange) {
+		return DeepPage{LogStart: fp.LogStartOffset}, nil
+	}
+	if err != nil {
+		return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, err)
+	}
+	return DeepPage{Records: d.records(fp.Records, after, maxRecords), LogStart: fp.LogStartOffset}, nil
+}
+
+// fetch asks the partition's leader for records from offset.
+func (d *DeepReader) fetch(ctx context.Context, p int32, offset int64) (kgo.FetchPartition, error) {
+	leader, topicID, err := d.leader(ctx, p)
+	if err != nil {
+		return kgo.FetchPartition{}, err
+	}
+	req := kmsg.NewPtrFetchRequest()
+	req.ReplicaID, req.MinBytes, req.MaxBytes, req.IsolationLevel = -1, 1, d.cfg.FetchMaxBytes, 1
+	rt := kmsg.NewFetchRequestTopic()
+	rt.Topic, rt.TopicID = d.cfg.Topic, topicID
+	rp := kmsg.NewFetchRequestTopicPartition()
+	rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes, rp.LogStartOffset = p, offset, d.cfg.FetchMaxBytes, -1
+	rp.CurrentLeaderEpoch = -1
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, d.cl.Broker(int(leader)))
+	if err != nil {
+		return kgo.FetchPartition{}, err
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return kgo.FetchPartition{}, err
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		return kgo.FetchPartition{}, errors.New("unexpected fetch response shape")
+	}
+	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: offset, Topic: d.cfg.Topic,
+		Partition: p, IsolationLevel: kgo.ReadCommitted()}, &resp.Topics[0].Partitions[0], kgo.DefaultDecompressor(), nil)
+	return fp, fp.Err
+}
+
+// leader looks the partition's leader and the topic id up in cached metadata.
+func (d *DeepReader) leader(ctx context.Context, p int32) (int32, [16]byte, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(d.cfg.Topic)
+	req.Topics = append(req.Topics, t)
+	meta, err := d.cl.RequestCachedMetadata(ctx, req, 0)
+	if err != nil {
+		return 0, [16]byte{}, err
+	}
+	for _, mt := range meta.Topics {
+		if err := kerr.ErrorForCode(mt.ErrorCode); err != nil {
+			return 0, [16]byte{}, err
+		}
+		for _, mp := range mt.Partitions {
+			if mp.Partition == p {
+				return mp.Leader, mt.TopicID, kerr.ErrorForCode(mp.ErrorCode)
+			}
+		}
+	}
+	return 0, [16]byte{}, fmt.Errorf("%w: partition %d", ErrUnknownPartition, p)
+}
+
+// records turns fetched records into replay records. The fetch started
+// right after 'after', so nothing exists between after and the first one.
+func (d *DeepReader) records(in []*kgo.Record, after int64, max int) []*replay.Record {
+	out := make([]*replay.Record, 0, min(len(in), max))
+	prev := after
+	for _, r := range in {
+		if len(out) == max {
+			break
+		}
+		if r.Offset <= after {
+			continue
+		}
+		rec := d.record(r, prev)
+		rec.EncodeFrames()
+		out = append(out, rec)
+		prev = r.Offset
+	}
+	return out
+}
+
+func (d *DeepReader) record(r *kgo.Record, prev int64) *replay.Record {
+	rec := &replay.Record{Partition: r.Partition, Offset: r.Offset, Prev: prev, Value: r.Value}
+	dec, err := d.dec.Decode(r.Value)
+	if err != nil {
+		var de *dashstream.DecodeError
+		kind := dashstream.KindInvalidProtobuf
+		if errors.As(err, &de) {
+			kind = de.Kind
+		}
+		rec.Value, rec.Skipped = nil, kind.String()
+		return rec
+	}
+	if len(dec.Headers) > 0 {
+		rec.TimestampUs = dec.Headers[0].TimestampUs
+		rec.Threads = make([]replay.ThreadSeq, len(dec.Headers))
+		for i, h := range dec.Headers {
+			rec.Threads[i] = replay.ThreadSeq{Thread: h.ThreadID, Sequence: h.Sequence}
+		}
+	}
+	return rec
+}

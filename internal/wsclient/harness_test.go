@@ -1,0 +1,280 @@
+package wsclient
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fakeTopo is a topic whose high watermarks follow what the test published.
+type fakeTopo struct {
+	mu  sync.Mutex
+	hwm map[int32]int64
+}
+
+func (f *fakeTopo) Partitions() []int32 { return nil }
+func (f *fakeTopo) HighWatermark(p int32) (int64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o, ok := f.hwm[p]
+	return o, ok
+}
+
+// testHub is a real hub with a memory replay tier behind httptest (the
+// pattern of internal/hub's tests), without Kafka.
+type testHub struct {
+	*hub.Hub
+	topo *fakeTopo
+	srv  *httptest.Server
+	mu   sync.Mutex
+	prev map[int32]int64
+}
+
+func newTestHub(t *testing.T, cfg hub.Config, mem replay.MemoryConfig) *testHub {
+	t.Helper()
+	m := replay.NewMemory(mem)
+	topo := &fakeTopo{hwm: map[int32]int64{}}
+	if cfg.ResumeWait == 0 {
+		cfg.ResumeWait = 200 * time.Millisecond
+	}
+	h := hub.New(cfg, m, &replay.Tiers{Memory: m}, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	th := &testHub{Hub: h, topo: topo, srv: httptest.NewServer(h), prev: map[int32]int64{}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		th.srv.Close()
+	})
+	return th
+}
+
+func (th *testHub) url() string { return "ws" + strings.TrimPrefix(th.srv.URL, "http") + "/ws" }
+
+// value is the payload the harness publishes at (p, o).
+func value(p int32, o int64) string {
+	return "v-" + strconv.Itoa(int(p)) + "-" + strconv.FormatInt(o, 10)
+}
+
+// publish hands n records of partition p, offsets from..from+n-1, to the hub.
+func (th *testHub) publish(p int32, from int64, n int) {
+	vals := make([][]byte, n)
+	for i := range vals {
+		vals[i] = []byte(value(p, from+int64(i)))
+	}
+	th.publishValues(p, from, vals)
+}
+
+func (th *testHub) publishValues(p int32, from int64, vals [][]byte) {
+	th.mu.Lock()
+	defer th.mu.Unlock()
+	recs := make([]*replay.Record, len(vals))
+	for i, v := range vals {
+		o := from + int64(i)
+		prev, ok := th.prev[p]
+		if !ok {
+			prev = o - 1
+		}
+		recs[i] = &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v}
+		th.prev[p] = o
+	}
+	th.topo.mu.Lock()
+	th.topo.hwm[p] = from + int64(len(vals))
+	th.topo.mu.Unlock()
+	th.Publish(recs)
+}
+
+// nexter is what both transports offer.
+type nexter interface {
+	Next(ctx context.Context) (Message, error)
+	CloseNow() error
+}
+
+type transport struct {
+	name string
+	dial func(ctx context.Context, url string, opts Options) (nexter, error)
+}
+
+var transports = []transport{
+	{"conn", func(ctx context.Context, url string, opts Options) (nexter, error) { return Dial(ctx, url, opts) }},
+	{"lean", func(ctx context.Context, url string, opts Options) (nexter, error) { return DialLean(ctx, url, opts) }},
+}
+
+func dialT(t *testing.T, tr transport, url string, opts Options) nexter {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := tr.dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", tr.name, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+// readUntil reads messages until stop accepts a control frame. Record values
+// are copied (Lean's alias its buffer).
+func readUntil(t *testing.T, c nexter, stop func(Control) bool) ([]Record, []Control) {
+	t.Helper()
+	var recs []Record
+	var ctrl []Control
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		msg, err := c.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("next: %v (after %d records)", err, len(recs))
+		}
+		if msg.Kind == KindRecord {
+			r := msg.Record
+			r.Value = append([]byte(nil), r.Value...)
+			recs = append(recs, r)
+			continue
+		}
+		c := msg.Control
+		c.Raw = append([]byte(nil), c.Raw...)
+		ctrl = append(ctrl, c)
+		if stop(c) {
+			return recs, ctrl
+		}
+	}
+}
+
+func readRecords(t *testing.T, c nexter, n int) []Record {
+	t.Helper()
+	var recs []Record
+	for len(recs) < n {
+		r, _ := readUntilRecord(t, c)
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func readUntilRecord(t *testing.T, c nexter) (Record, []Control) {
+	t.Helper()
+	var ctrl []Control
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		msg, err := c.Next(ctx)
+		cancel()
+		if err != nil {
+			t.Fatalf("next: %v", err)
+		}
+		if msg.Kind == KindRecord {
+			r := msg.Record
+			r.Value = append([]byte(nil), r.Value...)
+			return r, ctrl
+		}
+		ctrl = append(ctrl, msg.Control)
+	}
+}
+
+func isType(typ string) func(Control) bool { return func(c Control) bool { return c.Type == typ } }
+
+// checkRecords asserts partition p's records are exactly offsets from..to
+// with the harness values.
+func checkRecords(t *testing.T, recs []Record, p int32, from, to int64) {
+	t.Helper()
+	var got []int64
+	for _, r := range recs {
+		if r.Partition != p {
+			continue
+		}
+		if string(r.Value) != value(r.Partition, r.Offset) {
+			t.Fatalf("p%d@%d carries %q", r.Partition, r.Offset, r.Value)
+		}
+		got = append(got, r.Offset)
+	}
+	if int64(len(got)) != to-from+1 {
+		t.Fatalf("partition %d: got %d records %v, want %d..%d", p, len(got), head(got), from, to)
+	}
+	for i, o := range got {
+		if o != from+int64(i) {
+			t.Fatalf("partition %d record %d: offset %d, want %d", p, i, o, from+int64(i))
+		}
+	}
+}
+
+func head(s []int64) []int64 {
+	if len(s) > 10 {
+		return s[:10]
+	}
+	return s
+}
+
+// proxy is a TCP relay whose connections a test can cut, like a network
+// failure between client and gateway.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	conns  []net.Conn
+	wg     sync.WaitGroup
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := &proxy{ln: ln, target: target}
+	px.wg.Add(1)
+	go px.accept()
+	t.Cleanup(func() { ln.Close(); px.cut(); px.wg.Wait() })
+	return px
+}
+
+func (px *proxy) accept() {
+	defer px.wg.Done()
+	for {
+		c, err := px.ln.Accept()
+		if err != nil {
+			return
+		}
+		up, err := net.Dial("tcp", px.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		px.mu.Lock()
+		px.conns = append(px.conns, c, up)
+		px.mu.Unlock()
+		px.wg.Add(2)
+		go px.pipe(c, up)
+		go px.pipe(up, c)
+	}
+}
+
+func (px *proxy) pipe(dst, src net.Conn) {
+	defer px.wg.Done()
+	io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+}
+
+// cut closes every relayed connection.
+func (px *proxy) cut() {
+	px.mu.Lock()
+	defer px.mu.Unlock()
+	for _, c := range px.conns {
+		c.Close()
+	}
+	px.conns = nil
+}

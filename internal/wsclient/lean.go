@@ -1,0 +1,182 @@
+package wsclient
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Lean is a protocol connection over a raw net.Conn (gobwas/ws handshake,
+// hand-rolled frame reading into one reused buffer). It exists for load
+// generation: Next allocates nothing per record, and a Record's Value (like
+// a Control's Raw) aliases the connection's buffer until the next call.
+type Lean struct {
+	conn  net.Conn
+	br    *bufio.Reader
+	buf   []byte
+	limit int64
+	pair  pairer
+	ctrl  [125]byte // payload of one control frame
+
+	wmu sync.Mutex // serializes writes: Send, pongs, Close
+
+	cmu    sync.Mutex // guards the context watch below
+	ctx    context.Context
+	stop   func() bool
+	gen    uint64
+	closed bool
+}
+
+// DialLean connects like Dial, with the lean transport.
+func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
+	d := ws.Dialer{
+		Timeout:        opts.dialTimeout(),
+		Header:         ws.HandshakeHeaderHTTP(opts.header()),
+		ReadBufferSize: readBufferSize(opts),
+		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			nd := net.Dialer{}
+			if opts.LocalAddr != nil {
+				nd.LocalAddr = opts.LocalAddr
+			}
+			return nd.DialContext(ctx, network, addr)
+		},
+	}
+	conn, br, _, err := d.Dial(ctx, url)
+	if err != nil {
+		var se ws.StatusError
+		if errors.As(err, &se) {
+			err = &HandshakeError{Status: int(se)}
+		}
+		return nil, fmt.Errorf("wsclient: dial %s: %w", url, err)
+	}
+	if br == nil { // nothing buffered beyond the handshake: use our own reader
+		br = bufio.NewReaderSize(conn, readBufferSize(opts))
+	}
+	l := &Lean{conn: conn, br: br, buf: make([]byte, 0, 1024), limit: opts.readLimit()}
+	if opts.Resume != nil {
+		if err := l.Send(opts.Resume); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func readBufferSize(opts Options) int {
+	if opts.ReadBufferSize > 0 {
+		return opts.ReadBufferSize
+	}
+	return 8 << 10
+}
+
+// Send writes v as a masked JSON text frame.
+func (l *Lean) Send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("wsclient: encode frame: %w", err)
+	}
+	return l.writeFrame(ws.OpText, b)
+}
+
+func (l *Lean) writeFrame(op ws.OpCode, payload []byte) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	l.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if err := ws.WriteFrame(l.conn, ws.MaskFrameInPlace(ws.NewFrame(op, true, payload))); err != nil {
+		return fmt.Errorf("wsclient: send: %w", err)
+	}
+	return nil
+}
+
+// Next returns the next record or control frame; see Lean for how long the
+// returned bytes stay valid. When ctx ends the read is interrupted and ctx's
+// error returned; the connection must then be closed.
+func (l *Lean) Next(ctx context.Context) (Message, error) {
+	l.watch(ctx)
+	for {
+		op, payload, err := l.readMessage()
+		if err != nil {
+			return Message{}, l.readErr(ctx, err)
+		}
+		if op == ws.OpBinary {
+			return l.pair.binary(payload)
+		}
+		msg, ok, err := l.pair.text(payload, true)
+		if ok || err != nil {
+			return msg, err
+		}
+	}
+}
+
+func (l *Lean) readErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ce *CloseError
+	if errors.As(err, &ce) || errors.Is(err, ErrProtocol) {
+		return err
+	}
+	return fmt.Errorf("wsclient: read: %w", err)
+}
+
+// watch arranges for ctx's end to interrupt the blocking read. The
+// registration is kept while callers pass the same ctx, so a read loop pays
+// for it once.
+func (l *Lean) watch(ctx context.Context) {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	if ctx == l.ctx {
+		return
+	}
+	if l.stop != nil {
+		l.stop()
+	}
+	l.gen++
+	l.ctx, l.stop = ctx, nil
+	l.conn.SetReadDeadline(time.Time{})
+	if ctx.Done() != nil {
+		gen := l.gen
+		l.stop = context.AfterFunc(ctx, func() { l.interrupt(gen) })
+	}
+}
+
+func (l *Lean) interrupt(gen uint64) {
+	l.cmu.Lock()
+	defer l.cmu.Unlock()
+	if gen == l.gen {
+		l.conn.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// Close sends a close frame (bounded by a short deadline) and closes the
+// socket.
+func (l *Lean) Close() error {
+	l.cmu.Lock()
+	if l.closed {
+		l.cmu.Unlock()
+		return nil
+	}
+	l.closed = true
+	if l.stop != nil {
+		l.stop()
+	}
+	l.gen++
+	l.cmu.Unlock()
+	l.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	return l.conn.Close()
+}
+
+// CloseNow closes the socket without a close frame.
+func (l *Lean) CloseNow() error {
+	l.cmu.Lock()
+	l.closed = true
+	l.cmu.Unlock()
+	return l.conn.Close()
+}
