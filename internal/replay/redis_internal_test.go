@@ -1,0 +1,275 @@
+package replay
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
+)
+
+func TestThreadsCodecRoundTrip(t *testing.T) {
+	cases := [][]ThreadSeq{
+		nil,
+		{{Thread: "", Sequence: 0}},
+		{{Thread: "a", Sequence: 1}, {Thread: "ü{}:", Sequence: math.MaxUint64}},
+		{{Thread: strings.Repeat("x", 70000), Sequence: 1 << 63}},
+	}
+	for i, c := range cases {
+		got, err := decodeThreads(string(encodeThreads(c)))
+		if err != nil || !slices.Equal(got, c) {
+			t.Fatalf("case %d: %v (%v), want %v", i, got, err, c)
+		}
+	}
+	for _, bad := range []string{"\x05ab", "\x01a", "\x01a\xff", "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"} {
+		if _, err := decodeThreads(bad); err == nil {
+			t.Errorf("decodeThreads(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzDecodeThreads(f *testing.F) {
+	f.Add(string(encodeThreads([]ThreadSeq{{Thread: "t", Sequence: 7}})))
+	f.Add("\x05ab")
+	f.Fuzz(func(t *testing.T, s string) {
+		ts, err := decodeThreads(s)
+		if err == nil && string(encodeThreads(ts)) != s && len(ts) > 0 {
+			// Non-minimal varints decode too; re-decoding must agree.
+			again, err := decodeThreads(string(encodeThreads(ts)))
+			if err != nil || !slices.Equal(again, ts) {
+				t.Fatalf("re-encode of %q differs", s)
+			}
+		}
+	})
+}
+
+func FuzzParseRef(f *testing.F) {
+	f.Add(refMember(5, 3, 9))
+	f.Add("ffffffffffffffff:7fffffff:7fffffffffffffff")
+	f.Fuzz(func(t *testing.T, s string) {
+		r, err := parseRef(s)
+		if err == nil && refMember(r.Sequence, r.Partition, r.Offset) != strings.ToLower(s) {
+			t.Fatalf("parseRef(%q) = %+v does not round trip", s, r)
+		}
+	})
+}
+
+// Lexicographic order of members is numeric (sequence, partition, offset)
+// order, exact over the whole uint64/int32/int64 range.
+func TestRefMemberOrder(t *testing.T) {
+	edges := []uint64{0, 1, 1<<53 - 1, 1 << 53, 1<<53 + 1, 1<<63 - 1, 1 << 63, math.MaxUint64 - 1, math.MaxUint64}
+	var refs []Ref
+	for range 2000 {
+		seq := edges[rand.IntN(len(edges))]
+		if rand.IntN(2) == 0 {
+			seq = rand.Uint64()
+		}
+		refs = append(refs, Ref{Sequence: seq, Partition: rand.Int32N(3), Offset: rand.Int64N(math.MaxInt64)})
+	}
+	byMember := slices.Clone(refs)
+	slices.SortFunc(byMember, func(a, b Ref) int {
+		return strings.Compare(refMember(a.Sequence, a.Partition, a.Offset), refMember(b.Sequence, b.Partition, b.Offset))
+	})
+	byNumber := slices.Clone(refs)
+	slices.SortFunc(byNumber, func(a, b Ref) int {
+		if a.Sequence != b.Sequence {
+			return cmpU(a.Sequence, b.Sequence)
+		}
+		if a.Partition != b.Partition {
+			return int(a.Partition - b.Partition)
+		}
+		return cmpU(uint64(a.Offset), uint64(b.Offset))
+	})
+	if !slices.Equal(byMember, byNumber) {
+		t.Fatal("member order differs from numeric order")
+	}
+	for _, r := range refs {
+		got, err := parseRef(refMember(r.Sequence, r.Partition, r.Offset))
+		if err != nil || got != r {
+			t.Fatalf("parseRef(refMember(%+v)) = %+v, %v", r, got, err)
+		}
+	}
+}
+
+func cmpU(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// TestRefsAfterExclusive: every member of sequence s sorts below the start
+// for "> s" and every member of s+1 above it.
+func TestRefsAfterExclusive(t *testing.T) {
+	for _, s := range []uint64{0, 9, 15, 1 << 53, math.MaxUint64 - 1} {
+		start := refsAfter(s)[1:]
+		lo := refMember(s, math.MaxInt32, math.MaxInt64)
+		hi := refMember(s+1, 0, 0)
+		if !(lo < start && start < hi) {
+			t.Fatalf("seq %d: %q < %q < %q does not hold", s, lo, start, hi)
+		}
+	}
+}
+
+// crc16 is Redis Cluster's key hash (CRC-16/XMODEM).
+func crc16(s string) uint16 {
+	var crc uint16
+	for i := 0; i < len(s); i++ {
+		crc ^= uint16(s[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// keySlot is CLUSTER KEYSLOT: the hash tag (first {...} non-empty) or the key.
+func keySlot(key string) int {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return int(crc16(key)) % 16384
+}
+
+func TestKeySlotMatchesRedis(t *testing.T) {
+	// Reference values from the Redis Cluster specification and CLUSTER KEYSLOT.
+	for key, want := range map[string]int{"123456789": 12739, "foo": 12182, "{user1000}.following": 3443, "foo{}{bar}": 8363} {
+		if got := keySlot(key); got != want {
+			t.Errorf("keySlot(%q) = %d, want %d", key, got, want)
+		}
+	}
+}
+
+func TestKeysHashTags(t *testing.T) {
+	r := &Redis{tag: keyRoot + "{ns-1:"}
+	cases := []struct{ key, tag string }{
+		{r.logKey(0), "ns-1:p0"},
+		{r.logKey(1023), "ns-1:p1023"},
+		{r.threadKey("a}b{c"), "ns-1:t:YX1ie2M"},
+		{r.threadKey(""), "ns-1:t:"},
+	}
+	for _, c := range cases {
+		if keySlot(c.key) != int(crc16(c.tag))%16384 || !strings.Contains(c.key, "{"+c.tag+"}") {
+			t.Errorf("key %q: hash tag is not %q", c.key, c.tag)
+		}
+	}
+	if keySlot(r.logKey(0)) == keySlot(r.logKey(1)) && keySlot(r.logKey(1)) == keySlot(r.logKey(2)) {
+		t.Error("partitions share one slot")
+	}
+}
+
+// Every redis.call in the scripts addresses the one declared key.
+func TestScriptsTouchOneKey(t *testing.T) {
+	call := regexp.MustCompile(`redis\.call\('(\w+)',\s*([^,)]+)`)
+	for name, src := range map[string]string{"append": appendLua, "thread index": threadIndexLua} {
+		if !strings.Contains(src, "local key = KEYS[1]") || strings.Contains(src, "KEYS[2]") {
+			t.Errorf("%s: does not bind exactly KEYS[1]", name)
+		}
+		calls := call.FindAllStringSubmatch(src, -1)
+		if len(calls) == 0 {
+			t.Errorf("%s: no redis.call found", name)
+		}
+		for _, c := range calls {
+			if c[2] != "key" {
+				t.Errorf("%s: %s on %s, not on KEYS[1]", name, c[1], c[2])
+			}
+		}
+	}
+}
+
+// slotCheck records the key slots of every script call sent.
+type slotCheck struct {
+	mu    sync.Mutex
+	evals int
+	bad   []string
+}
+
+func (h *slotCheck) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *slotCheck) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { h.check(cmd); return next(ctx, cmd) }
+}
+func (h *slotCheck) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, c := range cmds {
+			h.check(c)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (h *slotCheck) check(cmd redis.Cmder) {
+	name := strings.ToLower(cmd.Name())
+	if name != "eval" && name != "evalsha" {
+		return
+	}
+	args := cmd.Args()
+	n, _ := strconv.Atoi(toString(args[2]))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.evals++
+	if n != 1 {
+		h.bad = append(h.bad, cmd.String())
+	}
+}
+
+func toString(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case int:
+		return strconv.Itoa(v)
+	case int64:
+		return strconv.FormatInt(v, 10)
+	}
+	return ""
+}
+
+// Against real Redis: every EVAL/EVALSHA the tier sends declares exactly one
+// key, so no script can span two slots.
+func TestScriptCallsDeclareOneKey(t *testing.T) {
+	env := testenv.Redis(t)
+	opts, _ := redis.ParseURL(env.URL)
+	c := redis.NewClient(opts)
+	defer c.Close()
+	h := &slotCheck{}
+	c.AddHook(h)
+	r, err := NewRedis(c, RedisConfig{Namespace: env.Prefix}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	testenv.WaitFor(t, 10*time.Second, r.Healthy, "healthy")
+	var recs []*Record
+	for o := int64(0); o < 600; o++ {
+		recs = append(recs, &Record{Partition: int32(o % 3), Offset: o, Prev: -1, Value: []byte("v"),
+			Threads: []ThreadSeq{{Thread: "T" + strconv.FormatInt(o%7, 10), Sequence: uint64(o + 1)}, {Thread: "all", Sequence: uint64(o + 1)}}})
+	}
+	r.Append(ctx, recs)
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if h.evals < 3+8 || len(h.bad) > 0 {
+		t.Fatalf("%d script calls, bad: %v", h.evals, h.bad)
+	}
+}
