@@ -1,0 +1,32 @@
+# DashStream gateway. `make test` is what CI runs (.ci/run): gofmt, vet,
+# staticcheck, then go test -race with integration tests against a real Kafka
+# and Redis started by scripts/, then short fuzz runs. See scripts/test.sh.
+
+SHELL := /bin/bash
+GO    ?= go
+
+# Each fuzz target's run time in `make test` and `make fuzz`.
+FUZZTIME ?= 30s
+export FUZZTIME
+
+.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz proto build demo
+
+## test: everything CI checks; services are stopped even when a phase fails
+test:
+	@bash scripts/test.sh all
+
+## unit: go test -race -short without services (integration tests skip)
+unit:
+	env -u KAFKA_BROKERS -u REDIS_URL -u DASHSTREAM_INTEGRATION $(GO) test -race -short -count=1 ./...
+
+fmt-check vet staticcheck services-up services-down fuzz:
+	@bash scripts/test.sh $@
+
+proto:
+	bash proto/generate.sh
+
+build:
+	$(GO) build -o bin/dashstream ./cmd/dashstream
+
+demo:
+	$(GO) run ./cmd/dashstream demo

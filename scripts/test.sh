@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# test.sh: the project's checks, as `make test` and CI (.ci/run) run them.
+#
+#   scripts/test.sh all            fmt-check, vet, staticcheck, services-up,
+#                                  go test -race with integration tests, fuzz;
+#                                  services-down always, even on failure
+#   scripts/test.sh PHASE          one of: fmt-check vet staticcheck services-up
+#                                  services-down go-test fuzz
+#
+# Environment (all optional):
+#   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
+#   GO_TEST_PKGS    packages of the go test phase (./...)
+#   FUZZTIME        duration of each fuzz target (30s)
+#   KAFKA_PORT, REDIS_PORT, ...  see scripts/kafka.sh and scripts/redis.sh
+#
+# services-up writes .state/services.env; `source` it to run integration
+# tests of one package by hand:
+#   make services-up && source .state/services.env && go test -race ./internal/kafka/
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SERVICES_ENV=.state/services.env
+STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZ_TARGETS=(
+	"FuzzDecode ./internal/dashstream"
+	"FuzzParseControl ./internal/wsproto"
+)
+
+SUMMARY=()
+
+# phase NAME CMD...: run CMD with a banner and its duration; returns CMD's status.
+phase() {
+	local name="$1" start status=0
+	shift
+	start=$(date +%s)
+	echo "==> $name" >&2
+	"$@" || status=$?
+	local took=$(($(date +%s) - start))
+	local verdict=ok
+	((status == 0)) || verdict="FAILED (exit $status)"
+	echo "<== $name: $verdict in ${took}s" >&2
+	SUMMARY+=("$(printf '%-14s %-18s %5ss' "$name" "$verdict" "$took")")
+	return "$status"
+}
+
+# The phase functions run under `||` (see phase), where set -e is off: each
+# checks its commands itself.
+
+fmt_check() {
+	local files
+	files="$(gofmt -l .)" || return
+	[[ -z "$files" ]] && return 0
+	echo "gofmt needed on:" >&2
+	echo "$files" >&2
+	return 1
+}
+
+vet() { go vet ./...; }
+
+staticcheck() { go run "$STATICCHECK" ./...; }
+
+services_up() {
+	local brokers url
+	bash scripts/redis.sh install || return
+	bash scripts/kafka.sh install || return
+	url="$(bash scripts/redis.sh start)" || return
+	brokers="$(bash scripts/kafka.sh start)" || return
+	[[ "$url" == REDIS_URL=* && "$brokers" == KAFKA_BROKERS=* ]] ||
+		{ echo "unexpected service output: $url $brokers" >&2; return 1; }
+	mkdir -p "$(dirname "$SERVICES_ENV")" || return
+	printf 'export %s\nexport %s\n' "$brokers" "$url" >"$SERVICES_ENV" || return
+	cat "$SERVICES_ENV"
+}
+
+services_down() {
+	local status=0
+	bash scripts/kafka.sh stop || status=$?
+	bash scripts/redis.sh stop || status=$?
+	rm -f "$SERVICES_ENV"
+	return "$status"
+}
+
+go_test() {
+	[[ -f "$SERVICES_ENV" ]] || { echo "no $SERVICES_ENV: run services-up first" >&2; return 1; }
+	# shellcheck source=/dev/null
+	source "$SERVICES_ENV" || return
+	# shellcheck disable=SC2086 # flag and package lists
+	DASHSTREAM_INTEGRATION=1 go test ${GO_TEST_FLAGS:--race -count=1 -timeout 40m} ${GO_TEST_PKGS:-./...}
+}
+
+fuzz() {
+	local target name pkg status=0
+	for target in "${FUZZ_TARGETS[@]}"; do
+		read -r name pkg <<<"$target"
+		echo "--- fuzz $name in $pkg for ${FUZZTIME:-30s}" >&2
+		go test -run='^$' -fuzz="^${name}\$" -fuzztime="${FUZZTIME:-30s}" "$pkg" || status=$?
+	done
+	return "$status"
+}
+
+# dump_logs shows the services' logs after a failed test run.
+dump_logs() {
+	local f
+	for f in .state/kafka/kafka.log .state/redis/redis.log; do
+		[[ -s "$f" ]] || continue
+		echo "----- last 40 lines of $f -----" >&2
+		tail -n 40 "$f" >&2
+	done
+}
+
+print_summary() {
+	echo "==> summary" >&2
+	printf '    %s\n' "${SUMMARY[@]}" >&2
+}
+
+all() {
+	local status=0
+	# Services go down whatever happens; a signal exits through the EXIT trap.
+	trap 'phase services-down services_down || true; print_summary' EXIT
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+	phase fmt-check fmt_check
+	phase vet vet
+	phase staticcheck staticcheck
+	phase services-up services_up
+	phase go-test go_test || status=$?
+	if ((status != 0)); then
+		dump_logs
+		echo "==> fuzz skipped: tests failed" >&2
+		return "$status"
+	fi
+	phase services-down services_down || true
+	trap print_summary EXIT
+	phase fuzz fuzz
+}
+
+case "${1:-all}" in
+all) all ;;
+fmt-check) phase fmt-check fmt_check ;;
+vet) phase vet vet ;;
+staticcheck) phase staticcheck staticcheck ;;
+services-up) phase services-up services_up ;;
+services-down) phase services-down services_down ;;
+go-test) phase go-test go_test ;;
+fuzz) phase fuzz fuzz ;;
+*)
+	echo "usage: $0 [all|fmt-check|vet|staticcheck|services-up|services-down|go-test|fuzz]" >&2
+	exit 2
+	;;
+esac
