@@ -89,7 +89,10 @@ func ParseControl(data []byte) (Control, *Error) {
 	switch raw.Type {
 	case "resume":
 		r, e := parseResume(&raw)
-		return Control{Kind: ControlResume, Resume: r}, e
+		if e != nil { // a refused resume is no resume: Kind stays 0
+			return Control{}, e
+		}
+		return Control{Kind: ControlResume, Resume: r}, nil
 	case "ping":
 		return Control{Kind: ControlPing}, nil
 	case "cursor_reset":

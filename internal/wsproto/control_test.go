@@ -13,17 +13,16 @@ import (
 
 // controlCase is one client frame and what ParseControl must make of it.
 type controlCase struct {
-	name     string
-	in       string
-	kind     ControlKind
-	code     string // expected error code, "" for none
-	from     string
-	mode     string
-	offsets  map[int32]int64
-	threads  map[string]uint64
-	invalid  []string // expected Invalid entries (sorted); nil = none
-	ns       string
-	noResume bool // Resume must be nil
+	name    string
+	in      string
+	kind    ControlKind
+	code    string // expected error code, "" for none
+	from    string
+	mode    string
+	offsets map[int32]int64
+	threads map[string]uint64
+	invalid []string // expected Invalid entries (sorted); nil = none
+	ns      string
 }
 
 var controlCases = []controlCase{
@@ -53,7 +52,7 @@ var controlCases = []controlCase{
 	{name: "resume 2^53+1 stays exact", in: `{"type":"resume","lastOffsetsByPartition":{"0":9007199254740993}}`,
 		kind: ControlResume, from: FromCursor, mode: ModePartition, offsets: map[int32]int64{0: 9007199254740993}},
 	{name: "resume invalid entries are reported and ignored",
-		in: `{"type":"resume","lastOffsetsByPartition":{"0":"-2","1":"abc","2":1.5,"3":1e3,"4":"9223372036854775808","5":"12","6":null,"7":true,"8":{},"9":"","10":" 5"}}`,
+		in:   `{"type":"resume","lastOffsetsByPartition":{"0":"-2","1":"abc","2":1.5,"3":1e3,"4":"9223372036854775808","5":"12","6":null,"7":true,"8":{},"9":"","10":" 5"}}`,
 		kind: ControlResume, from: FromCursor, mode: ModePartition, offsets: map[int32]int64{5: 12},
 		invalid: []string{`0="-2"`, `10=" 5"`, `1="abc"`, `2=1.5`, `3=1e3`, `4="9223372036854775808"`, `6=null`, `7=true`, `8={}`, `9=""`}},
 	{name: "resume out-of-range partition keys",
@@ -200,7 +199,7 @@ func TestParseControlLimits(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, in, code string
-		n          int
+		n              int
 	}{
 		{"1024 partitions", partitions(MaxResumePartitions), "", MaxResumePartitions},
 		{"1025 partitions", partitions(MaxResumePartitions + 1), CodeResumeTooManyPartitions, 0},
@@ -212,7 +211,7 @@ func TestParseControlLimits(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c, e := ParseControl([]byte(tc.in))
 			if tc.code != "" {
-				if e == nil || e.Code != tc.code || c.Resume != nil {
+				if e == nil || e.Code != tc.code || c.Resume != nil || c.Kind != 0 {
 					t.Fatalf("got %+v %+v, want %s", c, e, tc.code)
 				}
 				return
