@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ type benchOptions struct {
 	partitions                int
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
+	cpuProfile                string
+	inProcess                 bool
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
@@ -59,6 +62,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "time for the last records to arrive after producing stops")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, 0
@@ -84,6 +89,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return code
 	}
 	log := benchLogger(stderr, o.quiet)
+	if o.cpuProfile != "" {
+		stopProfile, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	target, stop, err := o.target(ctx, log, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
@@ -121,8 +134,11 @@ func printBench(w io.Writer, res *bench.Result, asJSON bool) error {
 
 // target is the gateway to benchmark, and how to stop it afterwards.
 func (o benchOptions) target(ctx context.Context, log *slog.Logger, stderr io.Writer) (bench.Target, func(), error) {
-	if o.url == "" {
+	if o.url == "" && o.inProcess {
 		return startEmbedded(ctx, o, log, stderr)
+	}
+	if o.url == "" {
+		return startChild(ctx, o, log, stderr)
 	}
 	t := bench.Target{URL: o.url, Brokers: splitList(o.brokers), Topic: o.topic, PID: o.serverPID, Mode: "url"}
 	return t, func() {}, nil
@@ -196,4 +212,17 @@ func awaitApp(ctx context.Context, a *app.App, done chan error) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// startCPUProfile profiles this process until the returned func is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpu profile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -15,7 +15,7 @@ func TestBenchEmbedded(t *testing.T) {
 		t.Skip("starts a gateway")
 	}
 	var out, errOut bytes.Buffer
-	code := runBench(context.Background(), []string{"--clients", "20", "--rate", "200", "--size", "300",
+	code := runBench(context.Background(), []string{"--in-process", "--clients", "20", "--rate", "200", "--size", "300",
 		"--duration", "2s", "--warmup", "300ms", "--grace", "5s", "--idle-clients", "10", "--json", "--quiet"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())

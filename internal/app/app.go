@@ -45,6 +45,8 @@ type App struct {
 	m        *metrics.Metrics
 	kmetrics *kafka.ClientMetrics // franz-go client metrics, shared by every client
 	mem      *replay.Memory
+	tiers    *replay.Tiers
+	redis    *redisTier // nil without REDIS_URL
 	hub      *hub.Hub
 	topo     topology
 
@@ -72,7 +74,15 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	a.kmetrics = km
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
-	a.hub = hub.New(a.hubConfig(), a.mem, &replay.Tiers{Memory: a.mem}, &a.topo, a.m, log)
+	a.tiers = replay.NewTiers(a.mem, nil, a.m.ReplayTierHit)
+	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log)
+	if cfg.Redis.Enabled() {
+		client, err := newRedisClient(cfg.Redis.URL)
+		if err != nil {
+			return nil, err
+		}
+		a.redis = &redisTier{client: client, done: make(chan struct{})}
+	}
 	return a, nil
 }
 
@@ -111,6 +121,11 @@ func (a *App) runPipeline(ctx context.Context) error {
 		return err
 	}
 	defer closeBroker()
+	closeDeep, err := a.startDeepReads(brokers)
+	if err != nil {
+		return err
+	}
+	defer closeDeep()
 	consumer, err := kafka.New(a.kafkaConfig(brokers), a.hub, a.m, a.log.With("component", "kafka"))
 	if err != nil {
 		return fmt.Errorf("app: kafka: %w", err)
@@ -123,6 +138,12 @@ func (a *App) runPipeline(ctx context.Context) error {
 	g.Go(func() error { defer close(consumerDone); return consumer.Run(consumerCtx) })
 	g.Go(func() error { a.awaitReady(gctx, consumer); return nil })
 	g.Go(func() error { return a.watchdog(gctx, consumer) })
+	g.Go(func() error { return a.servePprof(gctx) })
+	redisCtx, stopRedis := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRedis()
+	if a.redis != nil {
+		g.Go(func() error { return a.runRedis(redisCtx, consumer) })
+	}
 	if a.opts.Demo {
 		g.Go(func() error { return a.runDemo(gctx, brokers) })
 	}
@@ -132,10 +153,25 @@ func (a *App) runPipeline(ctx context.Context) error {
 		case <-consumerDone:
 		}
 		a.stopping.Store(true) // /readyz 503 before anything stops
-		stopConsumer()         // stop fetching; in-flight records finish, progress is saved
+		stopConsumer()         // stop fetching; in-flight records finish, DLQ flushed, progress saved
+		<-consumerDone
+		a.stopRedis(stopRedis)
 		return nil
 	})
 	return g.Wait()
+}
+
+// stopRedis drains queued Redis writes (bounded) and stops the writer.
+func (a *App) stopRedis(cancel context.CancelFunc) {
+	defer cancel()
+	if a.redis == nil {
+		return
+	}
+	ctx, done := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout/3)
+	defer done()
+	if err := a.drainRedis(ctx); err != nil {
+		a.log.Warn("redis writes not drained at shutdown", "err", err)
+	}
 }
 
 // shutdown closes clients with 1001 and stops HTTP, bounded by the shutdown

@@ -126,9 +126,16 @@ func (a *App) status() httpserver.Status {
 	st := httpserver.Status{
 		Starting:     c == nil,
 		ShuttingDown: a.stopping.Load(),
-		Replay: httpserver.ReplayStatus{RedisEnabled: false, MemoryHits: rc.MemoryHits,
-			MemoryBufferSize: records, MaxMemorySize: a.cfg.Replay.MemorySize,
+		Replay: httpserver.ReplayStatus{RedisEnabled: a.redis != nil, MemoryHits: rc.MemoryHits,
+			RedisHits: rc.RedisHits, RedisMisses: rc.RedisMisses, RedisWriteDropped: rc.RedisWriteDropped,
+			RedisWriteFailures: rc.RedisWriteFailures,
+			MemoryBufferSize:   records, MaxMemorySize: a.cfg.Replay.MemorySize,
 			RedisMessageTTLSecs: int64(a.cfg.Redis.MessageTTL / time.Second), RedisMaxSequences: a.cfg.Redis.MaxSequences},
+	}
+	if a.redis != nil {
+		if s := a.redis.get(); s == nil || !s.Healthy() {
+			st.Alerts = append(st.Alerts, "redis unavailable: replay served from memory and Kafka")
+		}
 	}
 	if c == nil {
 		return st
@@ -142,8 +149,13 @@ func (a *App) status() httpserver.Status {
 	return st
 }
 
-func (a *App) clearReplay(context.Context) error {
+func (a *App) clearReplay(ctx context.Context) error {
 	a.mem.Clear()
+	if s := a.redis.get(); s != nil {
+		if err := s.Clear(ctx); err != nil {
+			return fmt.Errorf("app: clear redis: %w", err)
+		}
+	}
 	a.log.Warn("replay store cleared by an admin request")
 	return nil
 }

@@ -256,6 +256,9 @@ type Log struct {
 	Level string
 	// Format is text or json (LOG_FORMAT).
 	Format string
+	// PprofAddr serves /debug/pprof on this loopback address (DEBUG_PPROF_ADDR).
+	// Empty: not served.
+	PprofAddr string
 }
 
 // BindsPublic reports whether Server.Host is not a loopback address. A host

@@ -46,6 +46,22 @@ func (c *Config) validateKafka(check checkFunc) {
 	if k.Embedded() {
 		check("EMBEDDED_KAFKA_ADDR", hostPort(c.EmbeddedKafka.Addr))
 	}
+	if c.Log.PprofAddr != "" {
+		check("DEBUG_PPROF_ADDR", loopbackHostPort(c.Log.PprofAddr))
+	}
+}
+
+// loopbackHostPort accepts host:port on a loopback address only: profiles
+// expose internals and must never be reachable from the network.
+func loopbackHostPort(s string) error {
+	if err := hostPort(s); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(s)
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("%q is not a loopback address", s)
+	}
+	return nil
 }
 
 func (c *Config) saslError() error {

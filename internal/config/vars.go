@@ -138,5 +138,6 @@ func (c *Config) processVars() []variable {
 		{name: "INSECURE_PUBLIC", def: "false", help: "allow binding a non-loopback address without client auth", v: boolValue{&c.InsecurePublic}, isBool: true},
 		{name: "LOG_LEVEL", def: "info", help: "debug, info, warn or error", v: enumValue{&c.Log.Level, []string{"debug", "info", "warn", "error"}}},
 		{name: "LOG_FORMAT", def: "text", help: "text or json", v: enumValue{&c.Log.Format, []string{"text", "json"}}},
+		{name: "DEBUG_PPROF_ADDR", help: "serve Go's /debug/pprof on this loopback host:port (unset: off)", v: stringValue{&c.Log.PprofAddr}},
 	}
 }

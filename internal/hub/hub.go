@@ -25,7 +25,6 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
-	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
 // Topology is what the hub needs to know about the topic; the Kafka consumer
@@ -40,7 +39,12 @@ type Topology interface {
 // Source is the merged view of the replay tiers that sessions read.
 type Source interface {
 	Page(ctx context.Context, p int32, after int64, lim replay.Limit) (replay.Page, error)
+	// Oldest is the oldest offset of the replay window (where a client
+	// without a cursor for p starts).
 	Oldest(p int32) (int64, bool)
+	// Retained is the oldest offset any tier still holds; a cursor below
+	// it is stale.
+	Retained(p int32) (int64, bool)
 	Covers(p int32, after int64) bool
 	Backlog(p int32, after int64) (bytes int64, evicted bool)
 }
@@ -89,7 +93,7 @@ type Hub struct {
 	cfg     Config
 	log     *slog.Logger
 	m       *metrics.Metrics
-	memory  *replay.Memory
+	store   Appender
 	source  Source
 	topo    Topology
 	heads   atomic.Pointer[heads]
@@ -109,10 +113,15 @@ type heads struct {
 	partitions []int32 // sorted keys of offsets
 }
 
-// New returns a hub appending to memory and reading through source.
-func New(cfg Config, memory *replay.Memory, source Source, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
+// Appender stores published records in the replay tiers without blocking.
+type Appender interface {
+	Append(recs []*replay.Record) int
+}
+
+// New returns a hub appending to store and reading through source.
+func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
 	cfg.defaults()
-	h := &Hub{cfg: cfg, log: log, m: m, memory: memory, source: source, topo: topo,
+	h := &Hub{cfg: cfg, log: log, m: m, store: store, source: source, topo: topo,
 		sessions: map[*session]struct{}{}, done: make(chan struct{})}
 	h.heads.Store(&heads{offsets: map[int32]int64{}})
 	return h
@@ -125,27 +134,13 @@ func (h *Hub) Publish(recs []*replay.Record) {
 		return
 	}
 	for _, r := range recs {
-		encode(r)
+		r.EncodeFrames()
 	}
 	h.publish.Lock()
-	h.memory.Append(recs)
+	h.store.Append(recs)
 	h.heads.Store(h.heads.Load().advance(recs))
 	h.publish.Unlock()
 	h.wakeAll()
-}
-
-// encode sets r.Frame once; Value then points into it, so one copy of the
-// bytes is kept and the fetch buffer can be released.
-func encode(r *replay.Record) {
-	if len(r.Frame) > 0 {
-		return
-	}
-	if r.Skipped != "" {
-		r.Frame = wsproto.SkippedFrame(r.Partition, r.Offset, r.Skipped)
-		return
-	}
-	frames, at := wsproto.RecordFrames(r.Partition, r.Offset, r.Value)
-	r.Frame, r.Value = frames, frames[at:]
 }
 
 func (hs *heads) advance(recs []*replay.Record) *heads {

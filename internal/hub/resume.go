@@ -91,7 +91,7 @@ func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
 			frames = append(frames, s.staleFrame(p, o, "cursor is at or beyond the partition's high watermark"))
 			continue
 		}
-		oldest, ok := s.h.source.Oldest(p)
+		oldest, ok := s.h.source.Retained(p)
 		if ok && o+1 < oldest && !s.h.source.Covers(p, o) {
 			frames = append(frames, s.staleFrame(p, o, "cursor is older than anything retained"))
 			frames = append(frames, s.gapFrame(p, o+1, oldest-1, mode))
@@ -104,7 +104,7 @@ func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
 }
 
 func (s *session) staleFrame(p int32, requested int64, msg string) []byte {
-	oldest, _ := s.h.source.Oldest(p)
+	oldest, _ := s.h.source.Retained(p)
 	return wsproto.Frame(wsproto.CursorStale{Type: wsproto.TypeCursorStale, Partition: p,
 		Requested: wsproto.Offset(requested), Oldest: wsproto.Offset(oldest), Message: msg})
 }

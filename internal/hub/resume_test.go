@@ -456,7 +456,7 @@ var recFrameSize = len(mustFrame(0, 100, recValueSize))
 
 func mustFrame(p int32, o int64, size int) []byte {
 	r := &replay.Record{Partition: p, Offset: o, Value: paddedValue(p, o, size)}
-	encode(r)
+	r.EncodeFrames()
 	return r.Frame
 }
 

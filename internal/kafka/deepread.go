@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -45,6 +48,10 @@ type DeepReader struct {
 	sem   chan struct{}
 	group singleflight.Group
 	log   *slog.Logger
+
+	startMu sync.Mutex // guards the log start cache; held during its refresh
+	starts  map[int32]int64
+	startAt time.Time
 }
 
 // DeepPage is one deep read: records after the requested offset, and the
@@ -211,4 +218,37 @@ func (d *DeepReader) record(r *kgo.Record, prev int64) *replay.Record {
 		}
 	}
 	return rec
+}
+
+// ReadAfter implements replay.DeepReader.
+func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max int) ([]*replay.Record, int64, error) {
+	page, err := d.Read(ctx, p, after, max)
+	return page.Records, page.LogStart, err
+}
+
+// logStartTTL is how long log start offsets are cached: they only move when
+// retention deletes a segment.
+const logStartTTL = 2 * time.Second
+
+// LogStart implements replay.DeepReader: the partition's log start offset.
+func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	if time.Since(d.startAt) > logStartTTL {
+		offs, err := kadm.NewClient(d.cl).ListStartOffsets(ctx, d.cfg.Topic)
+		if err != nil {
+			return 0, fmt.Errorf("kafka: log start offsets: %w", err)
+		}
+		d.starts, d.startAt = map[int32]int64{}, time.Now()
+		offs.Each(func(o kadm.ListedOffset) {
+			if o.Err == nil {
+				d.starts[o.Partition] = o.Offset
+			}
+		})
+	}
+	o, ok := d.starts[p]
+	if !ok {
+		return 0, fmt.Errorf("kafka: log start of partition %d: %w", p, ErrUnknownPartition)
+	}
+	return o, nil
 }

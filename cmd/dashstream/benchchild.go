@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/bench"
+)
+
+// startChild runs the embedded gateway as a child "dashstream serve" process
+// on free loopback ports, so the benchmark's load generator does not share
+// the gateway's runtime and the gateway's memory is measured alone.
+func startChild(ctx context.Context, o benchOptions, log *slog.Logger, stderr io.Writer) (bench.Target, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return bench.Target{}, nil, fmt.Errorf("locate own binary: %w", err)
+	}
+	httpPort, kafkaPort, err := twoFreePorts()
+	if err != nil {
+		return bench.Target{}, nil, err
+	}
+	env := embeddedEnv(o)
+	env["WEBSOCKET_PORT"] = strconv.Itoa(httpPort)
+	env["EMBEDDED_KAFKA_ADDR"] = "127.0.0.1:" + strconv.Itoa(kafkaPort)
+	cmd := exec.Command(exe, "serve")
+	cmd.Env = childEnv(env)
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		return bench.Target{}, nil, fmt.Errorf("start gateway: %w", err)
+	}
+	stop := func() { stopChild(cmd) }
+	base := "http://127.0.0.1:" + strconv.Itoa(httpPort)
+	if err := awaitReadyz(ctx, base); err != nil {
+		stop()
+		return bench.Target{}, nil, err
+	}
+	log.Info("gateway child ready", "pid", cmd.Process.Pid, "url", base)
+	return bench.Target{URL: "ws://127.0.0.1:" + strconv.Itoa(httpPort) + "/ws",
+		Brokers: []string{env["EMBEDDED_KAFKA_ADDR"]}, Topic: o.topic, PID: cmd.Process.Pid, Mode: "embedded"}, stop, nil
+}
+
+// childEnv is a clean environment: the variables that locate the system,
+// plus the gateway's; nothing else (a stray KAFKA_BROKERS must not leak in).
+func childEnv(env map[string]string) []string {
+	out := []string{}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT"} {
+		if v, ok := os.LookupEnv(k); ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	for k, v := range env {
+		out = append(out, k+"="+v)
+	}
+	return out
+}
+
+func twoFreePorts() (int, int, error) {
+	a, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer a.Close()
+	b, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	defer b.Close()
+	return a.Addr().(*net.TCPAddr).Port, b.Addr().(*net.TCPAddr).Port, nil
+}
+
+func awaitReadyz(ctx context.Context, base string) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(base + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("gateway child not ready within 30s")
+}
+
+// stopChild asks the gateway to shut down and kills it if it does not.
+func stopChild(cmd *exec.Cmd) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}

@@ -1,0 +1,107 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+// redisTier owns the Redis replay store: it is created once the resume
+// namespace is known (Kafka answered), runs its background writer, and is
+// drained at shutdown.
+type redisTier struct {
+	mu     sync.Mutex // guards store
+	store  *replay.Redis
+	client *redis.Client
+	done   chan struct{} // closed when the writer stopped
+}
+
+func (rt *redisTier) get() *replay.Redis {
+	if rt == nil {
+		return nil
+	}
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.store
+}
+
+// newRedisClient builds a go-redis client whose timeouts follow the
+// contexts of the store's calls, with few retries (the circuit breaker does
+// the waiting).
+func newRedisClient(url string) (*redis.Client, error) {
+	opts, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("app: REDIS_URL: %w", err)
+	}
+	opts.ContextTimeoutEnabled = true
+	opts.MaxRetries = 1
+	opts.DialTimeout = 2 * time.Second
+	return redis.NewClient(opts), nil
+}
+
+// runRedis waits for the namespace, then adds the Redis tier and runs its
+// writer until ctx is done. Redis being down never stops the gateway.
+func (a *App) runRedis(ctx context.Context, c *kafka.Consumer) error {
+	rt := a.redis
+	defer close(rt.done)
+	ns, ok := awaitNamespace(ctx, c)
+	if !ok {
+		return nil
+	}
+	r := a.cfg.Redis
+	store, err := replay.NewRedis(rt.client, replay.RedisConfig{Namespace: ns, TTL: r.MessageTTL,
+		MaxPerPartition: r.MaxSequences, MaxConcurrentWrites: r.MaxConcurrentWrites},
+		a.m, a.log.With("component", "redis"))
+	if err != nil {
+		return fmt.Errorf("app: redis: %w", err)
+	}
+	rt.mu.Lock()
+	rt.store = store
+	rt.mu.Unlock()
+	a.tiers.SetRedis(store)
+	a.log.Info("redis replay tier enabled", "namespace", ns)
+	return store.Run(ctx)
+}
+
+func awaitNamespace(ctx context.Context, c *kafka.Consumer) (string, bool) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for c.Namespace() == "" {
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-t.C:
+		}
+	}
+	return c.Namespace(), true
+}
+
+// startDeepReads adds the Kafka tier: offsets older than memory and Redis
+// hold but still retained by the topic.
+func (a *App) startDeepReads(brokers []string) (func(), error) {
+	kc := a.kafkaConfig(brokers)
+	d, err := kafka.NewDeepReader(kafka.DeepReadConfig{Brokers: brokers, Topic: kc.Topic, Security: kc.Security,
+		MaxConcurrent: a.cfg.Replay.MaxConcurrent, MaxPayload: kc.MaxPayload, MaxSchemaVersion: kc.MaxSchemaVersion,
+		ExtraOpts: kc.ExtraOpts}, a.log.With("component", "deep-read"))
+	if err != nil {
+		return nil, fmt.Errorf("app: deep reads: %w", err)
+	}
+	a.tiers.SetKafka(d)
+	return d.Close, nil
+}
+
+// drainRedis waits for queued Redis writes at shutdown, bounded by ctx.
+func (a *App) drainRedis(ctx context.Context) error {
+	if s := a.redis.get(); s != nil {
+		if err := s.Flush(ctx); err != nil {
+			return fmt.Errorf("app: drain redis writes: %w", err)
+		}
+	}
+	return nil
+}
