@@ -61,6 +61,7 @@ func (a *App) hubConfig() hub.Config {
 		ReplayTimeout:  c.Replay.Timeout,
 		ReplayMaxTotal: c.Replay.MaxTotal,
 		ReplayMaxBytes: int(c.Replay.MaxBytes),
+		ReplaySlots:    c.Replay.MaxConcurrent,
 		SlowThreshold:  int64(c.SlowClient.DisconnectThreshold),
 		SlowWindow:     c.SlowClient.LagWindow,
 		MaxCatchup:     c.SlowClient.MaxCatchup,

@@ -58,6 +58,7 @@ type Config struct {
 	ReplayTimeout  time.Duration // bounds the replay part of a resume; 0 = 30 s
 	ReplayMaxTotal int           // records per replay before capped; 0 = 10000
 	ReplayMaxBytes int           // bytes per replay before capped; 0 = 64 MiB
+	ReplaySlots    int           // replays running at once (others wait); 0 = 32
 	SlowThreshold  int64         // catch-up records per window before disconnect; 0 = 1000
 	SlowWindow     time.Duration // 0 = 60 s
 	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
@@ -75,6 +76,7 @@ func (c *Config) defaults() {
 	setDefault(&c.ReplayTimeout, 30*time.Second)
 	setDefault(&c.ReplayMaxTotal, 10000)
 	setDefault(&c.ReplayMaxBytes, 64<<20)
+	setDefault(&c.ReplaySlots, 32)
 	setDefault(&c.SlowThreshold, 1000)
 	setDefault(&c.SlowWindow, 60*time.Second)
 	setDefault(&c.MaxCatchup, 120*time.Second)
@@ -103,7 +105,9 @@ type Hub struct {
 	sessions map[*session]struct{}
 	closing  bool
 	done     chan struct{} // closed by Shutdown: sessions send 1001
-	wg       sync.WaitGroup
+
+	replaySlots chan struct{} // bounded concurrent replays (admission control)
+	wg          sync.WaitGroup
 }
 
 // heads is an immutable snapshot of the highest offset handed to the hub per
@@ -122,7 +126,8 @@ type Appender interface {
 func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
 	cfg.defaults()
 	h := &Hub{cfg: cfg, log: log, m: m, store: store, source: source, topo: topo,
-		sessions: map[*session]struct{}{}, done: make(chan struct{})}
+		sessions: map[*session]struct{}{}, done: make(chan struct{}),
+		replaySlots: make(chan struct{}, cfg.ReplaySlots)}
 	h.heads.Store(&heads{offsets: map[int32]int64{}})
 	return h
 }

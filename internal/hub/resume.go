@@ -22,6 +22,7 @@ type replayRun struct {
 	start    time.Time
 	deadline time.Time
 	timer    *time.Timer
+	slot     bool // holds one of the hub's replay slots
 }
 
 // startResume begins a new epoch: it cancels any running replay or catch-up,
@@ -37,6 +38,9 @@ func (s *session) startResume(r *wsproto.Resume) *closeReason {
 	now := time.Now()
 	s.rp = &replayRun{mode: mode, targets: hs.offsets, start: now,
 		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
+	if cr := s.acquireReplaySlot(frames); cr != nil {
+		return cr
+	}
 	if len(r.Invalid) > 0 {
 		e := wsproto.NewError(wsproto.CodeResumeInvalidEntry, "invalid resume entries were ignored")
 		e.Entries = r.Invalid
@@ -68,7 +72,38 @@ func (s *session) cancelReplay() [][]byte {
 func (s *session) stopReplay() {
 	if s.rp != nil {
 		s.rp.timer.Stop()
+		if s.rp.slot {
+			<-s.h.replaySlots
+		}
 		s.rp = nil
+	}
+}
+
+// acquireReplaySlot waits, within the replay timeout, for one of the hub's
+// bounded replay slots, so a reconnect storm cannot starve live delivery.
+// frames (a cancelled replay's replay_complete) are sent before a refusal.
+func (s *session) acquireReplaySlot(frames [][]byte) *closeReason {
+	select {
+	case s.h.replaySlots <- struct{}{}:
+		s.rp.slot = true
+		return nil
+	default:
+	}
+	select {
+	case s.h.replaySlots <- struct{}{}:
+		s.rp.slot = true
+		return nil
+	case <-s.rp.timer.C:
+		s.stopReplay()
+		return &closeReason{code: statusTryAgainLater, reason: "replay timeout",
+			frames: append(frames, wsproto.Frame(wsproto.NewError(wsproto.CodeReplayTimeout,
+				"no replay slot became free within the replay timeout; resume again")))}
+	case <-s.h.done:
+		s.stopReplay()
+		return goingAway
+	case <-s.readDone:
+		s.stopReplay()
+		return peerGone
 	}
 }
 

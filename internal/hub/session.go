@@ -61,6 +61,7 @@ func (s *session) wake() {
 // run is the writer goroutine: it owns every write to the socket.
 func (s *session) run(ctx context.Context) {
 	cr := s.loop(ctx)
+	s.stopReplay() // release a replay slot still held
 	if cr.code != 0 {
 		s.closeWith(cr.code, cr.reason, cr.frames...)
 	}

@@ -410,3 +410,29 @@ func TestLagWindow(t *testing.T) {
 		t.Error("4 records is over a threshold of 3")
 	}
 }
+
+// TestReplaySlotsBoundConcurrentReplays: with one replay slot, a second
+// client's resume waits until the first replay finishes; a resume that
+// cannot get a slot within the replay timeout gets REPLAY_TIMEOUT and 1013,
+// and slots held by clients that leave are released.
+func TestReplaySlotsBoundConcurrentReplays(t *testing.T) {
+	th := newTestHub(t, Config{ReplaySlots: 1, ReplayTimeout: 300 * time.Millisecond}, replay.MemoryConfig{})
+	th.publish(0, 0, 5)
+	holder := th.Hub
+	// Take the only slot by hand, as a replay in progress would.
+	holder.replaySlots <- struct{}{}
+	c := th.dial(t)
+	c.send(map[string]any{"type": "resume", "from": "earliest"})
+	_, ctrl := c.readUntil(isType("error"))
+	if ctrl[len(ctrl)-1]["code"] != "REPLAY_TIMEOUT" {
+		t.Fatalf("controls = %v, want REPLAY_TIMEOUT", ctrl)
+	}
+	<-holder.replaySlots // the replay "finishes"
+	c2 := th.dial(t)
+	c2.send(map[string]any{"type": "resume", "from": "earliest"})
+	recs, _ := c2.readUntil(isType("replay_complete"))
+	checkExact(t, recs, map[int32][]int64{0: seq(0, 4)})
+	if n := len(holder.replaySlots); n != 0 {
+		t.Fatalf("%d replay slots still held after replay_complete", n)
+	}
+}
