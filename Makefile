@@ -9,7 +9,7 @@ GO    ?= go
 FUZZTIME ?= 30s
 export FUZZTIME
 
-.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz proto build demo
+.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser proto build demo
 
 ## test: everything CI checks; services are stopped even when a phase fails
 test:
@@ -19,7 +19,7 @@ test:
 unit:
 	env -u KAFKA_BROKERS -u REDIS_URL -u DASHSTREAM_INTEGRATION $(GO) test -race -short -count=1 ./...
 
-fmt-check vet staticcheck services-up services-down fuzz:
+fmt-check vet staticcheck services-up services-down fuzz browser:
 	@bash scripts/test.sh $@
 
 proto:

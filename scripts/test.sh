@@ -2,7 +2,8 @@
 # test.sh: the project's checks, as `make test` and CI (.ci/run) run them.
 #
 #   scripts/test.sh all            fmt-check, vet, staticcheck, services-up,
-#                                  go test -race with integration tests, fuzz;
+#                                  go test -race with integration tests, the
+#                                  browser test of the UI, fuzz;
 #                                  services-down always, even on failure
 #   scripts/test.sh PHASE          one of: fmt-check vet staticcheck services-up
 #                                  services-down go-test fuzz
@@ -98,6 +99,13 @@ fuzz() {
 	return "$status"
 }
 
+# browser_test drives the built-in UI in Debian's Chromium (playwright-core)
+# against a demo gateway on free loopback ports; it installs what it needs.
+browser_test() {
+	bash scripts/browser.sh install || return
+	bash scripts/browser.sh test
+}
+
 # dump_logs shows the services' logs after a failed test run.
 dump_logs() {
 	local f
@@ -131,6 +139,7 @@ all() {
 	fi
 	phase services-down services_down || true
 	trap print_summary EXIT
+	phase browser browser_test
 	phase fuzz fuzz
 }
 
@@ -143,8 +152,9 @@ services-up) phase services-up services_up ;;
 services-down) phase services-down services_down ;;
 go-test) phase go-test go_test ;;
 fuzz) phase fuzz fuzz ;;
+browser) phase browser browser_test ;;
 *)
-	echo "usage: $0 [all|fmt-check|vet|staticcheck|services-up|services-down|go-test|fuzz]" >&2
+	echo "usage: $0 [all|fmt-check|vet|staticcheck|services-up|services-down|go-test|browser|fuzz]" >&2
 	exit 2
 	;;
 esac
