@@ -121,6 +121,8 @@ func runServe(ctx context.Context, args []string, demo bool) int {
 	if cfg == nil {
 		return code
 	}
+	// SPEC §7: /ws enforces whatever AuthConfigured reports (limits.Authenticator
+	// in front of the hub), so a public bind needs it or an explicit opt-out.
 	if cfg.BindsPublic() && !cfg.AuthConfigured() && !cfg.InsecurePublic {
 		fmt.Fprintf(os.Stderr, "dashstream: refusing to listen on %s without client authentication; "+
 			"set WEBSOCKET_AUTH_TOKEN (or JWT settings), or pass --insecure-public to accept the risk\n", cfg.Server.Host)

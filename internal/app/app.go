@@ -24,6 +24,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
@@ -48,6 +49,7 @@ type App struct {
 	tiers    *replay.Tiers
 	redis    *redisTier // nil without REDIS_URL
 	hub      *hub.Hub
+	auth     *limits.Authenticator
 	topo     topology
 
 	ready    chan struct{}
@@ -76,6 +78,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
 	a.tiers = replay.NewTiers(a.mem, nil, a.m.ReplayTierHit)
 	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log)
+	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
+		return nil, fmt.Errorf("app: client auth: %w", err)
+	}
 	if cfg.Redis.Enabled() {
 		client, err := newRedisClient(cfg.Redis.URL)
 		if err != nil {
@@ -108,6 +113,7 @@ func (a *App) Run(ctx context.Context) error {
 
 	runErr := a.runPipeline(ctx)
 	shutdownErr := a.shutdown(srv, stopHTTP, httpDone)
+	a.closeRedis()
 	return errors.Join(runErr, shutdownErr)
 }
 

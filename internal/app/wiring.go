@@ -98,11 +98,18 @@ func (a *App) httpConfig() httpserver.Config {
 	return httpserver.Config{TLSCertFile: a.cfg.Security.TLSCertFile, TLSKeyFile: a.cfg.Security.TLSKeyFile}
 }
 
+// authConfig is the client authentication of /ws (SPEC §7).
+func (a *App) authConfig() limits.AuthConfig {
+	s := a.cfg.Security
+	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
+		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim}
+}
+
 func (a *App) httpDeps() httpserver.Deps {
 	s := a.cfg.Security
 	trusted, _ := limits.ParseTrusted(s.TrustedProxies) // validated by config
 	return httpserver.Deps{
-		Logger: a.log.With("component", "http"), Gatherer: a.reg, Metrics: a.m, WS: a.hub,
+		Logger: a.log.With("component", "http"), Gatherer: a.reg, Metrics: a.m, WS: a.hub, Auth: a.auth,
 		Limiter: limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: s.MaxConnectionsPerIP,
 			RatePerIP: s.ConnectRatePerIP, BurstPerIP: s.ConnectBurstPerIP}),
 		Trusted: trusted, AllowedOrigins: s.AllowedOrigins,

@@ -1,6 +1,8 @@
 package dashstream
 
 import (
+	"cmp"
+
 	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 )
 
@@ -60,4 +62,30 @@ func bodyHeader(m *dashstreampb.DashStreamMessage) *dashstreampb.Header {
 		return b.ExecutionTrace.GetHeader()
 	}
 	return nil
+}
+
+// Tenant is the tenant_id the record belongs to: its body header's, or for
+// an EventBatch the one tenant its envelope and every inner event name (an
+// inner event without one inherits the envelope's). "" when none is named
+// or a batch names several: such a record belongs to no single tenant, and
+// is not delivered to tenant-restricted clients.
+func (d *Decoded) Tenant() string {
+	tenant := d.Header().GetTenantId()
+	batch := d.Message.GetEventBatch()
+	if batch == nil {
+		return tenant
+	}
+	envelope := tenant
+	for _, ev := range batch.GetEvents() {
+		t := cmp.Or(ev.GetHeader().GetTenantId(), envelope)
+		switch {
+		case t == "":
+			return ""
+		case tenant == "":
+			tenant = t
+		case t != tenant:
+			return ""
+		}
+	}
+	return tenant
 }

@@ -1,7 +1,8 @@
 // Package httpserver is the gateway's HTTP face: an http.Server with
-// timeouts and an explicit mux for /ws (origin and per-IP admission in front
-// of the WebSocket handler), /health, /healthz, /readyz, /version, /metrics,
-// the pinned expected-schema API, the admin API and the web UI (SPEC §5).
+// timeouts and an explicit mux for /ws (origin, authentication and per-IP
+// admission in front of the WebSocket handler), /health, /healthz, /readyz,
+// /version, /metrics, the pinned expected-schema API, the admin API and the
+// web UI (SPEC §5).
 //
 // It holds no gateway state of its own beyond the schema store: everything
 // else comes from Deps callbacks. A Server is safe for concurrent use.
@@ -65,8 +66,12 @@ type Deps struct {
 	// Metrics feeds /health and counts rejected connections. Nil: zeros.
 	Metrics *metrics.Metrics
 	// WS serves an admitted WebSocket request; it blocks for the whole
-	// connection and must not check the origin again.
+	// connection and must not check the origin again. The request context
+	// carries the client's limits.Identity (limits.IdentityFrom).
 	WS http.Handler
+	// Auth authenticates WebSocket requests (401 before any upgrade).
+	// Nil: no authentication, every client unrestricted.
+	Auth *limits.Authenticator
 	// Limiter admits connections per client IP. Nil: no per-IP limits.
 	Limiter *limits.ConnLimiter
 	// Trusted proxies may set X-Forwarded-For. Nil: nobody.

@@ -8,9 +8,11 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
-// serveWS admits a WebSocket request (shutdown, origin, per-IP limits) and
-// hands it to Deps.WS. The per-IP slot is released on every exit path of
-// the handler, panics included.
+// serveWS admits a WebSocket request (shutdown, origin, authentication,
+// per-IP limits) and hands it to Deps.WS with the client's limits.Identity
+// in the request context. A refused request is never upgraded and takes no
+// per-IP slot; the slot is released on every exit path of the handler,
+// panics included.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.status().ShuttingDown {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
@@ -20,6 +22,14 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusForbidden, metrics.RejectOrigin, "origin not allowed")
 		return
 	}
+	id, err := s.deps.Auth.Authenticate(r)
+	if err != nil {
+		s.log.Debug("websocket authentication failed", "err", err)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="dashstream"`)
+		s.reject(w, r, http.StatusUnauthorized, metrics.RejectAuth, "missing or invalid credentials")
+		return
+	}
+	r = r.WithContext(limits.WithIdentity(r.Context(), id))
 	release, err := s.acquire(r)
 	if err != nil {
 		w.Header().Set("Retry-After", "1")

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
@@ -21,9 +22,16 @@ type event struct {
 	close ws.StatusCode
 }
 
-// accept upgrades the connection and starts its reader goroutine.
+// accept upgrades the connection and starts its reader goroutine. The
+// client's limits.Identity (from the admission check) selects the bearer
+// subprotocol when the client authenticated with that idiom, and restricts
+// the session to its tenant.
 func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
+	id, _ := limits.IdentityFrom(r.Context())
 	up := ws.HTTPUpgrader{Timeout: h.cfg.SendTimeout}
+	if id.Subprotocol != "" {
+		up.Protocol = func(p string) bool { return p == id.Subprotocol }
+	}
 	conn, rw, _, err := up.Upgrade(r, w)
 	if err != nil {
 		if conn != nil {
@@ -32,6 +40,7 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
 		return nil, err
 	}
 	s := newSession(h, conn)
+	s.tenant = id.Tenant
 	if err := h.add(s); err != nil {
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		conn.Write(closeFrame(ws.StatusGoingAway, "shutting down"))

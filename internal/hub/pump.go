@@ -72,8 +72,8 @@ func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) er
 		if r.Offset > limit {
 			break
 		}
-		after = r.Offset
-		if s.wants(p, r) {
+		after = r.Offset // also over records this client does not get
+		if s.visible(r) && s.wants(p, r) {
 			b.add(r)
 		}
 	}
@@ -110,6 +110,9 @@ func (s *session) account(b *batch, full bool) [][]byte {
 		return b.frames
 	}
 	now := time.Now()
+	if s.owed() {
+		full = false // the rest of a capped replay is not slowness
+	}
 	if full && !s.lag.catching {
 		s.enterCatchup(now)
 	} else if !full && s.lag.catching {
@@ -124,6 +127,26 @@ func (s *session) account(b *batch, full bool) [][]byte {
 		s.h.m.E2ELatencyMs.WithLabelValues(metrics.StageProducerToClientWrite).Observe(max(ms, 0))
 	}
 	return b.frames
+}
+
+// owed reports whether the rest of a capped replay (up to the heads seen at
+// its resume) is still being delivered: SPEC §3.4 owes it to the client
+// without a new resume, so it must not count as slow-client catch-up (a
+// client reading at full speed would otherwise be disconnected after
+// SLOW_CLIENT_DISCONNECT_THRESHOLD records). The send deadline still guards
+// a client that stops reading. Once every partition reached its target the
+// tail is dropped.
+func (s *session) owed() bool {
+	if s.tail == nil {
+		return false
+	}
+	for p, t := range s.tail.targets {
+		if o, ok := s.pos[p]; !ok || o < t {
+			return true
+		}
+	}
+	s.tail = nil
+	return false
 }
 
 // enterCatchup starts catch-up accounting when the client's backlog exceeds

@@ -183,8 +183,10 @@ func (s *session) replayDone() bool {
 func (s *session) finishReplay() []byte {
 	rp := s.rp
 	s.stopReplay()
-	if rp.capped && rp.threads != nil {
-		s.tail = rp // the rest of the thread replay follows, still filtered
+	if rp.capped {
+		// The rest follows as catch-up: owed to the client, not lag (see
+		// owed); in thread mode still filtered (see wants).
+		s.tail = rp
 	}
 	last := make(wsproto.Offsets, len(s.pos))
 	for p, o := range s.pos {

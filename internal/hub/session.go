@@ -21,10 +21,11 @@ type session struct {
 	readDone   chan struct{} // closed when the reader exits
 	writerDone chan struct{} // closed when the writer exits
 	lastPong   atomic.Int64  // unix nanos, written by the reader
+	tenant     string        // set before the session runs; "": unrestricted
 
 	pos     map[int32]int64 // last offset delivered (or passed) per partition
 	rp      *replayRun      // the running replay part of a resume, if any
-	tail    *replayRun      // a capped thread replay whose rest is still filtered
+	tail    *replayRun      // a capped replay whose rest is still owed (thread mode: filtered)
 	lag     lagState        // slow-client catch-up accounting
 	backing [][]byte        // reused storage of one gathered write
 	wbufs   net.Buffers     // reused copy of the headers writev consumes

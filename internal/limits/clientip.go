@@ -1,7 +1,8 @@
 // Package limits decides who may open a WebSocket connection: the client IP
 // (honouring X-Forwarded-For only from trusted proxies), per-IP connection
-// and rate limits, and the Origin check against cross-site WebSocket
-// hijacking. Everything here is safe for concurrent use.
+// and rate limits, the Origin check against cross-site WebSocket hijacking,
+// and client authentication (static bearer token or HS256/RS256 JWT, with an
+// optional tenant restriction). Everything here is safe for concurrent use.
 package limits
 
 import (

@@ -2,7 +2,7 @@ package limits
 
 import "errors"
 
-// Sentinel errors of ConnLimiter.Acquire; branch on them with errors.Is.
+// Sentinel errors; branch on them with errors.Is.
 var (
 	// ErrTooManyConnections: the client IP (IPv6: its /64) already holds the
 	// maximum of concurrent connections, or the limiter tracks as many IPs
@@ -10,4 +10,9 @@ var (
 	ErrTooManyConnections = errors.New("limits: too many connections from this address")
 	// ErrRateLimited: the client IP opens connections faster than allowed.
 	ErrRateLimited = errors.New("limits: connection rate exceeded for this address")
+	// ErrUnauthorized: Authenticator.Authenticate found no credentials, or
+	// credentials that do not verify (wrong token, bad signature, expired,
+	// refused algorithm, missing tenant claim…). The wrapping error says
+	// which; it never contains the credential.
+	ErrUnauthorized = errors.New("limits: unauthorized")
 )

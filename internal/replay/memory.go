@@ -37,9 +37,18 @@ type partLog struct {
 	head    int
 	cum     int64
 	newest  int64 // highest offset ever appended, even if evicted since
+	// cleared is the highest offset known before the last Clear (-1: none).
+	// Append forgets it (lower offsets are new again after a Clear), but
+	// reads do not: records up to it existed and are not held here, so a
+	// read below it is not covered and the lower tiers are asked — a Clear
+	// must never turn records Kafka still holds into a gap.
+	cleared int64
 }
 
 func (l *partLog) live() []entry { return l.entries[l.head:] }
+
+// known is the highest offset this tier knows to exist in the partition.
+func (l *partLog) known() int64 { return max(l.newest, l.cleared) }
 
 // NewMemory returns an empty memory tier.
 func NewMemory(cfg MemoryConfig) *Memory {
@@ -74,7 +83,7 @@ func (m *Memory) Append(recs []*Record) int {
 func (m *Memory) appendLocked(r *Record) bool {
 	l := m.parts[r.Partition]
 	if l == nil {
-		l = &partLog{newest: -1}
+		l = &partLog{newest: -1, cleared: -1}
 		m.parts[r.Partition] = l
 	}
 	if r.Offset <= l.newest {
@@ -164,7 +173,7 @@ func (m *Memory) read(p int32, after int64, maxN, maxBytes int) (recs []*Record,
 	live := l.live()
 	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
 	if i == len(live) {
-		return nil, l.newest <= after, l.newest // held records end at or before 'after', or are all gone
+		return nil, l.known() <= after, l.known() // held records end at or before 'after', or are all gone
 	}
 	covered = prevOf(live[i].rec) <= after
 	size := 0
@@ -200,7 +209,7 @@ func (m *Memory) Backlog(p int32, after int64) (bytes int64, evicted bool) {
 	live := l.live()
 	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
 	if i == len(live) {
-		return 0, l.newest > after // everything after 'after' was evicted
+		return 0, l.known() > after // everything after 'after' was evicted
 	}
 	if i == 0 {
 		first := live[0]
@@ -229,11 +238,15 @@ func (m *Memory) Stats() (records, bytes int) {
 }
 
 // Clear drops everything, including what Append remembers of evicted
-// offsets.
+// offsets. Reads still know which offsets existed (see partLog.cleared).
 func (m *Memory) Clear() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.parts = map[int32]*partLog{}
+	parts := make(map[int32]*partLog, len(m.parts))
+	for p, l := range m.parts {
+		parts[p] = &partLog{newest: -1, cleared: l.known()}
+	}
+	m.parts = parts
 	m.order = fifo{}
 	m.bytes, m.total = 0, 0
 }

@@ -34,6 +34,11 @@ type Record struct {
 	TimestampUs int64
 	// Threads lists the (thread, sequence) pairs the record carries.
 	Threads []ThreadSeq
+	// Tenant is the header tenant_id the record belongs to; a client
+	// restricted to a tenant receives only that tenant's records. Empty when
+	// the record names none (or, for a batch, names several), and for a
+	// skipped record.
+	Tenant string
 	// Frame is the record's pre-encoded WebSocket bytes (cursor text frame
 	// followed by the binary frame, or the "skipped" text frame), written to
 	// every client as is. Set once before the record is shared.
@@ -42,7 +47,7 @@ type Record struct {
 
 // Size is the number of bytes the record accounts for in byte-bounded tiers.
 func (r *Record) Size() int {
-	n := len(r.Frame) + 64
+	n := len(r.Frame) + len(r.Tenant) + 64
 	if len(r.Frame) == 0 {
 		n += len(r.Value)
 	}

@@ -17,12 +17,16 @@ const (
 	fieldSkipped = "skipped" // instead of value: the decode-failure kind of a dead-lettered record
 	fieldTS      = "ts"      // producer timestamp, µs, decimal
 	fieldThreads = "threads" // encodeThreads
+	fieldTenant  = "tenant"  // the record's tenant; absent when empty (and in entries written before it existed)
 )
 
 // errCorrupt marks a stored entry this code cannot decode.
 var errCorrupt = errors.New("corrupt entry")
 
-// appendArgs adds the six script arguments of r (see redis_append.lua).
+// argsPerRecord is how many script arguments appendArgs adds per record.
+const argsPerRecord = 7
+
+// appendArgs adds the seven script arguments of r (see redis_append.lua).
 func appendArgs(args []any, r *Record) []any {
 	field, payload := fieldValue, any(r.Value)
 	if r.Skipped != "" {
@@ -33,7 +37,8 @@ func appendArgs(args []any, r *Record) []any {
 		strconv.FormatInt(r.Prev, 10),
 		field, payload,
 		strconv.FormatInt(r.TimestampUs, 10),
-		encodeThreads(r.Threads))
+		encodeThreads(r.Threads),
+		r.Tenant)
 }
 
 // encodeThreads packs (thread, sequence) pairs as uvarint(len) thread
@@ -106,7 +111,7 @@ func decodeFields(r *Record, v map[string]any) error {
 	if err := errors.Join(err1, err2, err3); err != nil {
 		return fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	r.Prev, r.TimestampUs, r.Threads = prev, ts, threads
+	r.Prev, r.TimestampUs, r.Threads, r.Tenant = prev, ts, threads, str(v[fieldTenant])
 	if kind, ok := v[fieldSkipped]; ok {
 		r.Skipped = str(kind)
 		return nil

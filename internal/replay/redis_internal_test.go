@@ -273,3 +273,26 @@ func TestScriptCallsDeclareOneKey(t *testing.T) {
 		t.Fatalf("%d script calls, bad: %v", h.evals, h.bad)
 	}
 }
+
+func TestRecordFieldsTenant(t *testing.T) {
+	r := &Record{Offset: 5, Prev: 4, Value: []byte("v"), Tenant: "acme"}
+	args := appendArgs(nil, r)
+	if len(args) != argsPerRecord || args[argsPerRecord-1] != "acme" {
+		t.Fatalf("args %q", args)
+	}
+	for _, tc := range []struct {
+		fields map[string]any
+		want   string
+	}{
+		{map[string]any{"prev": "4", "value": "v", "ts": "0", "threads": "", "tenant": "acme"}, "acme"},
+		{map[string]any{"prev": "4", "value": "v", "ts": "0", "threads": ""}, ""}, // written before tenants
+	} {
+		var got Record
+		if err := decodeFields(&got, tc.fields); err != nil || got.Tenant != tc.want {
+			t.Fatalf("decodeFields(%v): tenant %q (%v), want %q", tc.fields, got.Tenant, err, tc.want)
+		}
+	}
+	if (&Record{Tenant: "acme"}).Size() != (&Record{}).Size()+len("acme") {
+		t.Fatal("Size does not count the tenant")
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
@@ -218,5 +220,41 @@ func TestRedisReadErrorsWrapped(t *testing.T) {
 	}
 	if _, err := r.ThreadRefs(bg(t), "x", 0, 1); !errors.Is(err, replay.ErrUnavailable) {
 		t.Fatalf("ThreadRefs before Run: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRedisTenantRoundTrip: the tenant survives the Redis tier, an empty
+// one is not stored, and entries written before the field existed read as
+// no tenant.
+func TestRedisTenantRoundTrip(t *testing.T) {
+	env := testenv.Redis(t)
+	s := startRedis(t, env.Client, replay.RedisConfig{Namespace: env.Prefix}, true)
+	key := "dashstream-replay:{" + env.Prefix + ":p0}:log"
+	old := map[string]any{"prev": "-1", "value": "old", "ts": "7", "threads": ""}
+	if err := env.Client.XAdd(bg(t), &redis.XAddArgs{Stream: key, ID: "0-1", Values: old}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	a, b := rec(0, 1), rec(0, 2)
+	a.Tenant = "acme"
+	s.Append(bg(t), []*replay.Record{a, b})
+	s.flush(t)
+	got, _, err := s.Read(bg(t), 0, -1, replay.Limit{Records: 10})
+	if err != nil || len(got) != 3 {
+		t.Fatalf("read %d records (%v), want 3", len(got), err)
+	}
+	for i, want := range []string{"", "acme", ""} {
+		if got[i].Tenant != want {
+			t.Errorf("offset %d: tenant %q, want %q", got[i].Offset, got[i].Tenant, want)
+		}
+	}
+	if string(got[0].Value) != "old" || got[0].TimestampUs != 7 {
+		t.Fatalf("old entry: %+v", got[0])
+	}
+	entries := env.Client.XRange(bg(t), key, "2-1", "2-1").Val()
+	if len(entries) != 1 {
+		t.Fatalf("entry of offset 2: %v", entries)
+	}
+	if _, ok := entries[0].Values["tenant"]; ok {
+		t.Fatal("an empty tenant was stored")
 	}
 }

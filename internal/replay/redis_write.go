@@ -253,7 +253,7 @@ func (r *Redis) pipeline(ctx context.Context, b batch) error {
 		key := []string{r.logKey(b.p)}
 		for i := 0; i < len(b.recs); i += chunkRecords {
 			chunk := b.recs[i:min(i+chunkRecords, len(b.recs))]
-			args := make([]any, 0, 2+6*len(chunk))
+			args := make([]any, 0, 2+argsPerRecord*len(chunk))
 			args = append(args, r.cfg.MaxPerPartition, ttl)
 			for _, rec := range chunk {
 				args = appendArgs(args, rec)

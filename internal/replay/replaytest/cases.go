@@ -32,8 +32,8 @@ func testOrdering(t *testing.T, e *env) {
 func testFieldsRoundTrip(t *testing.T, e *env) {
 	want := []*replay.Record{
 		{Partition: 3, Offset: 0, Prev: -1, Value: []byte{0, 1, 2, 0xff, 0}, TimestampUs: math.MaxInt64},
-		{Partition: 3, Offset: 1, Prev: 0, Value: []byte(strings.Repeat("x", 70000)), TimestampUs: 0},
-		{Partition: 3, Offset: 2, Prev: 1, Value: []byte("v"), TimestampUs: -5,
+		{Partition: 3, Offset: 1, Prev: 0, Value: []byte(strings.Repeat("x", 70000)), TimestampUs: 0, Tenant: "acme"},
+		{Partition: 3, Offset: 2, Prev: 1, Value: []byte("v"), TimestampUs: -5, Tenant: "tenant ü {x}:",
 			Threads: []replay.ThreadSeq{{Thread: "t-1", Sequence: 1}, {Thread: "t-2", Sequence: math.MaxUint64}}},
 	}
 	e.appendRecs(want...)
