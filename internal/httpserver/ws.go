@@ -12,7 +12,8 @@ import (
 // per-IP limits) and hands it to Deps.WS with the client's limits.Identity
 // in the request context. A refused request is never upgraded and takes no
 // per-IP slot; the slot is released on every exit path of the handler,
-// panics included.
+// panics included, unless the WebSocket handler took it over
+// (limits.TakeSlot) to release it when its connection ends.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.status().ShuttingDown {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
@@ -36,12 +37,17 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusTooManyRequests, rejectReason(err), err.Error())
 		return
 	}
-	defer release()
+	slot := limits.NewSlot(release)
+	defer func() {
+		if !slot.Taken() { // a session that outlives this handler releases it itself
+			slot.Release()
+		}
+	}()
 	if s.deps.WS == nil {
 		writeError(w, http.StatusServiceUnavailable, "websocket not available")
 		return
 	}
-	s.deps.WS.ServeHTTP(w, r)
+	s.deps.WS.ServeHTTP(w, r.WithContext(limits.WithSlot(r.Context(), slot)))
 }
 
 // acquire takes a per-IP slot; without a limiter it always succeeds.

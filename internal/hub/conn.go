@@ -48,8 +48,18 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
 		h.m.Rejected("shutdown")
 		return nil, err
 	}
-	go s.readLoop(rw.Reader)
+	go s.readLoop(readerFor(conn, rw.Reader))
 	return s, nil
+}
+
+// readerFor returns a small reader of conn, unless the hijacked reader still
+// holds bytes the client already sent. Client frames are rare and small, so
+// a 512-byte buffer saves memory on every idle connection.
+func readerFor(conn net.Conn, hijacked *bufio.Reader) *bufio.Reader {
+	if hijacked.Buffered() > 0 {
+		return hijacked
+	}
+	return bufio.NewReaderSize(conn, 512)
 }
 
 func closeFrame(code ws.StatusCode, reason string) []byte {

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
@@ -213,15 +214,25 @@ func (h *Hub) remove(s *session) {
 
 // ServeHTTP upgrades the request and runs the client's session until the
 // connection ends. Admission (origin, per-IP limits) happens before it.
+//
+// After the upgrade the session runs on goroutines of its own and ServeHTTP
+// returns, so net/http's per-connection state (buffers, request, handler
+// stack) is freed: an idle client costs little more than its two small
+// goroutines. The session keeps the per-IP slot (limits.TakeSlot) until it
+// ends.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s, err := h.accept(w, r)
 	if err != nil {
 		return
 	}
-	defer h.remove(s)
+	release := limits.TakeSlot(r.Context())
 	h.m.ClientConnected()
-	defer h.m.ClientDisconnected()
-	s.run(r.Context())
+	go func() {
+		defer release()
+		defer h.remove(s)
+		defer h.m.ClientDisconnected()
+		s.run(context.Background()) // the request context would pin net/http state
+	}()
 }
 
 // Shutdown closes every session with 1001 and waits for them, bounded by ctx.

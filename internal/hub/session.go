@@ -45,7 +45,7 @@ var (
 )
 
 func newSession(h *Hub, conn net.Conn) *session {
-	s := &session{h: h, conn: conn, events: make(chan event, 16), wakeCh: make(chan struct{}, 1),
+	s := &session{h: h, conn: conn, events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
 	s.lastPong.Store(time.Now().UnixNano())
 	return s
