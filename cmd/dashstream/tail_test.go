@@ -53,7 +53,7 @@ func newTailHub(t *testing.T, mem replay.MemoryConfig) *tailHub {
 	t.Helper()
 	m := replay.NewMemory(mem)
 	topo := &tailTopo{hwm: map[int32]int64{}}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, m, replay.NewTiers(m, nil, nil), topo,
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, m, replay.NewTiers(m, nil), topo,
 		metrics.New(nil), slog.New(slog.DiscardHandler))
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {

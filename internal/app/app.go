@@ -76,7 +76,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	a.kmetrics = km
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
-	a.tiers = replay.NewTiers(a.mem, nil, a.m.ReplayTierHit)
+	a.tiers = replay.NewTiers(a.mem, nil)
 	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log)
 	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)

@@ -66,7 +66,7 @@ func newTestHubBuffers(t *testing.T, cfg Config, mem replay.MemoryConfig, sockBu
 	if cfg.ResumeWait == 0 {
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
-	h := New(cfg, m, replay.NewTiers(m, nil, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	srv := httptest.NewUnstartedServer(h)
 	if sockBuf > 0 {
 		srv.Listener = smallBufListener{srv.Listener, sockBuf}

@@ -64,6 +64,7 @@ func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) er
 	if page.Gap == nil && len(page.Records) == 0 {
 		page.Gap = &replay.Gap{From: after + 1, To: limit} // evicted before this client read it
 	}
+	s.countTierHit(page)
 	if page.Gap != nil {
 		b.frames = append(b.frames, s.gapFrame(p, page.Gap.From, page.Gap.To, s.modeLabel()))
 		after = page.Gap.To
@@ -165,4 +166,12 @@ func (s *session) enterCatchup(now time.Time) {
 	s.lag.catching, s.lag.since = true, now
 	s.lag.severity = wsproto.GapSeverity(backlog / 1024) // KiB behind: <10 info, <100 warning
 	s.h.m.ClientLagEvents.WithLabelValues(s.lag.severity).Inc()
+}
+
+// countTierHit counts a page served to a replay or a catch-up by its tier
+// (live reads of the newest records are not replay hits).
+func (s *session) countTierHit(page replay.Page) {
+	if page.Tier != "" && (s.rp != nil || s.lag.catching || page.Tier != replay.TierMemory) {
+		s.h.m.ReplayTierHit(page.Tier)
+	}
 }

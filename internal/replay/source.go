@@ -10,6 +10,9 @@ type Gap struct {
 type Page struct {
 	Gap     *Gap
 	Records []*Record
+	// Tier names the tier that served Records (TierMemory, TierRedis,
+	// TierKafka); empty when there are none.
+	Tier string
 }
 
 // Limit bounds one page.

@@ -36,7 +36,7 @@ func TestTiersPage(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewMemory(MemoryConfig{})
 			m.Append(tc.log)
-			tiers := NewTiers(m, nil, nil)
+			tiers := NewTiers(m, nil)
 			pg, err := tiers.Page(context.Background(), 0, tc.after, tc.lim)
 			if err != nil {
 				t.Fatal(err)
@@ -48,7 +48,7 @@ func TestTiersPage(t *testing.T) {
 		m := NewMemory(MemoryConfig{MaxBytes: 5 * recSize})
 		m.Append(chain(0, 0, 4))
 		m.Append(chain(1, 0, 4))
-		tiers := NewTiers(m, nil, nil)
+		tiers := NewTiers(m, nil)
 		pg, _ := tiers.Page(context.Background(), 0, 1, Limit{100, 1 << 20})
 		checkPage(t, pg, &Gap{2, 4}, nil)
 		pg, _ = tiers.Page(context.Background(), 0, 4, Limit{100, 1 << 20})
@@ -77,7 +77,7 @@ func TestTiersPageWalk(t *testing.T) {
 	}
 	m := NewMemory(MemoryConfig{PerPartition: 1000})
 	m.Append(log)
-	tiers := NewTiers(m, nil, nil)
+	tiers := NewTiers(m, nil)
 	seen := map[int64]string{}
 	after := int64(-1)
 	for pages := 0; after < 299; pages++ {
@@ -135,7 +135,7 @@ func checkPage(t *testing.T, pg Page, gap *Gap, want []int64) {
 func TestTiersBoundsAndBacklog(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
 	m.Append(chain(2, 40, 49))
-	tiers := NewTiers(m, nil, nil)
+	tiers := NewTiers(m, nil)
 	if o, ok := tiers.Oldest(2); !ok || o != 40 {
 		t.Fatalf("oldest = %d %v", o, ok)
 	}

@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// Tier names, for hit accounting.
+// Tier names (Page.Tier), for hit accounting.
 const (
 	TierMemory = "memory"
 	TierRedis  = "redis"
@@ -31,7 +31,6 @@ type Tiers struct {
 	memory *Memory
 	redis  atomic.Pointer[storeRef] // set once Redis is configured and named
 	kafka  atomic.Pointer[deepRef]  // set once the brokers are known
-	hit    func(tier string)        // counts pages served per tier
 }
 
 type (
@@ -40,12 +39,9 @@ type (
 )
 
 // NewTiers returns the tiers over memory; kafka may be nil (SetKafka adds it
-// later); hit may be nil.
-func NewTiers(memory *Memory, kafka DeepReader, hit func(tier string)) *Tiers {
-	if hit == nil {
-		hit = func(string) {}
-	}
-	t := &Tiers{memory: memory, hit: hit}
+// later).
+func NewTiers(memory *Memory, kafka DeepReader) *Tiers {
+	t := &Tiers{memory: memory}
 	if kafka != nil {
 		t.SetKafka(kafka)
 	}
@@ -87,10 +83,7 @@ func (t *Tiers) Append(recs []*Record) int {
 func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit) (Page, error) {
 	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes)
 	if covered {
-		if len(recs) > 0 {
-			t.hit(TierMemory)
-		}
-		return Page{Records: recs}, nil
+		return Page{Records: recs, Tier: TierMemory}, nil
 	}
 	end := newest // memory misses (after, end]
 	if len(recs) > 0 {
@@ -126,8 +119,7 @@ func (t *Tiers) fromRedis(ctx context.Context, p int32, after, end int64, lim Li
 	for _, rec := range recs {
 		rec.EncodeFrames()
 	}
-	t.hit(TierRedis)
-	return Page{Records: recs}, true
+	return Page{Records: recs, Tier: TierRedis}, true
 }
 
 // fromKafka serves (after, end] from Kafka; what Kafka no longer retains is
@@ -141,11 +133,10 @@ func (t *Tiers) fromKafka(ctx context.Context, d DeepReader, p int32, after, end
 		return Page{Gap: &Gap{From: after + 1, To: min(logStart-1, end)}}, nil
 	}
 	if recs = upTo(recs, end); len(recs) > 0 {
-		t.hit(TierKafka)
-		return Page{Records: recs}, nil
+		return Page{Records: recs, Tier: TierKafka}, nil
 	}
 	if len(mem) > 0 { // Kafka holds no record in (after, end]: memory continues
-		return Page{Records: mem}, nil
+		return Page{Records: mem, Tier: TierMemory}, nil
 	}
 	return Page{Gap: &Gap{From: after + 1, To: end}}, nil
 }

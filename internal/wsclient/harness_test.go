@@ -52,7 +52,7 @@ func newTestHub(t *testing.T, cfg hub.Config, mem replay.MemoryConfig) *testHub 
 	if cfg.ResumeWait == 0 {
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
-	h := hub.New(cfg, m, replay.NewTiers(m, nil, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := hub.New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	th := &testHub{Hub: h, topo: topo, srv: httptest.NewServer(h), prev: map[int32]int64{}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
