@@ -448,3 +448,67 @@ describe("built-in UI", { skip: !URL_ && "DASHSTREAM_URL is not set" }, () => {
     assert.deepEqual(problems, []);
   });
 });
+
+// ---- client auth: the UI's #token= path ----------------------------------------
+
+// freePort asks the kernel for a free loopback port.
+async function freePort() {
+  const net = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+describe("built-in UI with client auth", { skip: !BIN && "DASHSTREAM_BIN is not set" }, () => {
+  const TOKEN = "ui-test-token-" + process.pid;
+  let gw, url, browser;
+
+  before(async () => {
+    const { spawn } = await import("node:child_process");
+    const [wsPort, kafkaPort] = [await freePort(), await freePort()];
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "dashstream-ui-auth-"));
+    url = `http://127.0.0.1:${wsPort}/`;
+    gw = spawn(BIN, ["serve"], {
+      stdio: "ignore",
+      env: { PATH: process.env.PATH, HOME: process.env.HOME || tmp, WEBSOCKET_HOST: "127.0.0.1",
+        WEBSOCKET_PORT: String(wsPort), EMBEDDED_KAFKA_ADDR: `127.0.0.1:${kafkaPort}`,
+        EXPECTED_SCHEMAS_PATH: path.join(tmp, "schemas.json"), WEBSOCKET_AUTH_TOKEN: TOKEN, LOG_LEVEL: "warn" },
+    });
+    await waitFor("the auth gateway's /readyz", async () => {
+      try { return (await fetch(url + "readyz")).status === 200; } catch { return false; }
+    }, 30000);
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, timeout: 20000,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"] });
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (gw) gw.kill("SIGTERM");
+  });
+
+  it("is refused without a token and connects with #token= over the bearer subprotocol", async () => {
+    const http = await import("node:http");
+    const status = await new Promise((resolve, reject) => {
+      const req = http.get(url + "ws", { headers: { Connection: "Upgrade", Upgrade: "websocket",
+        "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" } });
+      req.on("response", (res) => { res.resume(); resolve(res.statusCode); });
+      req.on("upgrade", (res, sock) => { sock.destroy(); resolve(101); });
+      req.on("error", reject);
+    });
+    assert.equal(status, 401, "the gateway refuses an unauthenticated WebSocket");
+
+    const page = await (await browser.newContext()).newPage();
+    const protocols = [];
+    page.on("websocket", (ws) => protocols.push(ws.url()));
+    await page.goto(url + "#token=" + encodeURIComponent(TOKEN), { waitUntil: "domcontentloaded", timeout: 10000 });
+    await page.waitForFunction(() => document.querySelector("#conn").dataset.state === "live", null, { timeout: 15000 });
+    assert.ok(!page.url().includes("token="), "the token is removed from the address bar");
+    assert.ok(protocols.length >= 1 && protocols.every((u) => !u.includes("token")), "the token never travels in the URL");
+    assert.equal(await page.evaluate(() => window.__dashstream.socket.protocol), "bearer", "the gateway echoed the bearer subprotocol");
+  });
+});

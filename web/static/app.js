@@ -79,6 +79,19 @@
     return u.toString();
   }
 
+  // authToken is the client token when the gateway requires one: given once
+  // as #token=… in the page URL (a fragment never reaches the server or its
+  // logs), then kept in sessionStorage and removed from the address bar. It
+  // travels as the "bearer" WebSocket subprotocol, the idiom browsers allow.
+  function authToken() {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem("dashstream.token", decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem("dashstream.token") || "";
+  }
+
   // resumeFrame lists our cursors: with none, the gateway replays its recent
   // window (the last records of every partition), then goes live. "Start
   // from now" without a connection, or ?from=latest in the page's URL, asks
@@ -120,7 +133,8 @@
     setConn("connecting", "connecting…");
     let ws;
     try {
-      ws = new WebSocket(wsURL());
+      const token = authToken();
+      ws = token ? new WebSocket(wsURL(), ["bearer", token]) : new WebSocket(wsURL());
     } catch (e) {
       logEvent("error", "cannot open WebSocket: " + e.message);
       scheduleReconnect();
