@@ -93,7 +93,18 @@ func (a *App) startDeepReads(brokers []string) (func(), error) {
 		return nil, fmt.Errorf("app: deep reads: %w", err)
 	}
 	a.tiers.SetKafka(d)
+	a.topo.setDeep(d)
 	return d.Close, nil
+}
+
+// closeRedis releases the Redis client (its pool, reaper and reconnect
+// goroutines) once the writer stopped and the sessions ended.
+func (a *App) closeRedis() {
+	if a.redis != nil {
+		if err := a.redis.client.Close(); err != nil {
+			a.log.Warn("closing the redis client", "err", err)
+		}
+	}
 }
 
 // drainRedis waits for queued Redis writes at shutdown, bounded by ctx.

@@ -21,8 +21,9 @@ import (
 // topology lets the hub ask the consumer about partitions before the
 // consumer exists (it is built once the broker is known).
 type topology struct {
-	mu sync.RWMutex
-	c  *kafka.Consumer
+	mu   sync.RWMutex
+	c    *kafka.Consumer
+	deep *kafka.DeepReader
 }
 
 func (t *topology) set(c *kafka.Consumer) {
@@ -42,6 +43,25 @@ func (t *topology) Partitions() []int32 {
 		return c.Partitions()
 	}
 	return nil
+}
+
+// LatestHighWatermark asks Kafka itself (hub: a cursor beyond the cached
+// watermark may only mean this instance is behind).
+func (t *topology) LatestHighWatermark(ctx context.Context, p int32) (int64, bool) {
+	t.mu.RLock()
+	d := t.deep
+	t.mu.RUnlock()
+	if d == nil {
+		return 0, false
+	}
+	o, err := d.EndOffset(ctx, p)
+	return o, err == nil
+}
+
+func (t *topology) setDeep(d *kafka.DeepReader) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.deep = d
 }
 
 func (t *topology) HighWatermark(p int32) (int64, bool) {

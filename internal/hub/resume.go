@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"slices"
 	"strconv"
 	"time"
@@ -122,7 +123,7 @@ func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
 			frames = append(frames, s.staleFrame(p, o, "cursor belongs to another topic or cluster (namespace mismatch)"))
 			continue
 		}
-		if hwm, ok := s.h.topo.HighWatermark(p); ok && o >= hwm {
+		if s.beyondHighWatermark(p, o) {
 			frames = append(frames, s.staleFrame(p, o, "cursor is at or beyond the partition's high watermark"))
 			continue
 		}
@@ -283,4 +284,29 @@ func sortedKeys[V any](m map[int32]V) []int32 {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// latestWatermark is implemented by topologies that can ask Kafka for a
+// partition's current high watermark.
+type latestWatermark interface {
+	LatestHighWatermark(ctx context.Context, p int32) (int64, bool)
+}
+
+// beyondHighWatermark reports whether cursor o names an offset that does not
+// exist yet. The cached watermark may lag (this instance is behind, or the
+// partition is paused): Kafka is asked before a cursor is called stale, so a
+// cursor from a faster instance waits for the consumer instead.
+func (s *session) beyondHighWatermark(p int32, o int64) bool {
+	hwm, ok := s.h.topo.HighWatermark(p)
+	if !ok || o < hwm {
+		return false
+	}
+	lw, ok := s.h.topo.(latestWatermark)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	latest, ok := lw.LatestHighWatermark(ctx, p)
+	return !ok || o >= latest
 }

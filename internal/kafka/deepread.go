@@ -253,3 +253,21 @@ func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
 	}
 	return o, nil
 }
+
+// EndOffset asks Kafka for the partition's current high watermark (not
+// cached: it confirms that a cursor beyond what this instance has consumed
+// really does not exist yet).
+func (d *DeepReader) EndOffset(ctx context.Context, p int32) (int64, error) {
+	offs, err := kadm.NewClient(d.cl).ListEndOffsets(ctx, d.cfg.Topic)
+	if err != nil {
+		return 0, fmt.Errorf("kafka: end offsets: %w", err)
+	}
+	o, ok := offs.Lookup(d.cfg.Topic, p)
+	if !ok {
+		return 0, fmt.Errorf("kafka: end offset of partition %d: %w", p, ErrUnknownPartition)
+	}
+	if o.Err != nil {
+		return 0, fmt.Errorf("kafka: end offset of partition %d: %w", p, o.Err)
+	}
+	return o.Offset, nil
+}
