@@ -12,14 +12,19 @@ import (
 // partitionLoop checks the topic's metadata every PartitionCheckInterval and
 // starts reading partitions added since, from their log start.
 func (c *Consumer) partitionLoop(ctx context.Context, s *session) {
-	t := time.NewTicker(c.cfg.PartitionCheckInterval)
+	every(ctx, c.cfg.PartitionCheckInterval, func() { c.checkPartitions(ctx, s) })
+}
+
+// every runs fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.checkPartitions(ctx, s)
+			fn()
 		}
 	}
 }

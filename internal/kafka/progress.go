@@ -3,7 +3,6 @@ package kafka
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 )
@@ -11,18 +10,11 @@ import (
 // progressLoop saves progress every ProgressInterval until ctx ends; Run
 // saves once more after the consumer has stopped.
 func (c *Consumer) progressLoop(ctx context.Context, s *session) {
-	t := time.NewTicker(c.cfg.ProgressInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
-				c.log.Warn("kafka: saving progress failed", "group", c.group, "err", err)
-			}
+	every(ctx, c.cfg.ProgressInterval, func() {
+		if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
+			c.log.Warn("kafka: saving progress failed", "group", c.group, "err", err)
 		}
-	}
+	})
 }
 
 // commit saves the next offset of every partition that moved since the last
