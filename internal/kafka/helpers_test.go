@@ -23,16 +23,14 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// vectorDir holds the shared DashStream test vectors.
+// vectorDir holds the DashStream test vectors (the repo's copy).
 func vectorDir(t testing.TB) string {
 	t.Helper()
-	for _, dir := range []string{"../../testdata/dashstream", "/work/shared/testdata/dashstream"} {
-		if _, err := os.Stat(filepath.Join(dir, "MANIFEST.json")); err == nil {
-			return dir
-		}
+	dir := "../../testdata/dashstream"
+	if _, err := os.Stat(filepath.Join(dir, "MANIFEST.json")); err != nil {
+		t.Fatalf("no test vectors: %v", err)
 	}
-	t.Fatal("no testdata/dashstream vectors")
-	return ""
+	return dir
 }
 
 // vector returns the record value of one test vector file.
