@@ -128,6 +128,14 @@ func (s *session) awaitResume(ctx context.Context) *closeReason {
 				return cr
 			}
 		case <-timer.C:
+			for ev, ok := s.queuedEvent(); ok && s.pos == nil; ev, ok = s.queuedEvent() {
+				if cr := s.handle(ctx, ev); cr != nil { // a resume that raced the timer wins
+					return cr
+				}
+			}
+			if s.pos != nil {
+				return nil
+			}
 			return s.startResume(&wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
 		case <-s.h.done:
 			return goingAway
@@ -136,6 +144,16 @@ func (s *session) awaitResume(ctx context.Context) *closeReason {
 		}
 	}
 	return nil
+}
+
+// queuedEvent returns an event the reader already queued, if any.
+func (s *session) queuedEvent() (event, bool) {
+	select {
+	case ev := <-s.events:
+		return ev, true
+	default:
+		return event{}, false
+	}
 }
 
 // drainEvents handles what the reader queued before it exited (a last error
