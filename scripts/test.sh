@@ -28,6 +28,7 @@ FUZZ_TARGETS=(
 )
 
 SUMMARY=()
+TEST_COUNTS=""
 
 # phase NAME CMD...: run CMD with a banner and its duration; returns CMD's status.
 phase() {
@@ -85,8 +86,12 @@ go_test() {
 	[[ -f "$SERVICES_ENV" ]] || { echo "no $SERVICES_ENV: run services-up first" >&2; return 1; }
 	# shellcheck source=/dev/null
 	source "$SERVICES_ENV" || return
+	local log=.state/go-test.log status=0
 	# shellcheck disable=SC2086 # flag and package lists
-	DASHSTREAM_INTEGRATION=1 go test ${GO_TEST_FLAGS:--race -count=1 -timeout 40m} ${GO_TEST_PKGS:-./...}
+	DASHSTREAM_INTEGRATION=1 go test ${GO_TEST_FLAGS:--race -count=1 -timeout 40m} ${GO_TEST_PKGS:-./...} 2>&1 |
+		tee "$log" || status=$?
+	TEST_COUNTS="packages: $(grep -c '^ok ' "$log") passed, $(grep -c '^FAIL[[:space:]]' "$log") failed"
+	return "$status"
 }
 
 fuzz() {
@@ -119,6 +124,7 @@ dump_logs() {
 print_summary() {
 	echo "==> summary" >&2
 	printf '    %s\n' "${SUMMARY[@]}" >&2
+	[[ -z "${TEST_COUNTS:-}" ]] || echo "$TEST_COUNTS"
 }
 
 all() {
