@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerates the Go code for proto/dashstream/v1/*.proto into
 # internal/dashstream/dashstreampb (committed, so `go build` needs no protoc).
-# Called by `make proto`. Needs protoc on PATH; installs the pinned
+# Called by `make proto`. Installs protoc from Debian when missing, and the pinned
 # protoc-gen-go with `go install` when the one found is missing or another version.
 set -euo pipefail
 
@@ -11,7 +11,12 @@ MODULE=github.com/dashflow/dashstream-gateway
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-command -v protoc >/dev/null || { echo "generate.sh: protoc not found (apt-get install protobuf-compiler)" >&2; exit 1; }
+if ! command -v protoc >/dev/null; then
+	echo "generate.sh: installing protoc (Debian protobuf-compiler)" >&2
+	sudo=""
+	[ "$(id -u)" = 0 ] || sudo="sudo"
+	$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq protobuf-compiler >/dev/null
+fi
 
 gobin="$(go env GOBIN)"
 [ -n "$gobin" ] || gobin="$(go env GOPATH)/bin"

@@ -117,7 +117,13 @@ func (d *DeepReader) read(ctx context.Context, p int32, after int64, maxRecords 
 	}
 	fp, err := d.fetch(ctx, p, after+1)
 	if errors.Is(err, kerr.OffsetOutOfRange) {
-		return DeepPage{LogStart: fp.LogStartOffset}, nil
+		// The error response carries no log start: ask for it (fresh).
+		d.expireLogStarts()
+		ls, lerr := d.LogStart(ctx, p)
+		if lerr != nil {
+			return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, lerr)
+		}
+		return DeepPage{LogStart: ls}, nil
 	}
 	if err != nil {
 		return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, err)
@@ -230,6 +236,13 @@ func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max in
 // logStartTTL is how long log start offsets are cached: they only move when
 // retention deletes a segment.
 const logStartTTL = 2 * time.Second
+
+// expireLogStarts makes the next LogStart ask Kafka again.
+func (d *DeepReader) expireLogStarts() {
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	d.startAt = time.Time{}
+}
 
 // LogStart implements replay.DeepReader: the partition's log start offset.
 func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {

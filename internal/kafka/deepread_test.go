@@ -1,0 +1,122 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// fetchCounter counts the Fetch requests (key 1) a client sends.
+type fetchCounter struct{ n atomic.Int64 }
+
+func (f *fetchCounter) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 1 && err == nil {
+		f.n.Add(1)
+	}
+}
+
+func newDeepReader(t *testing.T, brokers []string, topic string, hooks ...kgo.Hook) *DeepReader {
+	t.Helper()
+	d, err := NewDeepReader(DeepReadConfig{Brokers: brokers, Topic: topic, MaxConcurrent: 2,
+		ExtraOpts: []kgo.Opt{kgo.WithHooks(hooks...)}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// TestIntegrationDeepReadExactPages: pages read straight from real Kafka
+// return exactly the records after the requested offset, with encoded
+// frames, a Prev chain starting at the requested offset, decode failures as
+// skipped markers, and the log start once records were deleted.
+func TestIntegrationDeepReadExactPages(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 2)
+	values := validVectors(t)
+	offs := k.Produce(t, topic, 1, values...)
+	bad := k.Produce(t, topic, 1, []byte{0x02, 0xff})
+	d := newDeepReader(t, k.Brokers, topic)
+	ctx := context.Background()
+
+	recs, logStart, err := d.ReadAfter(ctx, 1, offs[2], 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if logStart != 0 || len(recs) != len(values)-3+1 {
+		t.Fatalf("log start %d, %d records; want 0 and %d", logStart, len(recs), len(values)-2)
+	}
+	prev := offs[2]
+	for i, r := range recs[:len(recs)-1] {
+		if r.Offset != offs[3+i] || r.Prev != prev || !bytes.Equal(r.Value, values[3+i]) || len(r.Frame) == 0 {
+			t.Fatalf("record %d: offset %d prev %d (want %d, %d) or value/frame wrong", i, r.Offset, r.Prev, offs[3+i], prev)
+		}
+		prev = r.Offset
+	}
+	if last := recs[len(recs)-1]; last.Offset != bad[0] || last.Skipped != "invalid_protobuf" {
+		t.Fatalf("last record %+v, want a skipped marker at %d", last, bad[0])
+	}
+	if page, _, _ := d.ReadAfter(ctx, 1, offs[0], 2); len(page) != 2 || page[1].Offset != offs[2] {
+		t.Fatalf("max 2: got %d records", len(page))
+	}
+
+	k.DeleteRecords(t, topic, 1, offs[5])
+	recs, logStart, err = d.ReadAfter(ctx, 1, offs[1], 10)
+	if err != nil || logStart != offs[5] || len(recs) != 0 {
+		t.Fatalf("after deletion: %d records, log start %d, err %v; want none and %d", len(recs), logStart, err, offs[5])
+	}
+	if end, err := d.EndOffset(ctx, 1); err != nil || end != bad[0]+1 {
+		t.Fatalf("end offset %d, %v; want %d", end, err, bad[0]+1)
+	}
+	testenvWait(t, func() bool { ls, err := d.LogStart(ctx, 1); return err == nil && ls == offs[5] })
+}
+
+// TestIntegrationDeepReadCoalesces: identical reads in flight at once share
+// one fetch.
+func TestIntegrationDeepReadCoalesces(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	k.Produce(t, topic, 0, validVectors(t)...)
+	var fetches fetchCounter
+	d := newDeepReader(t, k.Brokers, topic, &fetches)
+	if _, _, err := d.ReadAfter(context.Background(), 0, -1, 5); err != nil { // warm metadata
+		t.Fatal(err)
+	}
+	before := fetches.n.Load()
+	d.sem <- struct{}{} // hold the reads until all have joined
+	d.sem <- struct{}{}
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if recs, _, err := d.ReadAfter(context.Background(), 0, 0, 3); err != nil || len(recs) != 3 {
+				t.Errorf("read: %d records, %v", len(recs), err)
+			}
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // let every reader join the flight
+	<-d.sem
+	<-d.sem
+	wg.Wait()
+	if n := fetches.n.Load() - before; n != 1 {
+		t.Fatalf("20 identical concurrent reads sent %d fetches, want 1", n)
+	}
+}
+
+func testenvWait(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
