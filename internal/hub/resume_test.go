@@ -771,8 +771,12 @@ func drainToFinal(c *client, final *atomic.Pointer[map[int32]int64]) ([]delivery
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		typ, b, err := c.conn.Read(ctx)
 		cancel()
+		if err != nil && done() {
+			break // everything arrived before the publisher recorded the final heads
+		}
 		if err != nil {
-			return recs, rc, fmt.Errorf("read after %d records: %w", len(recs), err)
+			f := final.Load()
+			return recs, rc, fmt.Errorf("read after %d records (last %v, final %v): %w", len(recs), last, f, err)
 		}
 		if typ == websocket.MessageBinary {
 			if pending == nil {
