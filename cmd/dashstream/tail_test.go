@@ -6,76 +6,39 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
-	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// tailTopo is a topic whose high watermarks follow what the test published.
-type tailTopo struct {
-	mu  sync.Mutex
-	hwm map[int32]int64
-}
-
-func (f *tailTopo) Partitions() []int32 { return nil }
-func (f *tailTopo) HighWatermark(p int32) (int64, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	o, ok := f.hwm[p]
-	return o, ok
-}
-
 // tailHub is an in-process hub with a memory replay tier (no Kafka).
 type tailHub struct {
-	h    *hub.Hub
-	topo *tailTopo
-	url  string
+	*hubtest.Server
+	url string
 }
 
 func newTailHub(t *testing.T, mem replay.MemoryConfig) *tailHub {
 	t.Helper()
-	m := replay.NewMemory(mem)
-	topo := &tailTopo{hwm: map[int32]int64{}}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, m, replay.NewTiers(m, nil), topo,
-		metrics.New(nil), slog.New(slog.DiscardHandler))
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		h.Shutdown(ctx)
-		srv.Close()
-	})
-	return &tailHub{h: h, topo: topo, url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"}
+	s := hubtest.Start(t, hub.Config{}, mem)
+	return &tailHub{Server: s, url: s.URL}
 }
 
 // publish hands values to the hub as partition p, offsets from, from+1, ...
 func (th *tailHub) publish(p int32, from int64, values ...[]byte) {
-	recs := make([]*replay.Record, len(values))
-	for i, v := range values {
-		o := from + int64(i)
-		recs[i] = &replay.Record{Partition: p, Offset: o, Prev: o - 1, Value: v, Threads: threadsOf(v)}
-	}
-	th.topo.mu.Lock()
-	th.topo.hwm[p] = from + int64(len(values))
-	th.topo.mu.Unlock()
-	th.h.Publish(recs)
+	th.Publish(p, from, values, threadsOf)
 }
 
 // threadsOf indexes a value's (thread, sequence) pairs as the consumer does.

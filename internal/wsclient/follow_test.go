@@ -22,7 +22,7 @@ var errEnough = errors.New("enough records")
 func TestFollowerResumesAcrossCuts(t *testing.T) {
 	const perPartition = 400
 	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
-	px := newProxy(t, strings.TrimPrefix(th.srv.URL, "http://"))
+	px := newProxy(t, strings.TrimPrefix(th.Base, "http://"))
 	th.publish(0, 0, 50) // history before the follower starts
 	th.publish(1, 0, 50)
 
@@ -92,7 +92,7 @@ func checkOffsets(t *testing.T, p int32, got []int64, from, to int64) {
 // replay history from before it started.
 func TestFollowerLatestThenCursor(t *testing.T) {
 	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
-	px := newProxy(t, strings.TrimPrefix(th.srv.URL, "http://"))
+	px := newProxy(t, strings.TrimPrefix(th.Base, "http://"))
 	th.publish(0, 0, 20)
 	ready := make(chan struct{})
 	var got []int64

@@ -3,11 +3,8 @@ package wsclient
 import (
 	"context"
 	"io"
-	"log/slog"
 	"net"
-	"net/http/httptest"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,57 +12,22 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/dashflow/dashstream-gateway/internal/hub"
-	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// fakeTopo is a topic whose high watermarks follow what the test published.
-type fakeTopo struct {
-	mu  sync.Mutex
-	hwm map[int32]int64
-}
-
-func (f *fakeTopo) Partitions() []int32 { return nil }
-func (f *fakeTopo) HighWatermark(p int32) (int64, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	o, ok := f.hwm[p]
-	return o, ok
-}
-
-// testHub is a real hub with a memory replay tier behind httptest (the
-// pattern of internal/hub's tests), without Kafka.
-type testHub struct {
-	*hub.Hub
-	topo *fakeTopo
-	srv  *httptest.Server
-	mu   sync.Mutex
-	prev map[int32]int64
-}
+// testHub is a real hub with a memory replay tier behind httptest (see
+// hubtest), without Kafka.
+type testHub struct{ *hubtest.Server }
 
 func newTestHub(t *testing.T, cfg hub.Config, mem replay.MemoryConfig) *testHub {
 	t.Helper()
-	m := replay.NewMemory(mem)
-	topo := &fakeTopo{hwm: map[int32]int64{}}
-	if cfg.ResumeWait == 0 {
-		cfg.ResumeWait = 200 * time.Millisecond
-	}
-	h := hub.New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
-	th := &testHub{Hub: h, topo: topo, srv: httptest.NewServer(h), prev: map[int32]int64{}}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
-		}
-		th.srv.Close()
-	})
-	return th
+	return &testHub{hubtest.Start(t, cfg, mem)}
 }
 
-func (th *testHub) url() string { return "ws" + strings.TrimPrefix(th.srv.URL, "http") + "/ws" }
+func (th *testHub) url() string { return th.URL }
 
 // value is the payload the harness publishes at (p, o).
 func value(p int32, o int64) string {
@@ -82,22 +44,7 @@ func (th *testHub) publish(p int32, from int64, n int) {
 }
 
 func (th *testHub) publishValues(p int32, from int64, vals [][]byte) {
-	th.mu.Lock()
-	defer th.mu.Unlock()
-	recs := make([]*replay.Record, len(vals))
-	for i, v := range vals {
-		o := from + int64(i)
-		prev, ok := th.prev[p]
-		if !ok {
-			prev = o - 1
-		}
-		recs[i] = &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v}
-		th.prev[p] = o
-	}
-	th.topo.mu.Lock()
-	th.topo.hwm[p] = from + int64(len(vals))
-	th.topo.mu.Unlock()
-	th.Publish(recs)
+	th.Publish(p, from, vals, nil)
 }
 
 // nexter is what both transports offer.

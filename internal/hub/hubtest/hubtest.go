@@ -1,0 +1,101 @@
+// Package hubtest runs a real hub over a memory replay tier behind
+// httptest, without Kafka, for the tests of packages that talk to the hub
+// (clients, tools). Records are published as the consumer would: Prev
+// chains per partition and high watermarks that follow what was published.
+//
+// A Server is safe for concurrent use.
+package hubtest
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+// Topo is a topology whose high watermarks follow what was published.
+type Topo struct {
+	mu  sync.Mutex
+	hwm map[int32]int64
+}
+
+// Partitions implements hub.Topology (the hub does not need them here).
+func (t *Topo) Partitions() []int32 { return nil }
+
+// HighWatermark implements hub.Topology.
+func (t *Topo) HighWatermark(p int32) (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o, ok := t.hwm[p]
+	return o, ok
+}
+
+func (t *Topo) set(p int32, hwm int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.hwm[p] = hwm
+}
+
+// Server is a hub on an httptest server.
+type Server struct {
+	Hub    *hub.Hub
+	Memory *replay.Memory
+	Topo   *Topo
+	// URL is the WebSocket URL of /ws; Base the server's http://host:port.
+	URL, Base string
+
+	mu   sync.Mutex // serializes Publish (Prev chains)
+	prev map[int32]int64
+}
+
+// Start runs a hub with cfg (ResumeWait defaults to 200 ms) over a memory
+// tier bounded by mem, and shuts it down at cleanup.
+func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
+	t.Helper()
+	if cfg.ResumeWait == 0 {
+		cfg.ResumeWait = 200 * time.Millisecond
+	}
+	m := replay.NewMemory(mem)
+	topo := &Topo{hwm: map[int32]int64{}}
+	h := hub.New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := h.Shutdown(ctx); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+		srv.Close()
+	})
+	return &Server{Hub: h, Memory: m, Topo: topo, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws",
+		Base: srv.URL, prev: map[int32]int64{}}
+}
+
+// Publish hands values to the hub as partition p, offsets from, from+1, …;
+// threads, when not nil, gives each record's (thread, sequence) pairs.
+func (s *Server) Publish(p int32, from int64, values [][]byte, threads func([]byte) []replay.ThreadSeq) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	recs := make([]*replay.Record, len(values))
+	for i, v := range values {
+		o := from + int64(i)
+		prev, ok := s.prev[p]
+		if !ok {
+			prev = o - 1
+		}
+		recs[i] = &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v}
+		if threads != nil {
+			recs[i].Threads = threads(v)
+		}
+		s.prev[p] = o
+	}
+	s.Topo.set(p, from+int64(len(values)))
+	s.Hub.Publish(recs)
+}
