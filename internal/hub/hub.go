@@ -130,7 +130,31 @@ func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Me
 		sessions: map[*session]struct{}{}, done: make(chan struct{}),
 		replaySlots: make(chan struct{}, cfg.ReplaySlots)}
 	h.heads.Store(&heads{offsets: map[int32]int64{}})
+	h.wg.Add(1)
+	go h.pinger()
 	return h
+}
+
+// pinger marks every session's ping as due each PingInterval and wakes it:
+// one ticker for all sessions instead of one per connection. It stops at
+// Shutdown.
+func (h *Hub) pinger() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+			h.mu.Lock()
+			for s := range h.sessions {
+				s.pingDue.Store(true)
+				s.wake()
+			}
+			h.mu.Unlock()
+		}
+	}
 }
 
 // Publish encodes recs, appends them to the memory tier, advances the heads

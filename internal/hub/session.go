@@ -21,6 +21,7 @@ type session struct {
 	readDone   chan struct{} // closed when the reader exits
 	writerDone chan struct{} // closed when the writer exits
 	lastPong   atomic.Int64  // unix nanos, written by the reader
+	pingDue    atomic.Bool   // set by the hub's pinger, cleared by the writer
 	tenant     string        // set before the session runs; "": unrestricted
 
 	pos     map[int32]int64 // last offset delivered (or passed) per partition
@@ -75,15 +76,16 @@ func (s *session) loop(ctx context.Context) *closeReason {
 	if cr := s.awaitResume(ctx); cr != nil {
 		return cr
 	}
-	ping := time.NewTicker(s.h.cfg.PingInterval)
-	defer ping.Stop()
 	for {
 		progressed, cr := s.pump(ctx)
 		if cr == nil {
 			cr = s.checkDeadlines()
 		}
+		if cr == nil && s.pingDue.Swap(false) {
+			cr = s.ping()
+		}
 		if cr == nil {
-			cr = s.wait(ctx, ping.C, progressed)
+			cr = s.wait(ctx, progressed)
 		}
 		if cr != nil {
 			return cr
@@ -92,8 +94,9 @@ func (s *session) loop(ctx context.Context) *closeReason {
 }
 
 // wait blocks until something happens; with progressed it only polls, so a
-// long stream of writes still sees control frames, pings and shutdown.
-func (s *session) wait(ctx context.Context, ping <-chan time.Time, progressed bool) *closeReason {
+// long stream of writes still sees control frames and shutdown. Pings are
+// due when the hub's pinger says so (one ticker for all sessions).
+func (s *session) wait(ctx context.Context, progressed bool) *closeReason {
 	var idle <-chan struct{} = s.wakeCh
 	if progressed {
 		idle = closedChan
@@ -103,8 +106,6 @@ func (s *session) wait(ctx context.Context, ping <-chan time.Time, progressed bo
 		return nil
 	case ev := <-s.events:
 		return s.handle(ctx, ev)
-	case <-ping:
-		return s.ping()
 	case <-s.h.done:
 		return goingAway
 	case <-s.readDone:
