@@ -25,8 +25,13 @@ fmt-check vet staticcheck services-up services-down fuzz browser:
 proto:
 	bash proto/generate.sh
 
+# The build stamps /version's git_sha and build_date (GOFLAGS may disable
+# the go command's own VCS stamping).
+BUILDINFO := github.com/dashflow/dashstream-gateway/internal/buildinfo
+LDFLAGS   := -X $(BUILDINFO).GitSHA=$(shell git rev-parse HEAD 2>/dev/null) -X $(BUILDINFO).BuildDate=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o bin/dashstream ./cmd/dashstream
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/dashstream ./cmd/dashstream
 
 demo:
 	$(GO) run ./cmd/dashstream demo
