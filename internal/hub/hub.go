@@ -46,7 +46,9 @@ type Source interface {
 	// Retained is the oldest offset any tier still holds; a cursor below
 	// it is stale.
 	Retained(p int32) (int64, bool)
-	Covers(p int32, after int64) bool
+	// Stale reports whether cursor 'after' is older than anything any tier
+	// retains, with that oldest offset.
+	Stale(p int32, after int64) (oldest int64, stale bool)
 	Backlog(p int32, after int64) (bytes int64, evicted bool)
 }
 

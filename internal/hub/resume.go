@@ -120,16 +120,15 @@ func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
 	for _, p := range sortedKeys(r.Offsets) {
 		o := r.Offsets[p]
 		if otherNS {
-			frames = append(frames, s.staleFrame(p, o, "cursor belongs to another topic or cluster (namespace mismatch)"))
+			frames = append(frames, s.staleFrame(p, o, s.retained(p), "cursor belongs to another topic or cluster (namespace mismatch)"))
 			continue
 		}
 		if s.beyondHighWatermark(p, o) {
-			frames = append(frames, s.staleFrame(p, o, "cursor is at or beyond the partition's high watermark"))
+			frames = append(frames, s.staleFrame(p, o, s.retained(p), "cursor is at or beyond the partition's high watermark"))
 			continue
 		}
-		oldest, ok := s.h.source.Retained(p)
-		if ok && o+1 < oldest && !s.h.source.Covers(p, o) {
-			frames = append(frames, s.staleFrame(p, o, "cursor is older than anything retained"))
+		if oldest, stale := s.h.source.Stale(p, o); stale {
+			frames = append(frames, s.staleFrame(p, o, oldest, "cursor is older than anything retained"))
 			frames = append(frames, s.gapFrame(p, o+1, oldest-1, mode))
 			s.pos[p] = oldest - 1
 			continue
@@ -139,8 +138,12 @@ func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
 	return frames
 }
 
-func (s *session) staleFrame(p int32, requested int64, msg string) []byte {
+func (s *session) retained(p int32) int64 {
 	oldest, _ := s.h.source.Retained(p)
+	return oldest
+}
+
+func (s *session) staleFrame(p int32, requested, oldest int64, msg string) []byte {
 	return wsproto.Frame(wsproto.CursorStale{Type: wsproto.TypeCursorStale, Partition: p,
 		Requested: wsproto.Offset(requested), Oldest: wsproto.Offset(oldest), Message: msg})
 }

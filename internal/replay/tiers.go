@@ -182,14 +182,17 @@ func (t *Tiers) Retained(p int32) (int64, bool) {
 	return oldest, ok
 }
 
-// Covers reports whether the tiers can serve every record of p after
-// 'after'.
-func (t *Tiers) Covers(p int32, after int64) bool {
-	if _, covered := t.memory.Read(p, after, 1, 1); covered {
-		return true
-	}
+// Stale reports whether a cursor 'after' of p is older than anything any
+// tier retains (after+1 < oldest, and memory does not hold the records right
+// after it either, as when only transaction markers lie between), and the
+// oldest retained offset. One look-up of every tier serves both answers.
+func (t *Tiers) Stale(p int32, after int64) (oldest int64, stale bool) {
 	oldest, ok := t.Retained(p)
-	return ok && after+1 >= oldest
+	if !ok || after+1 >= oldest {
+		return oldest, false
+	}
+	_, covered := t.memory.Read(p, after, 1, 1)
+	return oldest, !covered
 }
 
 // Backlog returns the bytes of p held in memory after 'after' and whether
