@@ -49,7 +49,7 @@ type DeepReader struct {
 	group singleflight.Group
 	log   *slog.Logger
 
-	startMu sync.Mutex // guards the log start cache; held during its refresh
+	startMu sync.Mutex // guards the log start cache (never held during I/O)
 	starts  map[int32]int64
 	startAt time.Time
 }
@@ -245,26 +245,45 @@ func (d *DeepReader) expireLogStarts() {
 }
 
 // LogStart implements replay.DeepReader: the partition's log start offset.
+// A stale cache is refreshed by one ListStartOffsets shared by concurrent
+// callers (no I/O under the cache's lock).
 func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	if time.Since(d.startAt) > logStartTTL {
-		offs, err := kadm.NewClient(d.cl).ListStartOffsets(ctx, d.cfg.Topic)
+	starts, fresh := d.cachedLogStarts()
+	if !fresh {
+		v, err, _ := d.group.Do("log-starts", func() (any, error) { return d.refreshLogStarts(ctx) })
 		if err != nil {
-			return 0, fmt.Errorf("kafka: log start offsets: %w", err)
+			return 0, err
 		}
-		d.starts, d.startAt = map[int32]int64{}, time.Now()
-		offs.Each(func(o kadm.ListedOffset) {
-			if o.Err == nil {
-				d.starts[o.Partition] = o.Offset
-			}
-		})
+		starts = v.(map[int32]int64)
 	}
-	o, ok := d.starts[p]
+	o, ok := starts[p]
 	if !ok {
 		return 0, fmt.Errorf("kafka: log start of partition %d: %w", p, ErrUnknownPartition)
 	}
 	return o, nil
+}
+
+func (d *DeepReader) cachedLogStarts() (map[int32]int64, bool) {
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	return d.starts, time.Since(d.startAt) <= logStartTTL
+}
+
+func (d *DeepReader) refreshLogStarts(ctx context.Context) (map[int32]int64, error) {
+	offs, err := kadm.NewClient(d.cl).ListStartOffsets(ctx, d.cfg.Topic)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: log start offsets: %w", err)
+	}
+	starts := map[int32]int64{}
+	offs.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			starts[o.Partition] = o.Offset
+		}
+	})
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	d.starts, d.startAt = starts, time.Now()
+	return starts, nil
 }
 
 // EndOffset asks Kafka for the partition's current high watermark (not
