@@ -53,7 +53,7 @@ func startChild(ctx context.Context, o benchOptions, log *slog.Logger, stderr io
 // plus the gateway's; nothing else (a stray KAFKA_BROKERS must not leak in).
 func childEnv(env map[string]string) []string {
 	out := []string{}
-	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT"} {
+	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GOGC", "GOMEMLIMIT", "DEBUG_PPROF_ADDR"} {
 		if v, ok := os.LookupEnv(k); ok {
 			out = append(out, k+"="+v)
 		}

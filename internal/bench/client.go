@@ -30,7 +30,7 @@ type client struct {
 
 // connectOptions dials from the client's own loopback address.
 func connectOptions(i int, resume *wsclient.Resume) wsclient.Options {
-	return wsclient.Options{Resume: resume, LocalAddr: sourceAddr(i), ReadBufferSize: 16 << 10}
+	return wsclient.Options{Resume: resume, LocalAddr: sourceAddr(i), ReadBufferSize: 64 << 10}
 }
 
 func dialClient(ctx context.Context, url string, i int, from map[int32]int64, win *window) (*client, error) {
@@ -58,15 +58,15 @@ func (c *client) run(ctx context.Context) {
 			return
 		}
 		if msg.Kind == wsclient.KindRecord {
-			c.record(msg.Record)
+			c.record(msg.Record, c.conn.ReceivedAt().UnixMicro())
 		} else {
 			c.control(msg.Control)
 		}
 	}
 }
 
-func (c *client) record(r wsclient.Record) {
-	now := time.Now().UnixMicro()
+// record accounts r, received at now (µs since the epoch).
+func (c *client) record(r wsclient.Record, now int64) {
 	if c.cursor.Apply(r) == wsclient.Duplicate {
 		return // counted by the cursor; neither delivered nor timed
 	}

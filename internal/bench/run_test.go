@@ -156,7 +156,7 @@ func TestClientAccounting(t *testing.T) {
 	rb, _ := newRecordBuilder(64)
 	rec := func(p int32, o int64, ts int64) {
 		v, _ := rb.build(p, 1, ts)
-		c.record(wsclient.Record{Partition: p, Offset: o, Value: v})
+		c.record(wsclient.Record{Partition: p, Offset: o, Value: v}, time.Now().UnixMicro())
 	}
 	rec(0, 10, 150)
 	rec(0, 13, 150) // 11, 12 missing

@@ -8,9 +8,10 @@
 // Two transports implement the same Next API:
 //   - Conn, built on coder/websocket: the general client (tail, tests).
 //     Record values are owned by the caller.
-//   - Lean, built on gobwas/ws over a raw net.Conn and one reused buffer:
-//     the load generator's reader. Next does not allocate for records; a
-//     Record's Value is only valid until the next call.
+//   - Lean, built on gobwas/ws over a raw net.Conn and one read buffer:
+//     the load generator's reader. Next neither allocates nor copies for
+//     records; a Record's Value is only valid until the next call, and
+//     ReceivedAt times it with one clock reading per socket read.
 //
 // Cursor tracks the last applied offset per partition, tells duplicates,
 // out-of-order records and unannounced holes apart, and persists atomically.

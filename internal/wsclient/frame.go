@@ -83,6 +83,16 @@ func (l *Lean) readMessage() (ws.OpCode, []byte, error) {
 		if int64(len(l.buf))+h.length > l.limit {
 			return 0, nil, fmt.Errorf("%w: message larger than the read limit %d", ErrProtocol, l.limit)
 		}
+		if h.fin && len(l.buf) == 0 && h.length <= int64(l.br.Size()) {
+			// A whole message that fits the read buffer is returned in
+			// place: no copy (it stays valid until the next read).
+			p, err := l.br.Peek(int(h.length))
+			if err != nil {
+				return 0, nil, err
+			}
+			_, err = l.br.Discard(len(p))
+			return op, p, err
+		}
 		if l.buf, err = readAppend(l.br, l.buf, int(h.length)); err != nil {
 			return 0, nil, err
 		}

@@ -2,10 +2,12 @@ package wsclient
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -18,12 +20,13 @@ import (
 // generation: Next allocates nothing per record, and a Record's Value (like
 // a Control's Raw) aliases the connection's buffer until the next call.
 type Lean struct {
-	conn  net.Conn
-	br    *bufio.Reader
-	buf   []byte
-	limit int64
-	pair  pairer
-	ctrl  [125]byte // payload of one control frame
+	conn   net.Conn
+	br     *bufio.Reader
+	buf    []byte
+	limit  int64
+	pair   pairer
+	ctrl   [125]byte // payload of one control frame
+	readAt int64     // unix µs when the last socket read returned data
 
 	wmu sync.Mutex // serializes writes: Send, pongs, Close
 
@@ -56,10 +59,15 @@ func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
 		}
 		return nil, fmt.Errorf("wsclient: dial %s: %w", url, err)
 	}
-	if br == nil { // nothing buffered beyond the handshake: use our own reader
-		br = bufio.NewReaderSize(conn, readBufferSize(opts))
+	l := &Lean{conn: conn, buf: make([]byte, 0, 1024), limit: opts.readLimit()}
+	var src io.Reader = stampedReader{conn: conn, at: &l.readAt}
+	if br != nil { // bytes the server sent right after the handshake come first
+		held, _ := br.Peek(br.Buffered())
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(held)), src)
+		ws.PutReader(br)
 	}
-	l := &Lean{conn: conn, br: br, buf: make([]byte, 0, 1024), limit: opts.readLimit()}
+	l.readAt = time.Now().UnixMicro()
+	l.br = bufio.NewReaderSize(src, readBufferSize(opts))
 	if opts.Resume != nil {
 		if err := l.Send(opts.Resume); err != nil {
 			conn.Close()
@@ -68,6 +76,27 @@ func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
 	}
 	return l, nil
 }
+
+// stampedReader notes when each socket read returns data: the moment the
+// bytes reached this process.
+type stampedReader struct {
+	conn net.Conn
+	at   *int64
+}
+
+func (r stampedReader) Read(p []byte) (int, error) {
+	n, err := r.conn.Read(p)
+	if n > 0 {
+		*r.at = time.Now().UnixMicro()
+	}
+	return n, err
+}
+
+// ReceivedAt is when the message Next returned last was complete in this
+// process: the return of the socket read that brought its last byte. One
+// clock reading per read call serves every message that read brought, so
+// a load generator can time each record without a clock call per record.
+func (l *Lean) ReceivedAt() time.Time { return time.UnixMicro(l.readAt) }
 
 func readBufferSize(opts Options) int {
 	if opts.ReadBufferSize > 0 {
