@@ -176,8 +176,9 @@ func (s *session) send(ev event) {
 func (s *session) writeFrames(frames [][]byte) (int64, error) {
 	s.conn.SetWriteDeadline(time.Now().Add(s.h.cfg.SendTimeout))
 	s.wbufs = append(s.wbufs[:0], frames...)
-	n, err := s.wbufs.WriteTo(s.conn)
-	clear(s.wbufs[:cap(s.wbufs)])
+	s.wview = s.wbufs // WriteTo consumes wview; wbufs keeps the storage
+	n, err := s.wview.WriteTo(s.conn)
+	clear(s.wbufs)
 	if err == nil {
 		return n, nil
 	}

@@ -39,7 +39,9 @@ type Topology interface {
 
 // Source is the merged view of the replay tiers that sessions read.
 type Source interface {
-	Page(ctx context.Context, p int32, after int64, lim replay.Limit) (replay.Page, error)
+	// Page returns records of p after 'after'; see replay.Tiers.Page for
+	// how buf is reused.
+	Page(ctx context.Context, p int32, after int64, lim replay.Limit, buf []*replay.Record) (replay.Page, error)
 	// Oldest is the oldest offset of the replay window (where a client
 	// without a cursor for p starts).
 	Oldest(p int32) (int64, bool)

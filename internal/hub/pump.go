@@ -57,10 +57,11 @@ func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) er
 	if !ok || after >= limit {
 		return nil
 	}
-	page, err := s.h.source.Page(ctx, p, after, replay.Limit{Records: s.room(b), Bytes: s.byteRoom(b)})
+	page, err := s.h.source.Page(ctx, p, after, replay.Limit{Records: s.room(b), Bytes: s.byteRoom(b)}, s.recs)
 	if err != nil {
 		return err
 	}
+
 	if page.Gap == nil && len(page.Records) == 0 {
 		page.Gap = &replay.Gap{From: after + 1, To: limit} // evicted before this client read it
 	}
@@ -77,6 +78,10 @@ func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) er
 		if s.visible(r) && s.wants(p, r) {
 			b.add(r)
 		}
+	}
+	if page.Tier == replay.TierMemory && cap(page.Records) > 0 { // s.recs, maybe grown: ours to reuse
+		clear(page.Records)
+		s.recs = page.Records[:0]
 	}
 	b.advanced = b.advanced || after != s.pos[p]
 	b.pending = b.pending || after < limit

@@ -8,6 +8,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
@@ -24,13 +25,15 @@ type session struct {
 	pingDue    atomic.Bool   // set by the hub's pinger, cleared by the writer
 	tenant     string        // set before the session runs; "": unrestricted
 
-	pos     map[int32]int64 // last offset delivered (or passed) per partition
-	rp      *replayRun      // the running replay part of a resume, if any
-	tail    *replayRun      // a capped replay whose rest is still owed (thread mode: filtered)
-	lag     lagState        // slow-client catch-up accounting
-	backing [][]byte        // reused storage of one gathered write
-	wbufs   net.Buffers     // reused copy of the headers writev consumes
-	next    int             // round-robin start over partitions
+	pos     map[int32]int64  // last offset delivered (or passed) per partition
+	rp      *replayRun       // the running replay part of a resume, if any
+	tail    *replayRun       // a capped replay whose rest is still owed (thread mode: filtered)
+	lag     lagState         // slow-client catch-up accounting
+	backing [][]byte         // reused storage of one gathered write
+	recs    []*replay.Record // reused storage of one memory-tier page
+	wbufs   net.Buffers      // reused copy of the headers writev consumes
+	wview   net.Buffers      // the part of wbufs a write has not consumed yet
+	next    int              // round-robin start over partitions
 }
 
 // closeReason says how the writer ends the connection.

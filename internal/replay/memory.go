@@ -157,13 +157,15 @@ func (m *Memory) evictOldestLocked() {
 // The records returned never jump over a missing range (their Prev chain is
 // unbroken): a read stops in front of one, and the next read reports it.
 func (m *Memory) Read(p int32, after int64, maxN, maxBytes int) (recs []*Record, covered bool) {
-	recs, covered, _ = m.read(p, after, maxN, maxBytes)
+	recs, covered, _ = m.read(p, after, maxN, maxBytes, nil)
 	return recs, covered
 }
 
-// read is Read that also returns the newest offset ever appended to p (-1
-// when none), seen under the same lock.
-func (m *Memory) read(p int32, after int64, maxN, maxBytes int) (recs []*Record, covered bool, newest int64) {
+// read is Read that appends to buf[:0] (storage the caller reuses) and also
+// returns the newest offset ever appended to p (-1 when none), seen under
+// the same lock.
+func (m *Memory) read(p int32, after int64, maxN, maxBytes int, buf []*Record) (recs []*Record, covered bool, newest int64) {
+	recs = buf[:0]
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	l := m.parts[p]

@@ -37,7 +37,7 @@ func TestTiersPage(t *testing.T) {
 			m := NewMemory(MemoryConfig{})
 			m.Append(tc.log)
 			tiers := NewTiers(m, nil)
-			pg, err := tiers.Page(context.Background(), 0, tc.after, tc.lim)
+			pg, err := tiers.Page(context.Background(), 0, tc.after, tc.lim, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -49,9 +49,9 @@ func TestTiersPage(t *testing.T) {
 		m.Append(chain(0, 0, 4))
 		m.Append(chain(1, 0, 4))
 		tiers := NewTiers(m, nil)
-		pg, _ := tiers.Page(context.Background(), 0, 1, Limit{100, 1 << 20})
+		pg, _ := tiers.Page(context.Background(), 0, 1, Limit{100, 1 << 20}, nil)
 		checkPage(t, pg, &Gap{2, 4}, nil)
-		pg, _ = tiers.Page(context.Background(), 0, 4, Limit{100, 1 << 20})
+		pg, _ = tiers.Page(context.Background(), 0, 4, Limit{100, 1 << 20}, nil)
 		checkPage(t, pg, nil, nil)
 		// Nothing is retained to compare with: not cursor_stale; the page
 		// above already reported the missing records as a gap.
@@ -89,7 +89,7 @@ func TestTiersPageWalk(t *testing.T) {
 		if pages > 1000 {
 			t.Fatal("paging does not progress")
 		}
-		pg, _ := tiers.Page(context.Background(), 0, after, Limit{Records: 7, Bytes: 1 << 20})
+		pg, _ := tiers.Page(context.Background(), 0, after, Limit{Records: 7, Bytes: 1 << 20}, nil)
 		if pg.Gap != nil {
 			if pg.Gap.From != after+1 || pg.Gap.To < pg.Gap.From {
 				t.Fatalf("gap %+v after %d", *pg.Gap, after)

@@ -79,9 +79,12 @@ func (t *Tiers) Append(recs []*Record) int {
 	return n
 }
 
-// Page returns records of p with offset > after.
-func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit) (Page, error) {
-	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes)
+// Page returns records of p with offset > after. Records served by the
+// memory tier are appended to buf[:0] when buf is not nil (the caller's
+// reused storage: it must be done with the previous page); other tiers
+// return slices of their own, which may be shared and must not be reused.
+func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf []*Record) (Page, error) {
+	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes, buf)
 	if covered {
 		return Page{Records: recs, Tier: TierMemory}, nil
 	}
