@@ -27,7 +27,9 @@ func measureIdle(ctx context.Context, t Target, n, addrBase int) (int64, error) 
 	if err != nil {
 		return 0, err
 	}
-	time.Sleep(200 * time.Millisecond) // let the gateway finish setting them up
+	// Let the gateway finish setting them up: a session idle for a sweep
+	// interval (1-2 s) parks its writer goroutine.
+	time.Sleep(3 * time.Second)
 	settle(t.InProcess)
 	after := rssBytes(t.PID)
 	if before == 0 || after == 0 {
@@ -42,7 +44,9 @@ func openIdle(ctx context.Context, url string, n, addrBase int) ([]*wsclient.Lea
 	g.SetLimit(32)
 	for i := range conns {
 		g.Go(func() error {
-			c, err := wsclient.DialLean(gctx, url, connectOptions(addrBase+i, &wsclient.Resume{From: wsclient.FromLatest}))
+			opts := connectOptions(addrBase+i, &wsclient.Resume{From: wsclient.FromLatest})
+			opts.ReadBufferSize = 4 << 10 // idle: nothing to buffer
+			c, err := wsclient.DialLean(gctx, url, opts)
 			if err != nil {
 				return err
 			}

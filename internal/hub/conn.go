@@ -2,6 +2,7 @@ package hub
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -17,7 +18,7 @@ import (
 
 // event is what the reader goroutine hands to the writer.
 type event struct {
-	ctrl  wsproto.Control
+	text  []byte // a client text message, parsed by the writer
 	reply []byte // a frame to send as is (pong, error); may come with close
 	close ws.StatusCode
 }
@@ -70,6 +71,7 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 // bounded before they are buffered. It never writes: replies go to the
 // writer through events.
 func (s *session) readLoop(br *bufio.Reader) {
+	defer s.kick() // a parked writer must see readDone
 	defer close(s.readDone)
 	var msg []byte
 	var op ws.OpCode
@@ -149,22 +151,16 @@ func (s *session) handleMessage(op ws.OpCode, msg []byte) {
 			"only JSON text frames are accepted"))})
 		return
 	}
-	ctrl, perr := wsproto.ParseControl(msg)
-	if perr != nil {
-		if perr.Code == wsproto.CodeInvalidJSON {
-			s.h.m.ControlParseFailures.Inc()
-		}
-		s.send(event{reply: wsproto.Frame(perr)})
-	}
-	if ctrl.Kind != 0 {
-		s.send(event{ctrl: ctrl})
-	}
+	// Parsing (encoding/json) happens on the writer: the reader's stack
+	// stays small for the life of an idle connection.
+	s.send(event{text: bytes.Clone(msg)})
 }
 
 // send hands an event to the writer unless the session is over.
 func (s *session) send(ev event) {
 	select {
 	case s.events <- ev:
+		s.kick()
 	case <-s.writerDone:
 	}
 }

@@ -139,25 +139,43 @@ func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Me
 	return h
 }
 
+// idleSweep is how often sessions are asked whether they were idle: a
+// session idle for a whole interval parks its writer goroutine.
+const idleSweep = 250 * time.Millisecond
+
 // pinger marks every session's ping as due each PingInterval and wakes it:
-// one ticker for all sessions instead of one per connection. It stops at
+// one ticker for all sessions instead of one per connection. It also runs
+// the idle sweep, which does not start parked writers. It stops at
 // Shutdown.
 func (h *Hub) pinger() {
 	defer h.wg.Done()
 	t := time.NewTicker(h.cfg.PingInterval)
 	defer t.Stop()
+	sweep := time.NewTicker(idleSweep)
+	defer sweep.Stop()
 	for {
 		select {
 		case <-h.done:
 			return
 		case <-t.C:
-			h.mu.Lock()
-			for s := range h.sessions {
+			h.each(func(s *session) {
 				s.pingDue.Store(true)
 				s.wake()
-			}
-			h.mu.Unlock()
+			})
+		case <-sweep.C:
+			h.each(func(s *session) {
+				s.sweep.Store(true)
+				s.signal()
+			})
 		}
+	}
+}
+
+func (h *Hub) each(f func(*session)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s := range h.sessions {
+		f(s)
 	}
 }
 
@@ -204,13 +222,7 @@ func (h *Hub) Heads() map[int32]int64 {
 	return out
 }
 
-func (h *Hub) wakeAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for s := range h.sessions {
-		s.wake()
-	}
-}
+func (h *Hub) wakeAll() { h.each((*session).wake) }
 
 // Clients returns the number of connected sessions.
 func (h *Hub) Clients() int {
@@ -255,12 +267,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	release := limits.TakeSlot(r.Context())
 	h.m.ClientConnected()
-	go func() {
-		defer release()
-		defer h.remove(s)
-		defer h.m.ClientDisconnected()
-		s.run(context.Background()) // the request context would pin net/http state
-	}()
+	s.end = func() {
+		h.m.ClientDisconnected()
+		h.remove(s)
+		release()
+	}
+	go s.run(context.Background()) // the request context would pin net/http state
 }
 
 // Shutdown closes every session with 1001 and waits for them, bounded by ctx.
@@ -269,6 +281,9 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing {
 		h.closing = true
 		close(h.done)
+	}
+	for s := range h.sessions {
+		s.kick() // parked writers must see done
 	}
 	h.mu.Unlock()
 	waited := make(chan struct{})

@@ -13,17 +13,26 @@ import (
 )
 
 // session is one WebSocket client. Everything below the channels is owned by
-// the writer goroutine (run).
+// the writer goroutine (run, then serve).
+//
+// The writer parks (its goroutine ends) when the session has been idle for
+// a sweep interval, and kick starts a new one when something arrives, so an
+// idle connection costs one goroutine, its reader. state hands the
+// writer-owned fields from one writer goroutine to the next.
 type session struct {
 	h          *Hub
 	conn       net.Conn
 	events     chan event    // reader → writer
 	wakeCh     chan struct{} // hub → writer: new records (capacity 1, never blocks)
 	readDone   chan struct{} // closed when the reader exits
-	writerDone chan struct{} // closed when the writer exits
+	writerDone chan struct{} // closed when the session's last writer finishes
 	lastPong   atomic.Int64  // unix nanos, written by the reader
 	pingDue    atomic.Bool   // set by the hub's pinger, cleared by the writer
+	sweep      atomic.Bool   // set by the hub's idle sweep, cleared by the writer
+	state      atomic.Int32  // writerRunning or writerParked
 	tenant     string        // set before the session runs; "": unrestricted
+	end        func()        // called once when the session is over
+	active     bool          // the writer did something since the last sweep
 
 	pos     map[int32]int64  // last offset delivered (or passed) per partition
 	rp      *replayRun       // the running replay part of a resume, if any
@@ -55,17 +64,108 @@ func newSession(h *Hub, conn net.Conn) *session {
 	return s
 }
 
-// wake signals new records without ever blocking the publisher.
+// Writer states.
+const (
+	writerRunning int32 = iota
+	writerParked
+)
+
+// wake signals new records without ever blocking the publisher, and starts
+// a writer if the session's was parked.
 func (s *session) wake() {
+	s.signal()
+	s.kick()
+}
+
+// signal leaves a wake-up for the writer without starting one.
+func (s *session) signal() {
 	select {
 	case s.wakeCh <- struct{}{}:
 	default:
 	}
 }
 
-// run is the writer goroutine: it owns every write to the socket.
+// kick starts a writer goroutine if none is running. Callers first make
+// the reason visible (a wake-up, an event, a closed channel), so a writer
+// that is parking either sees it or is replaced by this one.
+func (s *session) kick() {
+	if s.state.CompareAndSwap(writerParked, writerRunning) {
+		go s.serve(context.Background())
+	}
+}
+
+// run is the session's first writer goroutine: it waits for the resume,
+// then serves. Writers own every write to the socket.
 func (s *session) run(ctx context.Context) {
-	cr := s.loop(ctx)
+	if cr := s.awaitResume(ctx); cr != nil {
+		s.finish(cr)
+		return
+	}
+	s.serve(ctx)
+}
+
+// serve writes until the session ends or the writer parks.
+func (s *session) serve(ctx context.Context) {
+	for {
+		progressed, cr := s.pump(ctx)
+		s.active = s.active || progressed
+		if cr == nil {
+			cr = s.checkDeadlines()
+		}
+		if cr == nil && s.pingDue.Swap(false) {
+			s.active = true
+			cr = s.ping()
+		}
+		if cr == nil {
+			cr = s.wait(ctx, progressed)
+		}
+		if cr != nil {
+			s.finish(cr)
+			return
+		}
+		if s.sweep.Swap(false) && s.idle() && s.park() {
+			return
+		}
+	}
+}
+
+// idle reports, at a sweep, whether the writer may park: nothing happened
+// since the previous sweep and no replay or catch-up is running (they keep
+// their goroutine, and their deadlines).
+func (s *session) idle() bool {
+	wasActive := s.active
+	s.active = false
+	return !wasActive && s.rp == nil && !s.lag.catching
+}
+
+// park ends this writer goroutine unless something is already pending, in
+// which case it keeps running (or, if a kick already started the next
+// writer, ends in its favour). It reports whether this goroutine must end.
+func (s *session) park() bool {
+	s.state.Store(writerParked)
+	if !s.pending() {
+		return true
+	}
+	return !s.state.CompareAndSwap(writerParked, writerRunning)
+}
+
+// pending reports whether a writer has something to do.
+func (s *session) pending() bool {
+	return len(s.wakeCh) > 0 || len(s.events) > 0 || s.pingDue.Load() ||
+		isClosed(s.h.done) || isClosed(s.readDone)
+}
+
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish ends the session: close frame, socket, reader, then s.end.
+func (s *session) finish(cr *closeReason) {
 	s.stopReplay() // release a replay slot still held
 	if cr.code != 0 {
 		s.closeWith(cr.code, cr.reason, cr.frames...)
@@ -73,26 +173,8 @@ func (s *session) run(ctx context.Context) {
 	close(s.writerDone)
 	s.conn.Close()
 	<-s.readDone
-}
-
-func (s *session) loop(ctx context.Context) *closeReason {
-	if cr := s.awaitResume(ctx); cr != nil {
-		return cr
-	}
-	for {
-		progressed, cr := s.pump(ctx)
-		if cr == nil {
-			cr = s.checkDeadlines()
-		}
-		if cr == nil && s.pingDue.Swap(false) {
-			cr = s.ping()
-		}
-		if cr == nil {
-			cr = s.wait(ctx, progressed)
-		}
-		if cr != nil {
-			return cr
-		}
+	if s.end != nil {
+		s.end()
 	}
 }
 
@@ -176,6 +258,7 @@ func (s *session) drainEvents(ctx context.Context) *closeReason {
 }
 
 func (s *session) handle(_ context.Context, ev event) *closeReason {
+	s.active = true
 	if ev.close != 0 {
 		cr := &closeReason{code: ev.close}
 		if ev.reply != nil {
@@ -186,9 +269,16 @@ func (s *session) handle(_ context.Context, ev event) *closeReason {
 	if ev.reply != nil {
 		return s.write(ev.reply)
 	}
-	switch ev.ctrl.Kind {
+	ctrl, perr := wsproto.ParseControl(ev.text)
+	if perr != nil {
+		if perr.Code == wsproto.CodeInvalidJSON {
+			s.h.m.ControlParseFailures.Inc()
+		}
+		return s.write(wsproto.Frame(perr))
+	}
+	switch ctrl.Kind {
 	case wsproto.ControlResume:
-		return s.startResume(ev.ctrl.Resume)
+		return s.startResume(ctrl.Resume)
 	case wsproto.ControlPing:
 		return s.write(wsproto.PongFrame)
 	case wsproto.ControlCursorReset:

@@ -1,0 +1,199 @@
+package hub
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gobwas/ws"
+
+	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+)
+
+// parked counts sessions whose writer goroutine is parked.
+func (th *testHub) parked() int {
+	n := 0
+	th.each(func(s *session) {
+		if s.state.Load() == writerParked {
+			n++
+		}
+	})
+	return n
+}
+
+func (th *testHub) waitParked(t *testing.T, n int) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "idle writers to park", func() bool { return th.parked() == n })
+}
+
+// A parked session loses nothing: records published later, its control
+// frames, a new resume and its disconnect all start a writer again.
+func TestParkedSessionWakes(t *testing.T) {
+	th := newTestHub(t, Config{PingInterval: time.Hour}, replay.MemoryConfig{})
+	c := th.dial(t)
+	c.send(map[string]any{"type": "resume", "from": "latest"})
+	c.readUntil(isType("replay_complete"))
+	th.waitParked(t, 1)
+
+	th.publish(0, 0, 5)
+	got, _ := c.readRecords(5)
+	checkExact(t, got, map[int32][]int64{0: seq(0, 4)})
+
+	th.waitParked(t, 1)
+	c.send(map[string]any{"type": "ping"})
+	c.readUntil(isType("pong"))
+
+	th.waitParked(t, 1)
+	c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "1"}})
+	got, _ = c.readUntil(isType("replay_complete"))
+	checkExact(t, got, map[int32][]int64{0: seq(2, 4)})
+
+	th.waitParked(t, 1)
+	c.conn.Close(websocket.StatusNormalClosure, "bye")
+	waitFor(t, 5*time.Second, "the session to end", func() bool { return th.Clients() == 0 })
+}
+
+// The pinger wakes parked sessions: a peer that never answers pings is
+// still closed for its missed pongs.
+func TestParkedSessionPongTimeout(t *testing.T) {
+	th := newTestHub(t, Config{PingInterval: 4 * idleSweep, SendTimeout: 100 * time.Millisecond}, replay.MemoryConfig{})
+	c := th.dialRaw(t, 0)
+	c.resumeLatest()
+	th.waitParked(t, 1)
+	pings := 0
+	var code ws.StatusCode
+	for code == 0 {
+		h, p, err := c.readFrame(5 * time.Second)
+		if err != nil {
+			t.Fatalf("no close frame after %d pings: %v", pings, err)
+		}
+		switch h.OpCode {
+		case ws.OpPing:
+			pings++
+		case ws.OpClose:
+			code, _ = ws.ParseCloseFrameData(p)
+		}
+	}
+	if pings < 2 || code != ws.StatusPolicyViolation {
+		t.Fatalf("%d pings, close %d", pings, code)
+	}
+}
+
+// Shutdown reaches parked sessions: each gets 1001.
+func TestShutdownWakesParkedSessions(t *testing.T) {
+	th := newTestHub(t, Config{}, replay.MemoryConfig{})
+	clients := []*rawClient{th.dialRaw(t, 0), th.dialRaw(t, 0), th.dialRaw(t, 0)}
+	for _, c := range clients {
+		c.resumeLatest()
+	}
+	th.waitParked(t, len(clients))
+	if err := th.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range clients {
+		if code, _ := c.readClose(5 * time.Second); code != ws.StatusGoingAway {
+			t.Fatalf("client %d: close %d", i, code)
+		}
+	}
+	if n := th.Clients(); n != 0 {
+		t.Fatalf("%d sessions after shutdown", n)
+	}
+}
+
+// TestParkingRacesLoseNothing publishes in bursts separated by pauses around
+// the sweep interval, so writers park and are kicked while records arrive:
+// every client still gets every record once, in order.
+func TestParkingRacesLoseNothing(t *testing.T) {
+	th := newTestHub(t, Config{}, replay.MemoryConfig{PerPartition: 10000})
+	const clients, bursts = 8, 24
+	type burst struct {
+		p    int32
+		from int64
+		n    int
+	}
+	var plan []burst
+	want := map[int32][]int64{}
+	next := map[int32]int64{}
+	total := 0
+	for range bursts {
+		b := burst{p: int32(rand.IntN(2)), n: 1 + rand.IntN(5)}
+		b.from = next[b.p]
+		plan = append(plan, b)
+		want[b.p] = append(want[b.p], seq(b.from, b.from+int64(b.n)-1)...)
+		next[b.p] += int64(b.n)
+		total += b.n
+	}
+	got := make([][]delivery, clients)
+	var reads sync.WaitGroup
+	for i := range clients {
+		c := th.dial(t)
+		c.send(map[string]any{"type": "resume", "from": "latest"})
+		c.readUntil(isType("replay_complete"))
+		reads.Add(1)
+		go func() {
+			defer reads.Done()
+			for len(got[i]) < total {
+				f, err := c.read(10 * time.Second)
+				if err != nil || f.json["type"] != "cursor" {
+					return
+				}
+				b, err := c.read(5 * time.Second)
+				if err != nil || b.binary == nil {
+					return
+				}
+				got[i] = append(got[i], delivery{partition: int32(f.json["partition"].(float64)),
+					offset: parseOffset(t, f.json["offset"]), value: string(b.binary)})
+			}
+		}()
+	}
+	sawParked := false
+	for _, b := range plan {
+		th.publish(b.p, b.from, b.n)
+		time.Sleep(time.Duration(rand.IntN(int(2 * idleSweep)))) // 0-2 sweep intervals
+		sawParked = sawParked || th.parked() > 0
+	}
+	reads.Wait()
+	for i := range got {
+		checkExact(t, got[i], want)
+	}
+	if !sawParked {
+		t.Fatal("no writer parked during the run: the race was not exercised")
+	}
+}
+
+// A wake-up or event that arrives while the writer decides to park (its
+// kick finds the writer still running and starts nothing) must keep the
+// writer running, or it would be lost until the next one.
+func TestParkKeepsWhatRacedIt(t *testing.T) {
+	mem := replay.NewMemory(replay.MemoryConfig{})
+	h := New(Config{}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	defer h.Shutdown(t.Context())
+	s := newSession(h, discardConn{})
+	for name, arrive := range map[string]func(){
+		"wake":  s.wake,
+		"event": func() { s.events <- event{text: []byte(`{"type":"ping"}`)}; s.kick() },
+		"ping":  func() { s.pingDue.Store(true); s.kick() },
+	} {
+		arrive()
+		if s.park() {
+			t.Fatalf("%s: the writer parked with it pending", name)
+		}
+		if s.state.Load() != writerRunning {
+			t.Fatalf("%s: state %d, want running", name, s.state.Load())
+		}
+		select { // consume it, as the writer would
+		case <-s.wakeCh:
+		case <-s.events:
+		default:
+			s.pingDue.Store(false)
+		}
+		if !s.park() {
+			t.Fatalf("%s: the writer did not park with nothing pending", name)
+		}
+		s.state.Store(writerRunning) // this test plays the writer
+	}
+}
