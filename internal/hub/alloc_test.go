@@ -16,6 +16,7 @@ type discardConn struct{ net.Conn }
 
 func (discardConn) Write(p []byte) (int, error)      { return len(p), nil }
 func (discardConn) SetWriteDeadline(time.Time) error { return nil }
+func (discardConn) Close() error                     { return nil }
 
 // TestLivePumpAllocatesNothing guards the hot path: once its buffers have
 // grown, a live session gathers pages from the memory tier and writes them

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,7 @@ func (th *testHub) waitParked(t *testing.T, n int) {
 // A parked session loses nothing: records published later, its control
 // frames, a new resume and its disconnect all start a writer again.
 func TestParkedSessionWakes(t *testing.T) {
+	t.Parallel()
 	th := newTestHub(t, Config{PingInterval: time.Hour}, replay.MemoryConfig{})
 	c := th.dial(t)
 	c.send(map[string]any{"type": "resume", "from": "latest"})
@@ -60,6 +62,7 @@ func TestParkedSessionWakes(t *testing.T) {
 // The pinger wakes parked sessions: a peer that never answers pings is
 // still closed for its missed pongs.
 func TestParkedSessionPongTimeout(t *testing.T) {
+	t.Parallel()
 	th := newTestHub(t, Config{PingInterval: 4 * idleSweep, SendTimeout: 100 * time.Millisecond}, replay.MemoryConfig{})
 	c := th.dialRaw(t, 0)
 	c.resumeLatest()
@@ -108,6 +111,7 @@ func TestShutdownWakesParkedSessions(t *testing.T) {
 // the sweep interval, so writers park and are kicked while records arrive:
 // every client still gets every record once, in order.
 func TestParkingRacesLoseNothing(t *testing.T) {
+	t.Parallel()
 	th := newTestHub(t, Config{}, replay.MemoryConfig{PerPartition: 10000})
 	const clients, bursts = 8, 24
 	type burst struct {
@@ -196,4 +200,35 @@ func TestParkKeepsWhatRacedIt(t *testing.T) {
 		}
 		s.state.Store(writerRunning) // this test plays the writer
 	}
+}
+
+// countingConn counts the bytes written to it.
+type countingConn struct {
+	discardConn
+	n *atomic.Int64
+}
+
+func (c countingConn) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
+
+// A sweep and a wake-up that arrive together while the writer waits: the
+// records are written before the writer parks.
+func TestWakeIsPumpedBeforeParking(t *testing.T) {
+	mem := replay.NewMemory(replay.MemoryConfig{})
+	h := New(Config{}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	var written atomic.Int64
+	s := newSession(h, countingConn{n: &written})
+	s.pos = map[int32]int64{0: -1}
+	if err := h.add(s); err != nil {
+		t.Fatal(err)
+	}
+	s.end = func() { h.remove(s) }
+	done := make(chan struct{})
+	go func() { defer close(done); s.serve(t.Context()) }()
+	time.Sleep(50 * time.Millisecond) // the writer is waiting: nothing to write
+	s.sweep.Store(true)
+	h.Publish([]*replay.Record{{Partition: 0, Offset: 0, Prev: -1, Value: []byte("v")}})
+	waitFor(t, 5*time.Second, "the record to be written", func() bool { return written.Load() > 0 })
+	close(s.readDone) // as if the client left: the session ends
+	<-done
+	h.Shutdown(t.Context())
 }

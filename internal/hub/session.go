@@ -116,14 +116,16 @@ func (s *session) serve(ctx context.Context) {
 			s.active = true
 			cr = s.ping()
 		}
+		// Park only right after a pump that found nothing: a wake-up that
+		// wait consumed must be pumped first.
+		if cr == nil && !progressed && s.sweep.Swap(false) && s.idle() && s.park() {
+			return
+		}
 		if cr == nil {
 			cr = s.wait(ctx, progressed)
 		}
 		if cr != nil {
 			s.finish(cr)
-			return
-		}
-		if s.sweep.Swap(false) && s.idle() && s.park() {
 			return
 		}
 	}
