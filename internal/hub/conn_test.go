@@ -256,23 +256,7 @@ func TestPongTimeout(t *testing.T) {
 	bad := th.dialRaw(t, 0)
 	bad.resumeLatest()
 	start := time.Now()
-	pings := 0
-	var code ws.StatusCode
-	for code == 0 {
-		h, p, err := bad.readFrame(5 * time.Second)
-		if err != nil {
-			t.Fatalf("no close frame: %v", err)
-		}
-		switch h.OpCode {
-		case ws.OpPing:
-			pings++
-		case ws.OpClose:
-			code, _ = ws.ParseCloseFrameData(p)
-		}
-	}
-	if pings < 2 || code != ws.StatusPolicyViolation {
-		t.Fatalf("%d pings, close %d", pings, code)
-	}
+	bad.expectPongTimeout()
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("closed after %v", d)
 	}
@@ -282,6 +266,29 @@ func TestPongTimeout(t *testing.T) {
 	r := <-goodRead
 	if r.err != nil || r.f.json["type"] != "cursor" {
 		t.Fatalf("answering client: %v %v", r.f.json, r.err)
+	}
+}
+
+// expectPongTimeout reads, never answering pings, until the server closes
+// the connection: after at least two pings, with 1008.
+func (c *rawClient) expectPongTimeout() {
+	c.t.Helper()
+	pings := 0
+	var code ws.StatusCode
+	for code == 0 {
+		h, p, err := c.readFrame(5 * time.Second)
+		if err != nil {
+			c.t.Fatalf("no close frame after %d pings: %v", pings, err)
+		}
+		switch h.OpCode {
+		case ws.OpPing:
+			pings++
+		case ws.OpClose:
+			code, _ = ws.ParseCloseFrameData(p)
+		}
+	}
+	if pings < 2 || code != ws.StatusPolicyViolation {
+		c.t.Fatalf("%d pings, close %d", pings, code)
 	}
 }
 

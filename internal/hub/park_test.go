@@ -67,23 +67,7 @@ func TestParkedSessionPongTimeout(t *testing.T) {
 	c := th.dialRaw(t, 0)
 	c.resumeLatest()
 	th.waitParked(t, 1)
-	pings := 0
-	var code ws.StatusCode
-	for code == 0 {
-		h, p, err := c.readFrame(5 * time.Second)
-		if err != nil {
-			t.Fatalf("no close frame after %d pings: %v", pings, err)
-		}
-		switch h.OpCode {
-		case ws.OpPing:
-			pings++
-		case ws.OpClose:
-			code, _ = ws.ParseCloseFrameData(p)
-		}
-	}
-	if pings < 2 || code != ws.StatusPolicyViolation {
-		t.Fatalf("%d pings, close %d", pings, code)
-	}
+	c.expectPongTimeout()
 }
 
 // Shutdown reaches parked sessions: each gets 1001.

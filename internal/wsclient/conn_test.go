@@ -3,6 +3,7 @@ package wsclient
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -151,27 +152,13 @@ func cursorFrame(p, o string) frame {
 // scriptServer upgrades and writes frames, then waits for the client to go.
 func scriptServer(t *testing.T, frames ...frame) string {
 	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, _, _, err := ws.UpgradeHTTP(r, w)
-		if err != nil {
-			return
-		}
-		defer conn.Close()
+	return rawServer(t, func(conn net.Conn) {
 		var out []byte
 		for _, f := range frames {
 			out = wsproto.AppendFrame(out, f.op, []byte(f.payload))
 		}
-		conn.Write(out)
-		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-		buf := make([]byte, 512)
-		for {
-			if _, err := conn.Read(buf); err != nil {
-				return
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
+		conn.Write(out) // all in one write
+	})
 }
 
 func TestPairing(t *testing.T) {

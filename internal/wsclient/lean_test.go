@@ -18,8 +18,9 @@ import (
 	"github.com/gobwas/ws"
 )
 
-// rawServer upgrades and runs script on the raw connection.
-func rawServer(t *testing.T, script func(w func(ws.Frame))) string {
+// rawServer upgrades and runs script on the raw connection, then waits
+// (up to 5 s) for the client to go.
+func rawServer(t *testing.T, script func(conn net.Conn)) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		conn, _, _, err := ws.UpgradeHTTP(r, w)
@@ -27,11 +28,7 @@ func rawServer(t *testing.T, script func(w func(ws.Frame))) string {
 			return
 		}
 		defer conn.Close()
-		script(func(f ws.Frame) {
-			if err := ws.WriteFrame(conn, f); err != nil {
-				t.Errorf("server write: %v", err)
-			}
-		})
+		script(conn)
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		buf := make([]byte, 512)
 		for {
@@ -42,6 +39,15 @@ func rawServer(t *testing.T, script func(w func(ws.Frame))) string {
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// frameWriter writes each frame it is given on its own.
+func frameWriter(t *testing.T, conn net.Conn) func(ws.Frame) {
+	return func(f ws.Frame) {
+		if err := ws.WriteFrame(conn, f); err != nil {
+			t.Errorf("server write: %v", err)
+		}
+	}
 }
 
 func cursorText(p, o int) ws.Frame {
@@ -55,7 +61,8 @@ func TestLeanValuesAcrossBufferSizes(t *testing.T) {
 	const bufSize = 64
 	sizes := []int{0, 1, 40, bufSize - 1, bufSize, bufSize + 1, 3*bufSize + 7, 1000}
 	payload := func(i, n int) []byte { return bytes.Repeat([]byte{byte('a' + i)}, n) }
-	url := rawServer(t, func(w func(ws.Frame)) {
+	url := rawServer(t, func(conn net.Conn) {
+		w := frameWriter(t, conn)
 		for i, n := range sizes {
 			w(cursorText(0, i))
 			w(ws.NewBinaryFrame(payload(i, n)))
@@ -93,7 +100,8 @@ func TestLeanValuesAcrossBufferSizes(t *testing.T) {
 // read that brought it: two records sent 100 ms apart are stamped about
 // 100 ms apart, and never later than Next returned.
 func TestLeanReceivedAt(t *testing.T) {
-	url := rawServer(t, func(w func(ws.Frame)) {
+	url := rawServer(t, func(conn net.Conn) {
+		w := frameWriter(t, conn)
 		w(cursorText(0, 0))
 		w(ws.NewBinaryFrame([]byte("first")))
 		time.Sleep(100 * time.Millisecond)
