@@ -27,6 +27,14 @@
 #   KAFKA_OVERRIDES        extra broker properties, space separated k=v (last wins)
 #   KAFKA_LOG_LEVEL        broker log level (warn); the log is $KAFKA_STATE_DIR/kafka.log
 #   KAFKA_WATCH_PID        kill the broker when this pid exits (used by internal/testenv)
+#   KAFKA_SASL_PORT        also listen with SASL_PLAINTEXT here (PLAIN user gateway /
+#                          gateway-secret; SCRAM-SHA-256/512 users are created by tests)
+#   KAFKA_SASL_SSL_PORT    also listen with SASL_SSL here (same users, TLS)
+#   KAFKA_SSL_PORT         also listen with SSL here, client certificates required
+#                          With a TLS port a test CA, broker and client certificates are
+#                          made in $KAFKA_STATE_DIR/tls (ca.pem, client.pem, client-key.pem);
+#                          start prints KAFKA_SASL_BROKERS, KAFKA_SASL_SSL_BROKERS,
+#                          KAFKA_SSL_BROKERS and KAFKA_TLS_DIR for the ports set.
 set -euo pipefail
 
 SERVICE=kafka
@@ -53,7 +61,24 @@ TEMP_DATA_FILE="$STATE_DIR/temp-data-dir" # set when stop must remove the data d
 MARKER="$JARS_DIR/.complete"
 MAIN_CLASS=kafka.Kafka
 
-brokers_line() { echo "KAFKA_BROKERS=127.0.0.1:$PORT"; }
+SASL_PORT="${KAFKA_SASL_PORT:-}"
+SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
+SSL_PORT="${KAFKA_SSL_PORT:-}"
+TLS_DIR="$STATE_DIR/tls"
+# The PLAIN user of the SASL listeners (SCRAM users live in the cluster
+# metadata: tests create them with the admin API).
+SASL_PLAIN_USER=gateway
+SASL_PLAIN_PASSWORD=gateway-secret
+
+brokers_line() {
+	echo "KAFKA_BROKERS=127.0.0.1:$PORT"
+	[[ -z "$SASL_PORT" ]] || echo "KAFKA_SASL_BROKERS=127.0.0.1:$SASL_PORT"
+	[[ -z "$SASL_SSL_PORT" ]] || echo "KAFKA_SASL_SSL_BROKERS=127.0.0.1:$SASL_SSL_PORT"
+	[[ -z "$SSL_PORT" ]] || echo "KAFKA_SSL_BROKERS=127.0.0.1:$SSL_PORT"
+	[[ -z "$SASL_SSL_PORT$SSL_PORT" ]] || echo "KAFKA_TLS_DIR=$TLS_DIR"
+}
+
+secure_ports() { echo "$SASL_PORT" "$SASL_SSL_PORT" "$SSL_PORT"; }
 
 pom_digest() { sha256sum "$POM" | cut -d' ' -f1; }
 
@@ -114,16 +139,63 @@ api_versions_ok() {
 	[[ "$n" == 8 ]]
 }
 
+# make_tls: a throwaway CA and, signed by it, a broker certificate for
+# 127.0.0.1 and a client certificate. Kafka reads PEM key stores (PKCS#8
+# key followed by the certificate).
+make_tls() {
+	ensure_apt_packages openssl openssl
+	rm -rf "$TLS_DIR" && mkdir -p "$TLS_DIR"
+	(
+		cd "$TLS_DIR"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=dashstream-test-ca \
+			-keyout ca-key.pem -out ca.pem
+		local name
+		for name in broker client; do
+			openssl req -newkey rsa:2048 -nodes -subj "/CN=$name" -keyout "$name-key.pem" -out "$name.csr"
+			openssl x509 -req -in "$name.csr" -CA ca.pem -CAkey ca-key.pem -CAcreateserial -days 30 \
+				-extfile <(printf 'subjectAltName=IP:127.0.0.1\n') -out "$name.pem"
+		done
+		cat broker-key.pem broker.pem >broker-keystore.pem
+		rm -f ./*.csr ca.srl
+	) >>"$LOG_FILE" 2>&1 || die "making test certificates failed (see $LOG_FILE)"
+}
+
+# secure_props: the listeners and settings of the optional secure ports.
+secure_props() {
+	local listeners="" map="" l mech jaas
+	[[ -z "$SASL_PORT" ]] || { listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"; map+=",SASL_PLAINTEXT:SASL_PLAINTEXT"; }
+	[[ -z "$SASL_SSL_PORT" ]] || { listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"; map+=",SASL_SSL:SASL_SSL"; }
+	[[ -z "$SSL_PORT" ]] || { listeners+=",SSL://127.0.0.1:$SSL_PORT"; map+=",SSL:SSL"; }
+	echo "listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT$listeners"
+	echo "advertised.listeners=PLAINTEXT://127.0.0.1:$PORT$listeners"
+	echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT$map"
+	if [[ -n "$SASL_PORT$SASL_SSL_PORT" ]]; then
+		echo "sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+		for l in sasl_plaintext sasl_ssl; do
+			echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_PLAIN_USER=\"$SASL_PLAIN_PASSWORD\";"
+			for mech in scram-sha-256 scram-sha-512; do
+				jaas="org.apache.kafka.common.security.scram.ScramLoginModule required;"
+				echo "listener.name.$l.$mech.sasl.jaas.config=$jaas"
+			done
+		done
+	fi
+	if [[ -n "$SASL_SSL_PORT$SSL_PORT" ]]; then
+		echo "ssl.keystore.type=PEM"
+		echo "ssl.keystore.location=$TLS_DIR/broker-keystore.pem"
+		echo "ssl.truststore.type=PEM"
+		echo "ssl.truststore.location=$TLS_DIR/ca.pem"
+		echo "listener.name.ssl.ssl.client.auth=required"
+	fi
+}
+
 write_props() {
 	local data="$1" kv
 	cat >"$PROPS_FILE" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CTRL_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CTRL_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+$(secure_props)
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$data
 num.partitions=1
@@ -200,7 +272,8 @@ cmd_start() {
 	fi
 	is_installed || die "jars missing in $JARS_DIR: run $0 install"
 	local p
-	for p in "$PORT" "$CTRL_PORT"; do
+	# shellcheck disable=SC2046 # the optional ports, unquoted on purpose
+	for p in "$PORT" "$CTRL_PORT" $(secure_ports); do
 		wait_port_free "$p" 10 || die "port $p is already in use by another process: $(port_owner "$p")"
 	done
 	mkdir -p "$STATE_DIR"
@@ -215,6 +288,7 @@ cmd_start() {
 		echo "$data" >"$TEMP_DATA_FILE"
 	fi
 	: >"$LOG_FILE"
+	[[ -z "$SASL_SSL_PORT$SSL_PORT" ]] || make_tls
 	write_props "$data"
 	format_storage "$data"
 	# shellcheck disable=SC2086 # HEAP_OPTS and JVM_OPTS are lists of flags
@@ -259,6 +333,10 @@ cmd_stop() {
 wait_ports_free() {
 	wait_port_free "$PORT" 30 || log "warning: port $PORT still open after stop"
 	wait_port_free "$CTRL_PORT" 30 || log "warning: port $CTRL_PORT still open after stop"
+	local p
+	for p in $(secure_ports); do
+		wait_port_free "$p" 30 || log "warning: port $p still open after stop"
+	done
 }
 
 cmd_stop_quietly() { cmd_stop 2>/dev/null || true; }

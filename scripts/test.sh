@@ -61,22 +61,36 @@ vet() { go vet ./...; }
 
 staticcheck() { go run "$STATICCHECK" ./...; }
 
+# kafka VERB: scripts/kafka.sh with SASL_PLAINTEXT, SASL_SSL and SSL
+# listeners on the three ports after the controller port (security tests).
+kafka() {
+	local port="${KAFKA_PORT:-19092}"
+	KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-$((port + 2))}" \
+		KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-$((port + 3))}" \
+		KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-$((port + 4))}" bash scripts/kafka.sh "$@"
+}
+
 services_up() {
-	local brokers url
+	local kafka url line
 	bash scripts/redis.sh install || return
-	bash scripts/kafka.sh install || return
+	kafka install || return
 	url="$(bash scripts/redis.sh start)" || return
-	brokers="$(bash scripts/kafka.sh start)" || return
-	[[ "$url" == REDIS_URL=* && "$brokers" == KAFKA_BROKERS=* ]] ||
-		{ echo "unexpected service output: $url $brokers" >&2; return 1; }
+	kafka="$(kafka start)" || return
+	[[ "$url" == REDIS_URL=* && "$kafka" == KAFKA_BROKERS=* ]] ||
+		{ echo "unexpected service output: $url $kafka" >&2; return 1; }
 	mkdir -p "$(dirname "$SERVICES_ENV")" || return
-	printf 'export %s\nexport %s\n' "$brokers" "$url" >"$SERVICES_ENV" || return
+	{
+		while read -r line; do
+			echo "export $line"
+		done <<<"$kafka"
+		echo "export $url"
+	} >"$SERVICES_ENV" || return
 	cat "$SERVICES_ENV"
 }
 
 services_down() {
 	local status=0
-	bash scripts/kafka.sh stop || status=$?
+	kafka stop || status=$?
 	bash scripts/redis.sh stop || status=$?
 	rm -f "$SERVICES_ENV"
 	return "$status"

@@ -260,3 +260,46 @@ func (k *KafkaEnv) timeout() time.Duration {
 	}
 	return DefaultTimeout
 }
+
+// Environment variables naming the shared broker's secure listeners (set by
+// scripts/test.sh services-up; see scripts/kafka.sh).
+const (
+	EnvKafkaSASLBrokers    = "KAFKA_SASL_BROKERS"     // SASL_PLAINTEXT listener
+	EnvKafkaSASLSSLBrokers = "KAFKA_SASL_SSL_BROKERS" // SASL_SSL listener
+	EnvKafkaSSLBrokers     = "KAFKA_SSL_BROKERS"      // SSL listener, client certificates required
+	EnvKafkaTLSDir         = "KAFKA_TLS_DIR"          // ca.pem, client.pem, client-key.pem
+)
+
+// The PLAIN user the secure listeners were started with (scripts/kafka.sh).
+// SCRAM users are created by the tests that need them.
+const (
+	KafkaPlainUser     = "gateway"
+	KafkaPlainPassword = "gateway-secret"
+)
+
+// KafkaSecurity locates the shared cluster's secure listeners and the test
+// certificates they use.
+type KafkaSecurity struct {
+	SASL, SASLSSL, SSL []string // seed brokers of each listener
+	// CAFile signed the broker's and the client's certificates; CertFile
+	// and KeyFile are the client's (PEM).
+	CAFile, CertFile, KeyFile string
+}
+
+// KafkaSecure returns the shared cluster's secure listeners. Like Kafka, it
+// skips the test when they are not configured, or fails it under
+// DASHSTREAM_INTEGRATION=1.
+func KafkaSecure(t testing.TB) KafkaSecurity {
+	t.Helper()
+	dir := os.Getenv(EnvKafkaTLSDir)
+	s := KafkaSecurity{
+		SASL:    splitBrokers(os.Getenv(EnvKafkaSASLBrokers)),
+		SASLSSL: splitBrokers(os.Getenv(EnvKafkaSASLSSLBrokers)),
+		SSL:     splitBrokers(os.Getenv(EnvKafkaSSLBrokers)),
+	}
+	if len(s.SASL) == 0 || len(s.SASLSSL) == 0 || len(s.SSL) == 0 || dir == "" {
+		unavailable(t, "the secure Kafka listeners are not configured; run make test")
+	}
+	s.CAFile, s.CertFile, s.KeyFile = dir+"/ca.pem", dir+"/client.pem", dir+"/client-key.pem"
+	return s
+}
