@@ -16,6 +16,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/app"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
 const usage = `usage: dashstream <command> [flags]
@@ -129,6 +130,7 @@ func runServe(ctx context.Context, args []string, demo bool) int {
 		return 2
 	}
 	log := newLogger(cfg)
+	replay.SetRedisLogger(log.With("component", "go-redis"))
 	a, err := app.New(cfg, log, app.Options{Demo: demo})
 	if err != nil {
 		log.Error("startup failed", "err", err)
