@@ -2,7 +2,8 @@
 //
 // The consumer hands records to Publish, which encodes each record's frames
 // once, appends the record to the memory replay tier, advances the partition
-// heads and wakes every client with a non-blocking signal. Nothing is queued
+// heads and, 5 ms later, wakes every client with a non-blocking signal (the
+// publishes of those 5 ms share one wake-up). Nothing is queued
 // per client: each client's session goroutine pulls records from the replay
 // tiers from its own per-partition position and writes shared, pre-encoded
 // bytes straight to its socket. Live delivery, resume replay and slow-client
@@ -10,7 +11,8 @@
 // consumer or another client. See docs/ARCHITECTURE.md.
 //
 // Hub is safe for concurrent use. A session's state is owned by its writer
-// goroutine; its reader goroutine only forwards parsed control frames.
+// goroutine (parked while the session is idle); its reader goroutine only
+// forwards client frames.
 package hub
 
 import (
@@ -181,7 +183,7 @@ func (h *Hub) each(f func(*session)) {
 }
 
 // Publish encodes recs, appends them to the memory tier, advances the heads
-// and wakes every session. It never blocks on a client.
+// and schedules a wake-up of every session. It never blocks on a client.
 func (h *Hub) Publish(recs []*replay.Record) {
 	if len(recs) == 0 {
 		return
@@ -206,6 +208,9 @@ const wakeDelay = 5 * time.Millisecond
 // scheduleWake wakes every session wakeDelay from now, unless a wake-up is
 // already pending: that one fires after this Publish's heads are visible.
 func (h *Hub) scheduleWake() {
+	if isClosed(h.done) {
+		return // after Shutdown there is no one to wake
+	}
 	if h.wakePending.CompareAndSwap(false, true) {
 		time.AfterFunc(wakeDelay, h.fireWake)
 	}

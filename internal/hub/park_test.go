@@ -216,3 +216,26 @@ func TestWakeIsPumpedBeforeParking(t *testing.T) {
 	<-done
 	h.Shutdown(t.Context())
 }
+
+// A parked session does not keep the write and page storage a big replay
+// grew.
+func TestParkedSessionDropsBuffers(t *testing.T) {
+	t.Parallel()
+	th := newTestHub(t, Config{PingInterval: time.Hour}, replay.MemoryConfig{PerPartition: 5000})
+	th.publishSized(0, 0, 2000, 1000)
+	c := th.dial(t)
+	c.send(map[string]any{"type": "resume", "from": "earliest"})
+	got, _ := c.readUntil(isType("replay_complete"))
+	if len(got) != 2000 {
+		t.Fatalf("replayed %d records", len(got))
+	}
+	th.waitParked(t, 1)
+	th.each(func(s *session) { // parked: no writer owns the fields
+		if s.backing != nil || s.wbufs != nil || s.wview != nil || s.recs != nil {
+			t.Errorf("parked with storage: backing %d, wbufs %d, recs %d", cap(s.backing), cap(s.wbufs), cap(s.recs))
+		}
+	})
+	th.publish(0, 2000, 3) // and it still delivers
+	live, _ := c.readRecords(3)
+	checkExact(t, live, map[int32][]int64{0: seq(2000, 2002)})
+}

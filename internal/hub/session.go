@@ -118,8 +118,11 @@ func (s *session) serve(ctx context.Context) {
 		}
 		// Park only right after a pump that found nothing: a wake-up that
 		// wait consumed must be pumped first.
-		if cr == nil && !progressed && s.sweep.Swap(false) && s.idle() && s.park() {
-			return
+		if cr == nil && !progressed && s.sweep.Swap(false) && s.idle() {
+			s.dropBuffers()
+			if s.park() {
+				return
+			}
 		}
 		if cr == nil {
 			cr = s.wait(ctx, progressed)
@@ -138,6 +141,13 @@ func (s *session) idle() bool {
 	wasActive := s.active
 	s.active = false
 	return !wasActive && s.rp == nil && !s.lag.catching
+}
+
+// dropBuffers lets an idle session's write and page storage go (a big
+// replay grows them to hundreds of KiB); they grow again when needed. It
+// runs before park: once parked, the next writer owns these fields.
+func (s *session) dropBuffers() {
+	s.backing, s.wbufs, s.wview, s.recs = nil, nil, nil, nil
 }
 
 // park ends this writer goroutine unless something is already pending, in

@@ -159,3 +159,46 @@ func TestTiersBoundsAndBacklog(t *testing.T) {
 		t.Fatalf("backlog = %d %v", b, ev)
 	}
 }
+
+// logDeep is a DeepReader over a fixed log, starting at offset 0.
+type logDeep struct{ log []*Record }
+
+func (d logDeep) ReadAfter(_ context.Context, _ int32, after int64, max int) ([]*Record, int64, error) {
+	var out []*Record
+	for _, r := range d.log {
+		if r.Offset > after && len(out) < max {
+			out = append(out, r)
+		}
+	}
+	return out, 0, nil
+}
+
+func (d logDeep) LogStart(context.Context, int32) (int64, error) { return 0, nil }
+
+// The caller's page storage is handed back only with memory's records; when
+// another tier serves the page, what memory wrote into it is cleared, so a
+// long-lived session's storage pins no evicted record.
+func TestTiersPageStorage(t *testing.T) {
+	m := NewMemory(MemoryConfig{})
+	m.Append(chain(0, 10, 19)) // 0..9 are only in Kafka
+	tiers := NewTiers(m, nil)
+	tiers.SetKafka(logDeep{chain(0, 0, 19)})
+	buf := make([]*Record, 0, 32)
+
+	pg, err := tiers.Page(context.Background(), 0, 12, Limit{100, 1 << 20}, buf)
+	if err != nil || pg.Tier != TierMemory || &pg.Records[0] != &buf[:1][0] {
+		t.Fatalf("memory page: tier %q, err %v, own storage %v", pg.Tier, err, len(pg.Records) > 0 && &pg.Records[0] == &buf[:1][0])
+	}
+	checkPage(t, pg, nil, span(13, 19))
+
+	pg, err = tiers.Page(context.Background(), 0, 2, Limit{100, 1 << 20}, buf)
+	if err != nil || pg.Tier != TierKafka {
+		t.Fatalf("kafka page: tier %q, err %v", pg.Tier, err)
+	}
+	checkPage(t, pg, nil, span(3, 9))
+	for i, r := range buf[:cap(buf)] {
+		if r != nil {
+			t.Fatalf("storage slot %d still holds offset %d after a Kafka page", i, r.Offset)
+		}
+	}
+}

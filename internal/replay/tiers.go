@@ -81,8 +81,10 @@ func (t *Tiers) Append(recs []*Record) int {
 
 // Page returns records of p with offset > after. Records served by the
 // memory tier are appended to buf[:0] when buf is not nil (the caller's
-// reused storage: it must be done with the previous page); other tiers
-// return slices of their own, which may be shared and must not be reused.
+// reused storage: it must be done with the previous page). A page whose
+// Tier is TierMemory holds that slice (maybe grown); any other page's
+// Records belong to another tier, may be shared and must not be reused, and
+// what memory wrote into buf has been cleared (so buf pins no record).
 func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf []*Record) (Page, error) {
 	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes, buf)
 	if covered {
@@ -93,15 +95,20 @@ func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf [
 		end = recs[0].Offset - 1
 	}
 	if end <= after { // a Prev that is not below its offset: nothing can be missing
-		return Page{Records: recs}, nil
+		return Page{Records: recs, Tier: TierMemory}, nil
 	}
 	if page, ok := t.fromRedis(ctx, p, after, end, lim); ok {
+		clear(recs)
 		return page, nil
 	}
 	if d := t.deep(); d != nil {
-		return t.fromKafka(ctx, d, p, after, end, lim, recs)
+		page, err := t.fromKafka(ctx, d, p, after, end, lim, recs)
+		if page.Tier != TierMemory {
+			clear(recs)
+		}
+		return page, err
 	}
-	return Page{Gap: &Gap{From: after + 1, To: end}, Records: recs}, nil
+	return Page{Gap: &Gap{From: after + 1, To: end}, Records: recs, Tier: TierMemory}, nil
 }
 
 // fromRedis serves the start of (after, end] from Redis when Redis holds it

@@ -93,9 +93,11 @@ func (r stampedReader) Read(p []byte) (int, error) {
 }
 
 // ReceivedAt is when the message Next returned last was complete in this
-// process: the return of the socket read that brought its last byte. One
-// clock reading per read call serves every message that read brought, so
-// a load generator can time each record without a clock call per record.
+// process: the return of the socket read that brought its last byte (for
+// bytes that came with the handshake, the end of DialLean). One clock
+// reading per read call serves every message that read brought, so a load
+// generator can time each record without a clock call per record. Like
+// Next, it belongs to the reading goroutine.
 func (l *Lean) ReceivedAt() time.Time { return time.UnixMicro(l.readAt) }
 
 func readBufferSize(opts Options) int {
