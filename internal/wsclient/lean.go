@@ -27,6 +27,9 @@ type Lean struct {
 	pair   pairer
 	ctrl   [125]byte // payload of one control frame
 	readAt int64     // unix µs when the last socket read returned data
+	// watched is the context Next watched last; like readAt it belongs to
+	// the reading goroutine.
+	watched context.Context
 
 	wmu sync.Mutex // serializes writes: Send, pongs, Close
 
@@ -161,8 +164,12 @@ func (l *Lean) readErr(ctx context.Context, err error) error {
 // registration is kept while callers pass the same ctx, so a read loop pays
 // for it once.
 func (l *Lean) watch(ctx context.Context) {
+	if ctx == l.watched { // the read loop's usual case: no lock
+		return
+	}
 	l.cmu.Lock()
 	defer l.cmu.Unlock()
+	l.watched = ctx
 	if ctx == l.ctx {
 		return
 	}
