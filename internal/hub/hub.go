@@ -16,6 +16,7 @@
 package hub
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -76,25 +77,18 @@ type Config struct {
 }
 
 func (c *Config) defaults() {
-	setDefault(&c.QueueBytes, 4<<20)
-	setDefault(&c.SendTimeout, 5*time.Second)
-	setDefault(&c.PingInterval, 20*time.Second)
-	setDefault(&c.ResumeWait, time.Second)
-	setDefault(&c.ReplayTimeout, 30*time.Second)
-	setDefault(&c.ReplayMaxTotal, 10000)
-	setDefault(&c.ReplayMaxBytes, 64<<20)
-	setDefault(&c.ReplaySlots, 32)
-	setDefault(&c.SlowThreshold, 1000)
-	setDefault(&c.SlowWindow, 60*time.Second)
-	setDefault(&c.MaxCatchup, 120*time.Second)
-	setDefault(&c.WriteBatch, 256<<10)
-}
-
-func setDefault[T comparable](v *T, def T) {
-	var zero T
-	if *v == zero {
-		*v = def
-	}
+	c.QueueBytes = cmp.Or(c.QueueBytes, 4<<20)
+	c.SendTimeout = cmp.Or(c.SendTimeout, 5*time.Second)
+	c.PingInterval = cmp.Or(c.PingInterval, 20*time.Second)
+	c.ResumeWait = cmp.Or(c.ResumeWait, time.Second)
+	c.ReplayTimeout = cmp.Or(c.ReplayTimeout, 30*time.Second)
+	c.ReplayMaxTotal = cmp.Or(c.ReplayMaxTotal, 10000)
+	c.ReplayMaxBytes = cmp.Or(c.ReplayMaxBytes, 64<<20)
+	c.ReplaySlots = cmp.Or(c.ReplaySlots, 32)
+	c.SlowThreshold = cmp.Or(c.SlowThreshold, 1000)
+	c.SlowWindow = cmp.Or(c.SlowWindow, 60*time.Second)
+	c.MaxCatchup = cmp.Or(c.MaxCatchup, 120*time.Second)
+	c.WriteBatch = cmp.Or(c.WriteBatch, 256<<10)
 }
 
 // Hub is the registry of sessions and the owner of partition heads.

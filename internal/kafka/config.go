@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"time"
@@ -123,12 +124,12 @@ func (cfg Config) withDefaults() (Config, error) {
 	if len(cfg.Brokers) == 0 {
 		return cfg, fmt.Errorf("%w: no brokers", ErrInvalidConfig)
 	}
-	cfg.Topic = orString(cfg.Topic, DefaultTopic)
-	cfg.DLQTopic = orString(cfg.DLQTopic, cfg.Topic+"-dlq")
-	cfg.GroupID = orString(cfg.GroupID, DefaultGroupID)
-	cfg.ClientID = orString(cfg.ClientID, DefaultClientID)
-	cfg.AutoOffsetReset = orString(cfg.AutoOffsetReset, ResetLatest)
-	cfg.OnDecodeError = orString(cfg.OnDecodeError, PolicySkip)
+	cfg.Topic = cmp.Or(cfg.Topic, DefaultTopic)
+	cfg.DLQTopic = cmp.Or(cfg.DLQTopic, cfg.Topic+"-dlq")
+	cfg.GroupID = cmp.Or(cfg.GroupID, DefaultGroupID)
+	cfg.ClientID = cmp.Or(cfg.ClientID, DefaultClientID)
+	cfg.AutoOffsetReset = cmp.Or(cfg.AutoOffsetReset, ResetLatest)
+	cfg.OnDecodeError = cmp.Or(cfg.OnDecodeError, PolicySkip)
 	if cfg.InstanceID == "" {
 		host, err := os.Hostname()
 		if err != nil {
@@ -181,13 +182,6 @@ func (cfg Config) validate() error {
 // progressGroup is the group this instance saves its progress under.
 func (cfg Config) progressGroup() string {
 	return cfg.GroupID + "." + cfg.InstanceID
-}
-
-func orString(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func orDuration(v, def time.Duration) time.Duration {

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -66,7 +67,7 @@ func NewDeepReader(cfg DeepReadConfig, log *slog.Logger) (*DeepReader, error) {
 	if len(cfg.Brokers) == 0 {
 		return nil, fmt.Errorf("kafka: deep reader: %w: no brokers", ErrInvalidConfig)
 	}
-	cfg.Topic = orString(cfg.Topic, DefaultTopic)
+	cfg.Topic = cmp.Or(cfg.Topic, DefaultTopic)
 	if cfg.MaxConcurrent <= 0 {
 		cfg.MaxConcurrent = 8
 	}

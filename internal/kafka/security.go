@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -58,7 +59,7 @@ type Security struct {
 // contradictory settings are errors wrapping ErrInvalidSecurity; nothing is
 // silently ignored.
 func ClientOpts(sec Security) ([]kgo.Opt, error) {
-	proto := strings.ToLower(orString(sec.Protocol, ProtocolPlaintext))
+	proto := strings.ToLower(cmp.Or(sec.Protocol, ProtocolPlaintext))
 	useTLS, useSASL, err := protocolNeeds(proto)
 	if err != nil {
 		return nil, err

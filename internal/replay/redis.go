@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	_ "embed"
 	"errors"
@@ -91,24 +92,16 @@ func (c *RedisConfig) validate() error {
 		c.ProbeInterval < 0 {
 		return errors.New("negative setting")
 	}
-	c.TTL = cmp(c.TTL, time.Hour)
-	c.MaxPerPartition = cmp(c.MaxPerPartition, 10000)
-	c.MaxPerThread = cmp(c.MaxPerThread, c.MaxPerPartition)
-	c.MaxConcurrentWrites = cmp(c.MaxConcurrentWrites, 100)
-	c.WriteTimeout = cmp(c.WriteTimeout, 5*time.Second)
-	c.ReadTimeout = cmp(c.ReadTimeout, 2*time.Second)
-	c.QueueRecords = cmp(c.QueueRecords, 50000)
-	c.BreakerFailures = cmp(c.BreakerFailures, 5)
-	c.ProbeInterval = cmp(c.ProbeInterval, time.Second)
+	c.TTL = cmp.Or(c.TTL, time.Hour)
+	c.MaxPerPartition = cmp.Or(c.MaxPerPartition, 10000)
+	c.MaxPerThread = cmp.Or(c.MaxPerThread, c.MaxPerPartition)
+	c.MaxConcurrentWrites = cmp.Or(c.MaxConcurrentWrites, 100)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, 5*time.Second)
+	c.ReadTimeout = cmp.Or(c.ReadTimeout, 2*time.Second)
+	c.QueueRecords = cmp.Or(c.QueueRecords, 50000)
+	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
+	c.ProbeInterval = cmp.Or(c.ProbeInterval, time.Second)
 	return nil
-}
-
-// cmp returns v, or def when v is zero.
-func cmp[T int | time.Duration](v, def T) T {
-	if v == 0 {
-		return def
-	}
-	return v
 }
 
 func checkNamespace(ns string) error {

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -82,12 +83,12 @@ func TestRefMemberOrder(t *testing.T) {
 	byNumber := slices.Clone(refs)
 	slices.SortFunc(byNumber, func(a, b Ref) int {
 		if a.Sequence != b.Sequence {
-			return cmpU(a.Sequence, b.Sequence)
+			return cmp.Compare(a.Sequence, b.Sequence)
 		}
 		if a.Partition != b.Partition {
 			return int(a.Partition - b.Partition)
 		}
-		return cmpU(uint64(a.Offset), uint64(b.Offset))
+		return cmp.Compare(a.Offset, b.Offset)
 	})
 	if !slices.Equal(byMember, byNumber) {
 		t.Fatal("member order differs from numeric order")
@@ -98,16 +99,6 @@ func TestRefMemberOrder(t *testing.T) {
 			t.Fatalf("parseRef(refMember(%+v)) = %+v, %v", r, got, err)
 		}
 	}
-}
-
-func cmpU(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // TestRefsAfterExclusive: every member of sequence s sorts below the start

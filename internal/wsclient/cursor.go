@@ -1,6 +1,7 @@
 package wsclient
 
 import (
+	"cmp"
 	"maps"
 	"slices"
 )
@@ -190,22 +191,12 @@ func appendBounded(s []span, sp span) []span {
 }
 
 func insertSpan(s []span, sp span) []span {
-	i, _ := slices.BinarySearchFunc(s, sp.from, func(e span, from int64) int { return cmpInt(e.from, from) })
+	i, _ := slices.BinarySearchFunc(s, sp.from, func(e span, from int64) int { return cmp.Compare(e.from, from) })
 	s = slices.Insert(s, i, sp)
 	if len(s) > maxSpans {
 		s = s[:maxSpans]
 	}
 	return s
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // removeOffset removes from..to from the spans and returns how many offsets
