@@ -369,15 +369,4 @@ cmd_status() {
 	return 4
 }
 
-case "${1:-}" in
-install) cmd_install ;;
-installed) is_installed ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
-kill) cmd_kill ;;
-status) cmd_status ;;
-*)
-	echo "usage: $0 {install|start|stop|status|kill|installed}" >&2
-	exit 2
-	;;
-esac
+service_main "$@"

@@ -128,3 +128,17 @@ ensure_apt_packages() {
 		die "apt-get install $* failed"
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing $*"
 }
+
+# service_main VERB: the command line of a service script (kafka.sh,
+# redis.sh), which defines cmd_install, cmd_start, cmd_stop, cmd_kill,
+# cmd_status and is_installed.
+service_main() {
+	case "${1:-}" in
+	install | start | stop | kill | status) "cmd_$1" ;;
+	installed) is_installed ;;
+	*)
+		echo "usage: $0 {install|start|stop|status|kill|installed}" >&2
+		exit 2
+		;;
+	esac
+}

@@ -139,15 +139,4 @@ cmd_status() {
 	return 3
 }
 
-case "${1:-}" in
-install) cmd_install ;;
-installed) is_installed ;;
-start) cmd_start ;;
-stop) cmd_stop ;;
-kill) cmd_kill ;;
-status) cmd_status ;;
-*)
-	echo "usage: $0 {install|start|stop|status|kill|installed}" >&2
-	exit 2
-	;;
-esac
+service_main "$@"
