@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -45,9 +44,7 @@ type benchOptions struct {
 
 func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	var o benchOptions
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs := newFlagSet("bench", benchUsage, stderr)
 	fs.StringVar(&o.url, "url", "", "gateway WebSocket URL (empty: start an embedded gateway)")
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "with --url: the gateway's Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", "dashstream-quality", "the gateway's topic")
@@ -64,11 +61,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, 0
-		}
-		return o, 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return o, code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "dashstream bench: unexpected arguments")

@@ -4,7 +4,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,16 +27,11 @@ const readErrorKind = "read_error"
 
 // runDecode implements `dashstream decode`.
 func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("decode", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, decodeUsage); fs.PrintDefaults() }
+	fs := newFlagSet("decode", decodeUsage, stderr)
 	asJSON := fs.Bool("json", false, "print one JSON object per input")
 	maxPayload := fs.Int("max-payload", dashstream.DefaultMaxPayload, "payload cap in bytes (after framing byte and decompression)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return code
 	}
 	if fs.NArg() == 0 || *maxPayload < 1 {
 		fs.Usage()

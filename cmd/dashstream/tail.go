@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -48,9 +47,7 @@ type tailOptions struct {
 
 func parseTailFlags(args []string, stderr io.Writer) (tailOptions, int) {
 	var o tailOptions
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, tailUsage); fs.PrintDefaults() }
+	fs := newFlagSet("tail", tailUsage, stderr)
 	fs.StringVar(&o.url, "url", "ws://127.0.0.1:3002/ws", "gateway WebSocket URL")
 	fs.StringVar(&o.cursorFile, "cursor-file", "", "resume from and save the cursor to this file")
 	fs.StringVar(&o.from, "from", wsclient.FromLatest, "start without a cursor file: latest, cursor or earliest")
@@ -62,11 +59,8 @@ func parseTailFlags(args []string, stderr io.Writer) (tailOptions, int) {
 	fs.IntVar(&o.max, "max", 0, "exit after this many records (0: no limit)")
 	fs.DurationVar(&o.timeout, "timeout", 0, "stop after this long (0: no limit)")
 	fs.IntVar(&o.saveEvery, "save-every", 100, "save the cursor file every N records")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, 0
-		}
-		return o, 2
+	if code := parseFlags(fs, args); code >= 0 {
+		return o, code
 	}
 	if err := o.validate(fs.NArg()); err != nil {
 		fmt.Fprintf(stderr, "dashstream tail: %v\n", err)
