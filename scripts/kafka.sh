@@ -162,7 +162,7 @@ make_tls() {
 
 # secure_props: the listeners and settings of the optional secure ports.
 secure_props() {
-	local listeners="" map="" l mech jaas
+	local listeners="" map="" l mech
 	[[ -z "$SASL_PORT" ]] || { listeners+=",SASL_PLAINTEXT://127.0.0.1:$SASL_PORT"; map+=",SASL_PLAINTEXT:SASL_PLAINTEXT"; }
 	[[ -z "$SASL_SSL_PORT" ]] || { listeners+=",SASL_SSL://127.0.0.1:$SASL_SSL_PORT"; map+=",SASL_SSL:SASL_SSL"; }
 	[[ -z "$SSL_PORT" ]] || { listeners+=",SSL://127.0.0.1:$SSL_PORT"; map+=",SSL:SSL"; }
@@ -174,8 +174,7 @@ secure_props() {
 		for l in sasl_plaintext sasl_ssl; do
 			echo "listener.name.$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$SASL_PLAIN_USER=\"$SASL_PLAIN_PASSWORD\";"
 			for mech in scram-sha-256 scram-sha-512; do
-				jaas="org.apache.kafka.common.security.scram.ScramLoginModule required;"
-				echo "listener.name.$l.$mech.sasl.jaas.config=$jaas"
+				echo "listener.name.$l.$mech.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
 			done
 		done
 	fi
