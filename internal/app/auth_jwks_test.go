@@ -18,6 +18,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 	"github.com/dashflow/dashstream-gateway/internal/limits/oidctest"
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
@@ -133,4 +134,30 @@ func upgradeStatus(t *testing.T, g *gateway, token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestJWKSProviderDownAtStartup: the gateway starts and is ready without
+// its identity provider, refuses tokens until the provider answers, then
+// admits them without a restart.
+func TestJWKSProviderDownAtStartup(t *testing.T) {
+	k, topic := kafkaEnv(t, 1)
+	key := oidctest.NewKey(t, "k1", jwt.SigningMethodEdDSA)
+	p := oidctest.New(t, key)
+	p.SetDown(true)
+	env := gatewayEnv(k, topic)
+	env["WEBSOCKET_OIDC_ISSUER_URL"] = p.Issuer
+	env["WEBSOCKET_JWT_JWKS_REFRESH_SECS"] = "1"
+	g := startGateway(t, env)
+	tok := key.Sign(t, jwt.MapClaims{"iss": p.Issuer, "exp": time.Now().Add(time.Hour).Unix()})
+	if code, body := g.get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz %d %s with the provider down", code, body)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() bool { return p.DiscoveryFetches() >= 2 }, "discovery retried")
+	if code := upgradeStatus(t, g, tok); code != http.StatusUnauthorized {
+		t.Fatalf("upgrade answered %d before any key was known, want 401", code)
+	}
+	p.SetDown(false)
+	testenv.WaitFor(t, 30*time.Second, func() bool {
+		return upgradeStatus(t, g, tok) == http.StatusSwitchingProtocols
+	}, "token admitted once the provider is up")
 }

@@ -223,8 +223,11 @@ func (s *keySource) run(ctx context.Context) error {
 			}
 			wait = min(backoff, s.refreshGap)
 			backoff = min(2*backoff, s.refreshGap)
-			s.log.Warn("jwks refresh failed; cached keys stay in use", "err", err,
-				"cached_keys", s.count(), "retry_in", wait)
+			msg := "jwks refresh failed; cached keys stay in use"
+			if s.count() == 0 {
+				msg = "jwks not loaded yet; tokens are refused until it is"
+			}
+			s.log.Warn(msg, "err", err, "cached_keys", s.count(), "retry_in", wait)
 		} else {
 			backoff = retryMin
 		}
