@@ -62,11 +62,14 @@ func (s *keySource) keysFor(ctx context.Context, kid, alg string) ([]verifyKey, 
 	if keys := s.lookup(kid, alg); len(keys) > 0 {
 		return keys, nil
 	}
-	if err := s.refresh(ctx, false); err != nil {
-		return nil, fmt.Errorf("no key for kid %q alg %s: %w", kid, alg, err)
-	}
+	err := s.refresh(ctx, false)
+	// Look again even when refresh refused: a fetch that ended between the
+	// first look and the refresh may have brought the key.
 	if keys := s.lookup(kid, alg); len(keys) > 0 {
 		return keys, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("no key for kid %q alg %s: %w", kid, alg, err)
 	}
 	return nil, fmt.Errorf("no key for kid %q alg %s", kid, alg)
 }

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -343,4 +345,70 @@ func TestParseJWKS(t *testing.T) {
 	if skipped != len(raw)-1 {
 		t.Fatalf("skipped %d, want %d", skipped, len(raw)-1)
 	}
+}
+
+// TestJWKSConcurrentUnknownKid: clients arriving together with a new kid
+// share one fetch.
+func TestJWKSConcurrentUnknownKid(t *testing.T) {
+	keyA := oidctest.NewKey(t, "a", jwt.SigningMethodES256)
+	keyB := oidctest.NewKey(t, "b", jwt.SigningMethodES256)
+	p := oidctest.New(t, keyA)
+	clk := jwtClock()
+	a := clockedAuth(t, AuthConfig{JWKSURL: p.JWKSURL(), HTTPClient: p.Client()}, clk)
+	if _, ok := accepts(t, a, keyA.Sign(t, claims(nil))); !ok {
+		t.Fatal("first token refused")
+	}
+	p.Publish(keyA, keyB)
+	clk.advance(DefaultJWKSMinRefresh)
+	tokB := keyB.Sign(t, claims(nil))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	admitted := 0
+	for range 32 {
+		wg.Go(func() {
+			if _, err := a.Authenticate(via("header", tokB)); err == nil {
+				mu.Lock()
+				admitted++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if p.JWKSFetches() != 2 {
+		t.Fatalf("%d JWKS fetches, want 2 (one shared by the new kid's clients)", p.JWKSFetches())
+	}
+	// Clients that arrived after the fetch finished found the key cached or
+	// shared the fetch; none may have been told "too soon" while the key
+	// was already there.
+	if admitted != 32 {
+		t.Fatalf("%d of 32 clients admitted", admitted)
+	}
+}
+
+func FuzzParseJWKS(f *testing.F) {
+	f.Add([]byte(`{"keys":[{"kty":"EC","kid":"sig","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","alg":"EdDSA"}]}`))
+	f.Add([]byte(`{"keys":[{"kty":"oct","k":"AAAA"},{"kty":"RSA","n":"AQAB","e":"AQAB"}]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var set struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if json.Unmarshal(data, &set) != nil {
+			return
+		}
+		keys, skipped := parseJWKS(set.Keys)
+		if len(keys)+skipped != len(set.Keys) {
+			t.Fatalf("%d kept + %d skipped of %d", len(keys), skipped, len(set.Keys))
+		}
+		for _, k := range keys {
+			if len(k.algs) == 0 {
+				t.Fatalf("key %q verifies nothing", k.kid)
+			}
+			for _, alg := range k.algs {
+				if !slices.Contains(asymmetricAlgs, alg) {
+					t.Fatalf("key %q allows %s", k.kid, alg)
+				}
+			}
+		}
+	})
 }
