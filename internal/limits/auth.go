@@ -114,6 +114,9 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 		return nil, errors.New("limits: a tenant claim needs a JWT secret, public key, JWKS or OIDC issuer")
 	}
 	if !cfg.jwtConfigured() {
+		if cfg.Issuer != "" || len(cfg.Audience) > 0 {
+			return nil, errors.New("limits: iss and aud checks need a JWT secret, public key, JWKS or OIDC issuer")
+		}
 		return a, nil
 	}
 	var methods []string

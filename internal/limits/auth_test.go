@@ -166,6 +166,7 @@ func TestNewAuthenticator(t *testing.T) {
 		{"jwks over plain http", AuthConfig{JWKSURL: "http://idp.example.com/jwks"}, false, true},
 		{"jwks over loopback http", AuthConfig{JWKSURL: "http://127.0.0.1:8080/jwks"}, true, false},
 		{"oidc not a url", AuthConfig{OIDCIssuerURL: "idp.example.com"}, false, true},
+		{"audience without a key", AuthConfig{Token: "t", Audience: []string{"dashstream"}}, false, true},
 		{"rsa 1024", AuthConfig{JWTPublicKeyFile: pkixFile(t, &small.PublicKey)}, false, true},
 		{"oversized file", AuthConfig{JWTPublicKeyFile: bigFile}, false, true},
 	}
