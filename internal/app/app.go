@@ -145,6 +145,7 @@ func (a *App) runPipeline(ctx context.Context) error {
 	g.Go(func() error { a.awaitReady(gctx, consumer); return nil })
 	g.Go(func() error { return a.watchdog(gctx, consumer) })
 	g.Go(func() error { return a.servePprof(gctx) })
+	g.Go(func() error { return a.auth.Run(gctx) }) // JWKS keys; tokens wait for them, readiness does not
 	redisCtx, stopRedis := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopRedis()
 	if a.redis != nil {

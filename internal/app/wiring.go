@@ -122,7 +122,9 @@ func (a *App) httpConfig() httpserver.Config {
 func (a *App) authConfig() limits.AuthConfig {
 	s := a.cfg.Security
 	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
-		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim}
+		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim,
+		JWKSURL: s.JWTJWKSURL, OIDCIssuerURL: s.OIDCIssuerURL, Issuer: s.JWTIssuer, Audience: s.JWTAudience,
+		Leeway: s.JWTLeeway, JWKSRefresh: s.JWKSRefresh, Logger: a.log.With("component", "auth")}
 }
 
 func (a *App) httpDeps() httpserver.Deps {

@@ -196,11 +196,31 @@ type Security struct {
 	ConnectBurstPerIP int
 	// AuthToken is a static bearer token (WEBSOCKET_AUTH_TOKEN). Empty: none.
 	AuthToken string
-	// JWTSecret is the HS256 key (WEBSOCKET_JWT_SECRET). Empty: none.
-	JWTSecret string
-	// JWTPublicKeyFile is an RS256 PEM key file (WEBSOCKET_JWT_PUBLIC_KEY_FILE).
+	// JWTSecret is the HMAC key of HS256/384/512 (WEBSOCKET_JWT_SECRET).
 	// Empty: none.
+	JWTSecret string
+	// JWTPublicKeyFile is an RSA, ECDSA or Ed25519 PEM public key file
+	// (WEBSOCKET_JWT_PUBLIC_KEY_FILE). Empty: none.
 	JWTPublicKeyFile string
+	// JWTJWKSURL is the token issuer's JSON Web Key Set
+	// (WEBSOCKET_JWT_JWKS_URL). Empty: none.
+	JWTJWKSURL string
+	// OIDCIssuerURL is an OpenID Connect issuer whose discovery document
+	// gives the JWKS URL and the expected iss (WEBSOCKET_OIDC_ISSUER_URL).
+	// Empty: none.
+	OIDCIssuerURL string
+	// JWTIssuer is the required iss claim (WEBSOCKET_JWT_ISSUER). Empty:
+	// OIDCIssuerURL, or not checked.
+	JWTIssuer string
+	// JWTAudience lists accepted aud values (WEBSOCKET_JWT_AUDIENCE).
+	// Empty: aud not checked.
+	JWTAudience []string
+	// JWTLeeway is the tolerated clock skew on exp and nbf
+	// (WEBSOCKET_JWT_LEEWAY_SECS). 0: none.
+	JWTLeeway time.Duration
+	// JWKSRefresh is the period of JWKS refreshes
+	// (WEBSOCKET_JWT_JWKS_REFRESH_SECS).
+	JWKSRefresh time.Duration
 	// JWTTenantClaim restricts a client to its tenant's records
 	// (WEBSOCKET_JWT_TENANT_CLAIM). Empty: no tenant restriction.
 	JWTTenantClaim string
@@ -274,5 +294,10 @@ func (c *Config) BindsPublic() bool {
 // AuthConfigured reports whether any client authentication is configured.
 func (c *Config) AuthConfigured() bool {
 	s := c.Security
-	return s.AuthToken != "" || s.JWTSecret != "" || s.JWTPublicKeyFile != ""
+	return s.AuthToken != "" || s.JWTConfigured()
+}
+
+// JWTConfigured reports whether any JWT key source is configured.
+func (s Security) JWTConfigured() bool {
+	return s.JWTSecret != "" || s.JWTPublicKeyFile != "" || s.JWTJWKSURL != "" || s.OIDCIssuerURL != ""
 }

@@ -294,3 +294,52 @@ func TestInstanceIDFallback(t *testing.T) {
 		t.Fatalf("instance = %q", c.Kafka.InstanceID)
 	}
 }
+
+func TestJWTSettings(t *testing.T) {
+	d := mustLoad(t, nil, nil).Security
+	if d.JWTLeeway != 10*time.Second || d.JWKSRefresh != 15*time.Minute || d.JWTConfigured() {
+		t.Errorf("defaults: leeway %v refresh %v configured %v", d.JWTLeeway, d.JWKSRefresh, d.JWTConfigured())
+	}
+	c := mustLoad(t, nil, map[string]string{
+		"WEBSOCKET_HOST":                  "0.0.0.0",
+		"WEBSOCKET_OIDC_ISSUER_URL":       "https://keycloak.example.com/realms/acme",
+		"WEBSOCKET_JWT_JWKS_URL":          "http://127.0.0.1:8080/jwks",
+		"WEBSOCKET_JWT_ISSUER":            "https://tokens.example.com/",
+		"WEBSOCKET_JWT_AUDIENCE":          "dashstream, dashstream-ui",
+		"WEBSOCKET_JWT_LEEWAY_SECS":       "0",
+		"WEBSOCKET_JWT_JWKS_REFRESH_SECS": "60",
+		"WEBSOCKET_JWT_TENANT_CLAIM":      "tenant",
+	})
+	s := c.Security
+	if !c.AuthConfigured() || s.OIDCIssuerURL != "https://keycloak.example.com/realms/acme" ||
+		s.JWTJWKSURL != "http://127.0.0.1:8080/jwks" || s.JWTIssuer != "https://tokens.example.com/" {
+		t.Errorf("security %+v", s)
+	}
+	if len(s.JWTAudience) != 2 || s.JWTAudience[1] != "dashstream-ui" || s.JWTLeeway != 0 || s.JWKSRefresh != time.Minute {
+		t.Errorf("audience %q leeway %v refresh %v", s.JWTAudience, s.JWTLeeway, s.JWKSRefresh)
+	}
+	invalid := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"jwks plain http", map[string]string{"WEBSOCKET_JWT_JWKS_URL": "http://idp.example.com/jwks"}, "WEBSOCKET_JWT_JWKS_URL"},
+		{"jwks not a url", map[string]string{"WEBSOCKET_JWT_JWKS_URL": "idp.example.com/jwks"}, "WEBSOCKET_JWT_JWKS_URL"},
+		{"oidc scheme", map[string]string{"WEBSOCKET_OIDC_ISSUER_URL": "ftp://idp.example.com"}, "WEBSOCKET_OIDC_ISSUER_URL"},
+		{"issuer without key", map[string]string{"WEBSOCKET_JWT_ISSUER": "https://idp.example.com"}, "WEBSOCKET_JWT_ISSUER"},
+		{"leeway too long", map[string]string{"WEBSOCKET_JWT_LEEWAY_SECS": "301"}, "WEBSOCKET_JWT_LEEWAY_SECS"},
+		{"refresh zero", map[string]string{"WEBSOCKET_JWT_JWKS_REFRESH_SECS": "0"}, "WEBSOCKET_JWT_JWKS_REFRESH_SECS"},
+	}
+	for _, tc := range invalid {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(nil, env(tc.env))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one naming %s", err, tc.want)
+			}
+		})
+	}
+	if _, err := Load(nil, env(map[string]string{"WEBSOCKET_JWT_JWKS_URL": "https://t.auth0.com/.well-known/jwks.json",
+		"WEBSOCKET_JWT_TENANT_CLAIM": "org_id"})); err != nil {
+		t.Fatalf("a tenant claim with a JWKS: %v", err)
+	}
+}

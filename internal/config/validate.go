@@ -100,9 +100,41 @@ func (c *Config) validateSecurity(check checkFunc) {
 		check("WEBSOCKET_TRUSTED_PROXY_IPS", ipOrCIDR(p))
 	}
 	check("TLS_KEY_FILE", pair(s.TLSCertFile, s.TLSKeyFile, "TLS_CERT_FILE"))
-	if s.JWTTenantClaim != "" && s.JWTSecret == "" && s.JWTPublicKeyFile == "" {
-		check("WEBSOCKET_JWT_TENANT_CLAIM", errors.New("needs WEBSOCKET_JWT_SECRET or WEBSOCKET_JWT_PUBLIC_KEY_FILE"))
+	c.validateJWT(check)
+}
+
+func (c *Config) validateJWT(check checkFunc) {
+	s := c.Security
+	if s.JWTTenantClaim != "" && !s.JWTConfigured() {
+		check("WEBSOCKET_JWT_TENANT_CLAIM", errors.New("needs WEBSOCKET_JWT_SECRET, WEBSOCKET_JWT_PUBLIC_KEY_FILE, "+
+			"WEBSOCKET_JWT_JWKS_URL or WEBSOCKET_OIDC_ISSUER_URL"))
 	}
+	if s.JWTJWKSURL != "" {
+		check("WEBSOCKET_JWT_JWKS_URL", providerURL(s.JWTJWKSURL))
+	}
+	if s.OIDCIssuerURL != "" {
+		check("WEBSOCKET_OIDC_ISSUER_URL", providerURL(s.OIDCIssuerURL))
+	}
+	if (s.JWTIssuer != "" || len(s.JWTAudience) > 0) && !s.JWTConfigured() {
+		check("WEBSOCKET_JWT_ISSUER", errors.New("iss and aud checks need a JWT key source"))
+	}
+}
+
+// providerURL accepts an https URL, or http to a loopback host: keys
+// fetched over plain HTTP from elsewhere could be swapped on the way.
+func providerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("%q is not an absolute URL", s)
+	}
+	if u.Scheme == "https" {
+		return nil
+	}
+	ip := net.ParseIP(u.Hostname())
+	if u.Scheme == "http" && (u.Hostname() == "localhost" || ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	return fmt.Errorf("%q: must be https (plain http only to a loopback host)", s)
 }
 
 func nonEmpty(s string) error {

@@ -42,6 +42,8 @@ func (c *Config) vars() []variable {
 	vs = append(vs, c.serverVars()...)
 	vs = append(vs, c.replayVars()...)
 	vs = append(vs, c.securityVars()...)
+	vs = append(vs, c.jwtVars()...)
+	vs = append(vs, c.tlsVars()...)
 	return append(vs, c.processVars()...)
 }
 
@@ -118,9 +120,29 @@ func (c *Config) securityVars() []variable {
 		{name: "WEBSOCKET_CONNECT_RATE_PER_IP", def: "20", help: "new connections per second per client IP", v: floatValue{&s.ConnectRatePerIP, 0.001, 1e6}},
 		{name: "WEBSOCKET_CONNECT_BURST_PER_IP", def: "40", help: "connection burst per client IP", v: intValue{&s.ConnectBurstPerIP, 1, 1000000}},
 		{name: "WEBSOCKET_AUTH_TOKEN", help: "static bearer token required from clients", v: stringValue{&s.AuthToken}, secret: true},
-		{name: "WEBSOCKET_JWT_SECRET", help: "HS256 key of client JWTs", v: stringValue{&s.JWTSecret}, secret: true},
-		{name: "WEBSOCKET_JWT_PUBLIC_KEY_FILE", help: "RS256 public key (PEM) of client JWTs", v: stringValue{&s.JWTPublicKeyFile}},
+		{name: "WEBSOCKET_JWT_SECRET", help: "HMAC key of client JWTs (HS256, HS384, HS512)", v: stringValue{&s.JWTSecret}, secret: true},
+		{name: "WEBSOCKET_JWT_PUBLIC_KEY_FILE", help: "RSA, ECDSA or Ed25519 public key (PEM) of client JWTs", v: stringValue{&s.JWTPublicKeyFile}},
 		{name: "WEBSOCKET_JWT_TENANT_CLAIM", help: "JWT claim restricting a client to one tenant", v: stringValue{&s.JWTTenantClaim}},
+	}
+}
+
+// jwtVars are the JWT key sources and claim checks besides the secret and
+// key file.
+func (c *Config) jwtVars() []variable {
+	s := &c.Security
+	return []variable{
+		{name: "WEBSOCKET_JWT_JWKS_URL", help: "JSON Web Key Set of the token issuer (https, or http to loopback)", v: stringValue{&s.JWTJWKSURL}},
+		{name: "WEBSOCKET_OIDC_ISSUER_URL", help: "OpenID Connect issuer; its discovery document gives the JWKS and the expected iss", v: stringValue{&s.OIDCIssuerURL}},
+		{name: "WEBSOCKET_JWT_ISSUER", help: "required iss claim (default: WEBSOCKET_OIDC_ISSUER_URL; unset without it: not checked)", v: stringValue{&s.JWTIssuer}},
+		{name: "WEBSOCKET_JWT_AUDIENCE", help: "comma-separated aud values, one of which a JWT must name (unset: not checked)", v: listValue{&s.JWTAudience}},
+		{name: "WEBSOCKET_JWT_LEEWAY_SECS", def: "10", help: "tolerated clock skew on exp and nbf, in seconds", v: durationValue{&s.JWTLeeway, time.Second, 0, 300}},
+		{name: "WEBSOCKET_JWT_JWKS_REFRESH_SECS", def: "900", help: "seconds between JWKS refreshes (an unknown kid also refreshes, at most once per 10 s)", v: secs(&s.JWKSRefresh, 1)},
+	}
+}
+
+func (c *Config) tlsVars() []variable {
+	s := &c.Security
+	return []variable{
 		{name: "TLS_CERT_FILE", help: "HTTPS certificate (PEM)", v: stringValue{&s.TLSCertFile}},
 		{name: "TLS_KEY_FILE", help: "HTTPS key (PEM)", v: stringValue{&s.TLSKeyFile}},
 		{name: "ADMIN_TOKEN", help: "bearer token of admin endpoints; empty refuses them", v: stringValue{&c.Admin.Token}, secret: true},

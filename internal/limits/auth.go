@@ -1,15 +1,14 @@
 package limits
 
 import (
+	"cmp"
 	"context"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
+	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -26,7 +25,6 @@ const (
 	// a browser fails a handshake that selects none of the offered ones.
 	BearerProtocol = "bearer"
 
-	clockLeeway     = 10 * time.Second // tolerated clock skew on exp and nbf
 	maxKeyFileBytes = 64 << 10
 	minRSABits      = 2048
 )
@@ -36,15 +34,49 @@ type AuthConfig struct {
 	// Token is a static bearer token (WEBSOCKET_AUTH_TOKEN). It grants an
 	// unrestricted stream (no tenant). Empty: no static token.
 	Token string
-	// JWTSecret is the HS256 key of client JWTs. Empty: HS256 refused.
+	// JWTSecret is the HMAC key of client JWTs (HS256, HS384, HS512).
+	// Empty: HS* refused.
 	JWTSecret string
-	// JWTPublicKeyFile is a PEM file with the RS256 public key (PKIX,
-	// PKCS#1 or a certificate, at least 2048 bits). Empty: RS256 refused.
+	// JWTPublicKeyFile is a PEM file with an RSA (at least 2048 bits), ECDSA
+	// (P-256, P-384, P-521) or Ed25519 public key (PKIX, PKCS#1 or a
+	// certificate). Its type decides the algorithms it verifies. Empty: none.
 	JWTPublicKeyFile string
+	// JWKSURL is a JSON Web Key Set of the provider's public keys
+	// (WEBSOCKET_JWT_JWKS_URL): https, or http to a loopback host. Empty:
+	// none, unless OIDCIssuerURL discovers one.
+	JWKSURL string
+	// OIDCIssuerURL is an OpenID Connect issuer (WEBSOCKET_OIDC_ISSUER_URL)
+	// whose discovery document names the JWKS URL. It is also the expected
+	// iss unless Issuer is set. Empty: no discovery.
+	OIDCIssuerURL string
+	// Issuer is the required iss claim (WEBSOCKET_JWT_ISSUER). Empty:
+	// OIDCIssuerURL, or iss not checked.
+	Issuer string
+	// Audience lists accepted aud values; a JWT must name one of them
+	// (WEBSOCKET_JWT_AUDIENCE). Empty: aud not checked.
+	Audience []string
+	// Leeway is the tolerated clock skew on exp and nbf. Zero: none.
+	Leeway time.Duration
+	// JWKSRefresh is how often the key set is fetched again. Zero:
+	// DefaultJWKSRefresh.
+	JWKSRefresh time.Duration
+	// JWKSMinRefresh is the least time between two fetches caused by
+	// tokens with an unknown kid. Zero: DefaultJWKSMinRefresh.
+	JWKSMinRefresh time.Duration
+	// HTTPClient fetches discovery documents and key sets. Nil: a client
+	// with a 10 s timeout.
+	HTTPClient *http.Client
+	// Logger reports key set loads and fetch failures. Nil: discarded.
+	Logger *slog.Logger
 	// TenantClaim names the JWT claim that restricts a client to one
 	// tenant's records; a JWT without it (or with a non-string or empty
 	// value) is refused. Empty: JWT clients are unrestricted.
 	TenantClaim string
+}
+
+// jwtConfigured reports whether any JWT key source is set.
+func (c AuthConfig) jwtConfigured() bool {
+	return c.JWTSecret != "" || c.JWTPublicKeyFile != "" || c.JWKSURL != "" || c.OIDCIssuerURL != ""
 }
 
 // Identity is what authentication established about a client.
@@ -58,68 +90,107 @@ type Identity struct {
 }
 
 // Authenticator checks the credentials of WebSocket requests. A nil or
-// disabled Authenticator lets every request through, unrestricted.
+// disabled Authenticator lets every request through, unrestricted. Safe for
+// concurrent use.
 type Authenticator struct {
 	tokenHash   *[sha256.Size]byte // of AuthConfig.Token; nil: none
-	secret      []byte             // HS256 key; nil: none
-	pub         *rsa.PublicKey     // RS256 key; nil: none
+	secret      []byte             // HMAC key; nil: none
+	static      *verifyKey         // from JWTPublicKeyFile; nil: none
+	jwks        *keySource         // nil without JWKSURL or OIDCIssuerURL
 	tenantClaim string
-	parser      *jwt.Parser // nil without a JWT key
+	parser      *jwt.Parser // nil without a JWT key source
 	now         func() time.Time
 }
 
-// NewAuthenticator validates cfg and loads the RS256 public key.
+// NewAuthenticator validates cfg and loads the public key file. It does no
+// network I/O: JWKS keys are fetched by Run and on demand.
 func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	a := &Authenticator{tenantClaim: cfg.TenantClaim, now: time.Now}
 	if cfg.Token != "" {
 		h := sha256.Sum256([]byte(cfg.Token))
 		a.tokenHash = &h
 	}
+	if cfg.TenantClaim != "" && !cfg.jwtConfigured() {
+		return nil, errors.New("limits: a tenant claim needs a JWT secret, public key, JWKS or OIDC issuer")
+	}
+	if !cfg.jwtConfigured() {
+		if cfg.Issuer != "" || len(cfg.Audience) > 0 {
+			return nil, errors.New("limits: iss and aud checks need a JWT secret, public key, JWKS or OIDC issuer")
+		}
+		return a, nil
+	}
 	var methods []string
 	if cfg.JWTSecret != "" {
 		a.secret = []byte(cfg.JWTSecret)
-		methods = append(methods, jwt.SigningMethodHS256.Alg())
+		methods = append(methods, hmacAlgs...)
 	}
 	if cfg.JWTPublicKeyFile != "" {
-		pub, err := loadRSAKey(cfg.JWTPublicKeyFile)
+		k, err := loadPublicKey(cfg.JWTPublicKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("limits: jwt public key %s: %w", cfg.JWTPublicKeyFile, err)
 		}
-		a.pub = pub
-		methods = append(methods, jwt.SigningMethodRS256.Alg())
+		a.static = &k
+		methods = append(methods, k.algs...)
 	}
-	if cfg.TenantClaim != "" && methods == nil {
-		return nil, errors.New("limits: a tenant claim needs a JWT secret or public key")
+	if cfg.JWKSURL != "" || cfg.OIDCIssuerURL != "" {
+		src, err := newKeySource(cfg, a)
+		if err != nil {
+			return nil, err
+		}
+		a.jwks = src
+		methods = append(methods, asymmetricAlgs...)
 	}
-	if methods != nil {
-		a.parser = jwt.NewParser(jwt.WithValidMethods(methods), jwt.WithExpirationRequired(),
-			jwt.WithLeeway(clockLeeway), jwt.WithTimeFunc(func() time.Time { return a.now() }))
-	}
+	a.parser = jwt.NewParser(a.parserOptions(cfg, methods)...)
 	return a, nil
 }
 
-// loadRSAKey reads a bounded PEM file holding an RSA public key.
-func loadRSAKey(path string) (*rsa.PublicKey, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+func (a *Authenticator) parserOptions(cfg AuthConfig, methods []string) []jwt.ParserOption {
+	slices.Sort(methods)
+	opts := []jwt.ParserOption{jwt.WithValidMethods(slices.Compact(methods)), jwt.WithExpirationRequired(),
+		jwt.WithLeeway(cfg.Leeway), jwt.WithTimeFunc(func() time.Time { return a.now() })}
+	if iss := cmp.Or(cfg.Issuer, cfg.OIDCIssuerURL); iss != "" {
+		opts = append(opts, jwt.WithIssuer(iss))
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxKeyFileBytes+1))
-	if err != nil {
-		return nil, err
+	if len(cfg.Audience) > 0 {
+		opts = append(opts, jwt.WithAudience(cfg.Audience...))
 	}
-	if len(data) > maxKeyFileBytes {
-		return nil, fmt.Errorf("larger than %d bytes", maxKeyFileBytes)
+	return opts
+}
+
+func newKeySource(cfg AuthConfig, a *Authenticator) (*keySource, error) {
+	for name, u := range map[string]string{"jwks url": cfg.JWKSURL, "oidc issuer url": cfg.OIDCIssuerURL} {
+		if u == "" {
+			continue
+		}
+		if err := CheckProviderURL(u); err != nil {
+			return nil, fmt.Errorf("limits: %s: %w", name, err)
+		}
 	}
-	pub, err := jwt.ParseRSAPublicKeyFromPEM(data)
-	if err != nil {
-		return nil, err
+	src := &keySource{
+		client: cfg.HTTPClient, issuerURL: cfg.OIDCIssuerURL, jwksURL: cfg.JWKSURL,
+		refreshGap: cmp.Or(cfg.JWKSRefresh, DefaultJWKSRefresh),
+		minGap:     cmp.Or(cfg.JWKSMinRefresh, DefaultJWKSMinRefresh),
+		now:        func() time.Time { return a.now() }, log: cfg.Logger,
 	}
-	if pub.N.BitLen() < minRSABits {
-		return nil, fmt.Errorf("RSA key of %d bits, need at least %d", pub.N.BitLen(), minRSABits)
+	if src.client == nil {
+		src.client = &http.Client{Timeout: fetchTimeout}
 	}
-	return pub, nil
+	if src.log == nil {
+		src.log = slog.New(slog.DiscardHandler)
+	}
+	return src, nil
+}
+
+// Run keeps the JWKS keys fresh until ctx is done: it fetches them at once,
+// retries a failing provider with backoff and refreshes them periodically.
+// Without a JWKS it returns at once. Tokens are refused until the first
+// fetch succeeds; after that the cached keys stay in use through any
+// provider outage.
+func (a *Authenticator) Run(ctx context.Context) error {
+	if a == nil || a.jwks == nil {
+		return nil
+	}
+	return a.jwks.run(ctx)
 }
 
 // Enabled reports whether requests must authenticate.
@@ -130,9 +201,10 @@ func (a *Authenticator) Enabled() bool {
 // Authenticate checks r's credentials: "Authorization: Bearer <t>", else
 // the "Sec-WebSocket-Protocol: bearer, <t>" idiom, else "?token=<t>". A
 // static token is compared in constant time; any other token must be a JWT
-// signed HS256 or RS256 with the configured key, with a valid exp (nbf
-// honoured). Errors wrap ErrUnauthorized. When auth is off it succeeds with
-// an unrestricted Identity (still echoing the bearer subprotocol if offered).
+// that verifies with a configured key of its algorithm, with a valid exp
+// (nbf honoured) and the configured iss and aud. Errors wrap
+// ErrUnauthorized. When auth is off it succeeds with an unrestricted
+// Identity (still echoing the bearer subprotocol if offered).
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 	token, proto := credentials(r)
 	id := Identity{Subprotocol: proto}
@@ -148,7 +220,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 	if a.tokenHash != nil && tokenEqual(token, a.tokenHash) {
 		return id, nil
 	}
-	tenant, err := a.verifyJWT(token)
+	tenant, err := a.verifyJWT(r.Context(), token)
 	if err != nil {
 		return Identity{}, err
 	}
@@ -164,12 +236,13 @@ func tokenEqual(token string, want *[sha256.Size]byte) bool {
 }
 
 // verifyJWT checks a JWT and returns its tenant.
-func (a *Authenticator) verifyJWT(token string) (string, error) {
+func (a *Authenticator) verifyJWT(ctx context.Context, token string) (string, error) {
 	if a.parser == nil {
 		return "", fmt.Errorf("%w: wrong token", ErrUnauthorized)
 	}
 	claims := jwt.MapClaims{}
-	if _, err := a.parser.ParseWithClaims(token, claims, a.key); err != nil {
+	keyFunc := func(t *jwt.Token) (any, error) { return a.key(ctx, t) }
+	if _, err := a.parser.ParseWithClaims(token, claims, keyFunc); err != nil {
 		return "", fmt.Errorf("%w: jwt: %w", ErrUnauthorized, err)
 	}
 	if a.tenantClaim == "" {
@@ -182,20 +255,42 @@ func (a *Authenticator) verifyJWT(token string) (string, error) {
 	return tenant, nil
 }
 
-// key picks the verification key by algorithm; the method's type is checked
-// too, so that an RSA key can never serve as an HMAC secret.
-func (a *Authenticator) key(t *jwt.Token) (any, error) {
-	switch m := t.Method.(type) {
-	case *jwt.SigningMethodHMAC:
-		if m.Alg() == jwt.SigningMethodHS256.Alg() && a.secret != nil {
-			return a.secret, nil
-		}
-	case *jwt.SigningMethodRSA:
-		if m.Alg() == jwt.SigningMethodRS256.Alg() && a.pub != nil {
-			return a.pub, nil
-		}
+// key returns the keys that may verify t. The parser already refused
+// algorithms outside the configured set (alg "none" is never in it); here
+// an HMAC algorithm gets only the secret and any other only public keys
+// whose type allows it (see verifyKey), so no key serves another
+// algorithm family. URLs in the header (jku, x5u) are never followed.
+func (a *Authenticator) key(ctx context.Context, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if _, ok := t.Header["crit"]; ok {
+		return nil, errors.New("critical header extensions are not supported")
 	}
-	return nil, fmt.Errorf("algorithm %q not accepted", t.Method.Alg())
+	if _, ok := t.Method.(*jwt.SigningMethodHMAC); ok {
+		if a.secret == nil || !slices.Contains(hmacAlgs, alg) {
+			return nil, fmt.Errorf("algorithm %q not accepted", alg)
+		}
+		return a.secret, nil
+	}
+	var set jwt.VerificationKeySet
+	if a.static != nil && a.static.allows(alg) {
+		set.Keys = append(set.Keys, a.static.key)
+	}
+	var jwksErr error
+	if a.jwks != nil {
+		kid, _ := t.Header["kid"].(string)
+		keys, err := a.jwks.keysFor(ctx, kid, alg)
+		for _, k := range keys {
+			set.Keys = append(set.Keys, k.key)
+		}
+		jwksErr = err
+	}
+	switch len(set.Keys) {
+	case 0:
+		return nil, cmp.Or(jwksErr, fmt.Errorf("algorithm %q not accepted", alg))
+	case 1:
+		return set.Keys[0], nil
+	}
+	return set, nil
 }
 
 // credentials returns the token r offers (header, subprotocol idiom, query,

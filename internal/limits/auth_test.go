@@ -3,6 +3,7 @@ package limits
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,6 +11,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +24,8 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 )
+
+const testLeeway = 10 * time.Second
 
 var (
 	testNow   = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -53,6 +57,17 @@ func writePEM(t *testing.T, typ string, der []byte) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// selfSigned returns a DER certificate for key's public half.
+func selfSigned(t *testing.T, key *rsa.PrivateKey) []byte {
+	t.Helper()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: testNow, NotAfter: testNow.Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
 }
 
 func pkixFile(t *testing.T, pub any) string {
@@ -118,9 +133,11 @@ func TestNewAuthenticator(t *testing.T) {
 		t.Fatal(err)
 	}
 	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	big := filepath.Join(t.TempDir(), "big.pem")
+	ec224, _ := ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	edPub, _, _ := ed25519.GenerateKey(rand.Reader)
+	bigFile := filepath.Join(t.TempDir(), "big.pem")
 	text := filepath.Join(t.TempDir(), "text.pem")
-	if os.WriteFile(big, make([]byte, maxKeyFileBytes+1), 0o600) != nil || os.WriteFile(text, []byte("not a key"), 0o600) != nil {
+	if os.WriteFile(bigFile, make([]byte, maxKeyFileBytes+1), 0o600) != nil || os.WriteFile(text, []byte("not a key"), 0o600) != nil {
 		t.Fatal("writing key files")
 	}
 	cases := []struct {
@@ -139,9 +156,19 @@ func TestNewAuthenticator(t *testing.T) {
 		{"missing key file", AuthConfig{JWTPublicKeyFile: filepath.Join(t.TempDir(), "none.pem")}, false, true},
 		{"not pem", AuthConfig{JWTPublicKeyFile: text}, false, true},
 		{"garbage pem", AuthConfig{JWTPublicKeyFile: writePEM(t, "PUBLIC KEY", []byte("junk"))}, false, true},
-		{"ec key", AuthConfig{JWTPublicKeyFile: pkixFile(t, &ec.PublicKey)}, false, true},
+		{"ec p256 key", AuthConfig{JWTPublicKeyFile: pkixFile(t, &ec.PublicKey)}, true, false},
+		{"ec p224 key", AuthConfig{JWTPublicKeyFile: pkixFile(t, &ec224.PublicKey)}, false, true},
+		{"ed25519 key", AuthConfig{JWTPublicKeyFile: pkixFile(t, edPub)}, true, false},
+		{"certificate", AuthConfig{JWTPublicKeyFile: writePEM(t, "CERTIFICATE", selfSigned(t, key))}, true, false},
+		{"private key pem", AuthConfig{JWTPublicKeyFile: writePEM(t, "PRIVATE KEY", []byte("x"))}, false, true},
+		{"tenant claim with jwks", AuthConfig{JWKSURL: "https://idp.example.com/jwks", TenantClaim: "tenant"}, true, false},
+		{"tenant claim with oidc", AuthConfig{OIDCIssuerURL: "https://idp.example.com/realms/r", TenantClaim: "tenant"}, true, false},
+		{"jwks over plain http", AuthConfig{JWKSURL: "http://idp.example.com/jwks"}, false, true},
+		{"jwks over loopback http", AuthConfig{JWKSURL: "http://127.0.0.1:8080/jwks"}, true, false},
+		{"oidc not a url", AuthConfig{OIDCIssuerURL: "idp.example.com"}, false, true},
+		{"audience without a key", AuthConfig{Token: "t", Audience: []string{"dashstream"}}, false, true},
 		{"rsa 1024", AuthConfig{JWTPublicKeyFile: pkixFile(t, &small.PublicKey)}, false, true},
-		{"oversized file", AuthConfig{JWTPublicKeyFile: big}, false, true},
+		{"oversized file", AuthConfig{JWTPublicKeyFile: bigFile}, false, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,7 +196,7 @@ func TestAuthenticate(t *testing.T) {
 	pubPEM, _ := os.ReadFile(pubFile)
 	const secret = "hs256-secret"
 	static := newAuth(t, AuthConfig{Token: "static-token"})
-	hs := newAuth(t, AuthConfig{JWTSecret: secret})
+	hs := newAuth(t, AuthConfig{JWTSecret: secret, Leeway: testLeeway})
 	rs := newAuth(t, AuthConfig{JWTPublicKeyFile: pubFile})
 	both := newAuth(t, AuthConfig{Token: "static-token", JWTSecret: secret, JWTPublicKeyFile: pubFile, TenantClaim: "tenant"})
 	tenant := newAuth(t, AuthConfig{JWTSecret: secret, TenantClaim: "tenant"})
@@ -206,10 +233,13 @@ func TestAuthenticate(t *testing.T) {
 		{"hs256 query", hs, via("query", good), "", "", true},
 		{"hs256 subprotocol", hs, via("subprotocol", good), "", "bearer", true},
 		{"hs256 wrong secret", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte("other"), claims(nil))), "", "", false},
-		{"hs384 refused", hs, via("header", sign(t, jwt.SigningMethodHS384, []byte(secret), claims(nil))), "", "", false},
+		{"hs384", hs, via("header", sign(t, jwt.SigningMethodHS384, []byte(secret), claims(nil))), "", "", true},
+		{"hs512", hs, via("header", sign(t, jwt.SigningMethodHS512, []byte(secret), claims(nil))), "", "", true},
+		{"expired beyond leeway", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": testNow.Add(-2 * testLeeway).Unix()}))), "", "", false},
+		{"nbf within leeway", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"nbf": testNow.Add(testLeeway / 2).Unix()}))), "", "", true},
 		{"alg none refused", hs, via("header", noneTok), "", "", false},
 		{"expired", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": testNow.Add(-time.Minute).Unix()}))), "", "", false},
-		{"expired within leeway", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": testNow.Add(-clockLeeway / 2).Unix()}))), "", "", true},
+		{"expired within leeway", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": testNow.Add(-testLeeway / 2).Unix()}))), "", "", true},
 		{"exp missing", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": nil}))), "", "", false},
 		{"exp not a number", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"exp": "soon"}))), "", "", false},
 		{"nbf in the future", hs, via("header", sign(t, jwt.SigningMethodHS256, []byte(secret), claims(jwt.MapClaims{"nbf": testNow.Add(time.Minute).Unix()}))), "", "", false},
@@ -218,7 +248,8 @@ func TestAuthenticate(t *testing.T) {
 		{"static token not configured", hs, via("header", "static-token"), "", "", false},
 		{"rs256", rs, via("header", sign(t, jwt.SigningMethodRS256, key, claims(nil))), "", "", true},
 		{"rs256 wrong key", rs, via("header", sign(t, jwt.SigningMethodRS256, other, claims(nil))), "", "", false},
-		{"rs512 refused", rs, via("header", sign(t, jwt.SigningMethodRS512, key, claims(nil))), "", "", false},
+		{"rs512", rs, via("header", sign(t, jwt.SigningMethodRS512, key, claims(nil))), "", "", true},
+		{"ps256", rs, via("header", sign(t, jwt.SigningMethodPS256, key, claims(nil))), "", "", true},
 		{"hs256 refused without secret", rs, via("header", good), "", "", false},
 		{"alg confusion refused", rs, via("header", sign(t, jwt.SigningMethodHS256, pubPEM, claims(nil))), "", "", false},
 		{"es256 refused", rs, via("header", sign(t, jwt.SigningMethodES256, ec, claims(nil))), "", "", false},
