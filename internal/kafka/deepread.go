@@ -38,6 +38,12 @@ type DeepReadConfig struct {
 	ExtraOpts []kgo.Opt
 }
 
+// deepRetryTimeout bounds how long one metadata or ListOffsets request of a
+// deep read is retried: with Kafka down a resume ends with
+// REPLAY_UNAVAILABLE after a few seconds instead of waiting out the whole
+// replay timeout (franz-go's default is 30 s).
+const deepRetryTimeout = 5 * time.Second
+
 // DeepReader reads old offsets straight from Kafka: the replay tier of last
 // resort for records that memory and Redis no longer hold but the topic
 // still retains. Identical reads (same partition, start and limits) in
@@ -78,7 +84,8 @@ func NewDeepReader(cfg DeepReadConfig, log *slog.Logger) (*DeepReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(DefaultClientID+"-deep-read"))
+	opts = append(opts, kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(DefaultClientID+"-deep-read"),
+		kgo.RetryTimeout(deepRetryTimeout))
 	cl, err := kgo.NewClient(append(opts, cfg.ExtraOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: deep reader: %w", err)
@@ -119,8 +126,7 @@ func (d *DeepReader) read(ctx context.Context, p int32, after int64, maxRecords 
 	fp, err := d.fetch(ctx, p, after+1)
 	if errors.Is(err, kerr.OffsetOutOfRange) {
 		// The error response carries no log start: ask for it (fresh).
-		d.expireLogStarts()
-		ls, lerr := d.LogStart(ctx, p)
+		ls, lerr := d.LogStart(ctx, p, 0)
 		if lerr != nil {
 			return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, lerr)
 		}
@@ -234,22 +240,14 @@ func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max in
 	return page.Records, page.LogStart, err
 }
 
-// logStartTTL is how long log start offsets are cached: they only move when
-// retention deletes a segment.
-const logStartTTL = 2 * time.Second
-
-// expireLogStarts makes the next LogStart ask Kafka again.
-func (d *DeepReader) expireLogStarts() {
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.startAt = time.Time{}
-}
-
-// LogStart implements replay.DeepReader: the partition's log start offset.
-// A stale cache is refreshed by one ListStartOffsets shared by concurrent
-// callers (no I/O under the cache's lock).
-func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
-	starts, fresh := d.cachedLogStarts()
+// LogStart implements replay.DeepReader: the partition's log start offset
+// as Kafka reported it at most maxAge ago (maxAge 0: ask now). An older
+// cache is refreshed by one ListStartOffsets shared by concurrent callers
+// (no I/O under the cache's lock). Log starts only move when retention or
+// DeleteRecords drops a segment; a stale cached answer is caught by the
+// fetch that follows (offset out of range).
+func (d *DeepReader) LogStart(ctx context.Context, p int32, maxAge time.Duration) (int64, error) {
+	starts, fresh := d.cachedLogStarts(maxAge)
 	if !fresh {
 		v, err, _ := d.group.Do("log-starts", func() (any, error) { return d.refreshLogStarts(ctx) })
 		if err != nil {
@@ -264,10 +262,10 @@ func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
 	return o, nil
 }
 
-func (d *DeepReader) cachedLogStarts() (map[int32]int64, bool) {
+func (d *DeepReader) cachedLogStarts(maxAge time.Duration) (map[int32]int64, bool) {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
-	return d.starts, time.Since(d.startAt) <= logStartTTL
+	return d.starts, d.starts != nil && time.Since(d.startAt) < maxAge
 }
 
 func (d *DeepReader) refreshLogStarts(ctx context.Context) (map[int32]int64, error) {

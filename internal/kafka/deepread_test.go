@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
 // fetchCounter counts the Fetch requests (key 1) a client sends.
@@ -74,7 +77,59 @@ func TestIntegrationDeepReadExactPages(t *testing.T) {
 	if end, err := d.EndOffset(ctx, 1); err != nil || end != bad[0]+1 {
 		t.Fatalf("end offset %d, %v; want %d", end, err, bad[0]+1)
 	}
-	testenvWait(t, func() bool { ls, err := d.LogStart(ctx, 1); return err == nil && ls == offs[5] })
+	if ls, err := d.LogStart(ctx, 1, 0); err != nil || ls != offs[5] {
+		t.Fatalf("log start %d, %v; want %d", ls, err, offs[5])
+	}
+}
+
+// TestIntegrationDeepReadLogStartAge: a cached log start is answered only
+// while it is younger than the caller's maxAge; an older one is asked of
+// Kafka again (a moved log start shows), and maxAge 0 always asks.
+func TestIntegrationDeepReadLogStartAge(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	offs := k.Produce(t, topic, 0, validVectors(t)...)
+	d := newDeepReader(t, k.Brokers, topic)
+	ctx := context.Background()
+	if ls, err := d.LogStart(ctx, 0, time.Minute); err != nil || ls != offs[0] {
+		t.Fatalf("log start %d, %v; want %d", ls, err, offs[0])
+	}
+	k.DeleteRecords(t, topic, 0, offs[3])
+	if ls, err := d.LogStart(ctx, 0, time.Minute); err != nil || ls != offs[0] {
+		t.Fatalf("cached log start %d, %v; want the cached %d", ls, err, offs[0])
+	}
+	d.startMu.Lock()
+	d.startAt = d.startAt.Add(-6 * time.Second) // the cached answer is now 6 s old
+	d.startMu.Unlock()
+	if ls, err := d.LogStart(ctx, 0, 5*time.Second); err != nil || ls != offs[3] {
+		t.Fatalf("log start with a 6 s old cache and maxAge 5 s: %d, %v; want Kafka's %d", ls, err, offs[3])
+	}
+	k.DeleteRecords(t, topic, 0, offs[4])
+	if ls, err := d.LogStart(ctx, 0, 0); err != nil || ls != offs[4] {
+		t.Fatalf("log start with maxAge 0: %d, %v; want %d", ls, err, offs[4])
+	}
+}
+
+// TestDeepReadUnreachable: with no broker listening, a log start look-up
+// and a read fail within a few seconds (deepRetryTimeout), not after the
+// caller's whole deadline, so a resume can answer REPLAY_UNAVAILABLE.
+func TestDeepReadUnreachable(t *testing.T) {
+	t.Parallel()
+	brokers := []string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+	d := newDeepReader(t, brokers, "unreachable")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if ls, err := d.LogStart(ctx, 0, 0); err == nil {
+		t.Fatalf("log start %d without a broker", ls)
+	}
+	if recs, _, err := d.ReadAfter(ctx, 0, 10, 5); err == nil {
+		t.Fatalf("%d records without a broker", len(recs))
+	}
+	if took := time.Since(start); took > 40*time.Second {
+		t.Fatalf("failing took %v", took)
+	}
+	t.Logf("both failed after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // TestIntegrationDeepReadCoalesces: identical reads in flight at once share
@@ -107,16 +162,5 @@ func TestIntegrationDeepReadCoalesces(t *testing.T) {
 	wg.Wait()
 	if n := fetches.n.Load() - before; n != 1 {
 		t.Fatalf("20 identical concurrent reads sent %d fetches, want 1", n)
-	}
-}
-
-func testenvWait(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
