@@ -3,6 +3,7 @@ package kafka
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -162,5 +163,46 @@ func TestIntegrationDeepReadCoalesces(t *testing.T) {
 	wg.Wait()
 	if n := fetches.n.Load() - before; n != 1 {
 		t.Fatalf("20 identical concurrent reads sent %d fetches, want 1", n)
+	}
+}
+
+// TestIntegrationDeepReadSkipsAbortedTransactions: when a whole fetch
+// response holds only an aborted transaction (bigger than FetchMaxBytes),
+// the read goes on past it and returns the committed records after it,
+// Prev-chained from the requested offset; without that the page would be
+// empty and prove nothing.
+func TestIntegrationDeepReadSkipsAbortedTransactions(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	v := vector(t, "event_node_end_plain")
+	before := k.Produce(t, topic, 0, v)[0]
+	txn := k.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for range 3 { // three aborted transactions of 16 KiB each
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		big := make([][]byte, 16)
+		for i := range big {
+			big[i] = make([]byte, 1<<10)
+			crand.Read(big[i]) // incompressible: the batch stays 16 KiB
+		}
+		produce(t, txn, topic, 0, big...)
+		if err := txn.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed := k.Produce(t, topic, 0, v, v)
+	d, err := NewDeepReader(DeepReadConfig{Brokers: k.Brokers, Topic: topic, FetchMaxBytes: 4 << 10}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	recs, _, err := d.ReadAfter(context.Background(), 0, before, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Offset != committed[0] || recs[1].Offset != committed[1] ||
+		recs[0].Prev != before || recs[1].Prev != committed[0] {
+		t.Fatalf("read after %d: %d records %+v; want %v, Prev-chained from %d", before, len(recs), recs, committed, before)
 	}
 }
