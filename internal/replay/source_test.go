@@ -251,6 +251,18 @@ func TestTiersWithoutKafka(t *testing.T) {
 	}
 }
 
+// Kafka retaining the range yet returning no record of it (an empty
+// fetch) proves nothing either: ErrUnavailable, no gap.
+func TestTiersEmptyKafkaAnswer(t *testing.T) {
+	m := NewMemory(MemoryConfig{})
+	m.Append(chain(0, 50, 99))
+	tiers := NewTiers(m, kafkaLog{start: 0})
+	pg, err := tiers.Page(context.Background(), 0, 10, Limit{100, 1 << 20}, nil)
+	if !errors.Is(err, ErrUnavailable) || pg.Gap != nil || len(pg.Records) != 0 {
+		t.Fatalf("gap %v, %d records, err %v; want ErrUnavailable only", pg.Gap, len(pg.Records), err)
+	}
+}
+
 // agedDeep is a DeepReader whose cached log start is 'age' old: LogStart
 // answers from the cache only if it is younger than the caller's maxAge,
 // else asks "Kafka" (fresh). A fake: the cache's age cannot be set on a
