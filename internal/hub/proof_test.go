@@ -99,10 +99,12 @@ func TestCatchupKafkaUnavailable(t *testing.T) {
 	c := th.dialSmall(t, sockBuf)
 	c.send(map[string]any{"type": "resume", "from": "latest"})
 	c.readUntil(isType("replay_complete"))
-	for o := int64(10); o < 310; o += 10 {
-		th.publishSized(0, o, 10, 4096) // 1.2 MB in all; memory keeps the last 20
+	th.publishSized(0, 10, 10, 4096)
+	recs, _ := c.readRecords(10) // live
+	for o := int64(20); o < 320; o += 10 {
+		th.publishSized(0, o, 10, 4096) // 1.2 MB unread; memory keeps the last 20
 	}
-	recs := expectUnavailable(t, c)
+	recs = append(recs, expectUnavailable(t, c)...)
 	for i, r := range recs {
 		if r.offset != 10+int64(i) || !valueOK(r) {
 			t.Fatalf("record %d: p%d@%d, want offset %d (no hole)", i, r.partition, r.offset, 10+i)
