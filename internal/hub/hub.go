@@ -40,20 +40,22 @@ type Topology interface {
 	HighWatermark(p int32) (int64, bool)
 }
 
-// Source is the merged view of the replay tiers that sessions read.
+// Source is the merged view of the replay tiers that sessions read. Every
+// call that may ask Redis or Kafka takes the context of the resume (its
+// deadline) or of the session.
 type Source interface {
 	// Page returns records of p after 'after'; see replay.Tiers.Page for
-	// how buf is reused.
+	// how buf is reused. A Gap is backed by a log start Kafka reported;
+	// an error wrapping replay.ErrUnavailable means the range can be
+	// neither read nor proven gone right now.
 	Page(ctx context.Context, p int32, after int64, lim replay.Limit, buf []*replay.Record) (replay.Page, error)
 	// Oldest is the oldest offset of the replay window (where a client
 	// without a cursor for p starts).
-	Oldest(p int32) (int64, bool)
-	// Retained is the oldest offset any tier still holds; a cursor below
-	// it is stale.
-	Retained(p int32) (int64, bool)
+	Oldest(ctx context.Context, p int32) (int64, bool)
 	// Stale reports whether cursor 'after' is older than anything any tier
-	// retains, with that oldest offset.
-	Stale(p int32, after int64) (oldest int64, stale bool)
+	// retains, with that oldest offset; an error means Kafka could not
+	// prove it either way.
+	Stale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error)
 	Backlog(p int32, after int64) (bytes int64, evicted bool)
 }
 

@@ -25,6 +25,7 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -45,10 +46,11 @@ func (f *fakeTopo) HighWatermark(p int32) (int64, bool) {
 
 type testHub struct {
 	*Hub
-	mem  *replay.Memory
-	topo *fakeTopo
-	srv  *httptest.Server
-	prev map[int32]int64
+	mem   *replay.Memory
+	tiers *replay.Tiers
+	topo  *fakeTopo
+	srv   *httptest.Server
+	prev  map[int32]int64
 }
 
 func newTestHub(t *testing.T, cfg Config, mem replay.MemoryConfig) *testHub {
@@ -66,13 +68,17 @@ func newTestHubBuffers(t *testing.T, cfg Config, mem replay.MemoryConfig, sockBu
 	if cfg.ResumeWait == 0 {
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
-	h := New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	tiers := replay.NewTiers(m, nil)
+	h := New(cfg, m, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	// No broker here: "Kafka" retains what memory does (tests of a Kafka
+	// that errs or moved its log start replace it with SetKafka).
+	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads})
 	srv := httptest.NewUnstartedServer(h)
 	if sockBuf > 0 {
 		srv.Listener = smallBufListener{srv.Listener, sockBuf}
 	}
 	srv.Start()
-	th := &testHub{Hub: h, mem: m, topo: topo, srv: srv, prev: map[int32]int64{}}
+	th := &testHub{Hub: h, mem: m, tiers: tiers, topo: topo, srv: srv, prev: map[int32]int64{}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
@@ -25,15 +26,25 @@ type batch struct {
 
 // pump gathers up to one write batch of pending frames, round-robin over
 // partitions, and writes it. It returns whether any position advanced.
+//
+// A range no tier can serve or prove gone (Kafka unreachable) ends the
+// session with REPLAY_UNAVAILABLE and 1013 after the frames already
+// gathered — in a replay, and equally in slow-client catch-up or a capped
+// replay's rest: a gap there would make the client skip records Kafka may
+// still hold, and retrying inside the session would hold its writer (and
+// its catch-up deadline) hostage to the outage. The client reconnects and
+// resumes from its cursor once Kafka is back.
 func (s *session) pump(ctx context.Context) (bool, *closeReason) {
 	hs := s.h.heads.Load()
 	b := batch{frames: s.backing[:0], budget: s.h.cfg.WriteBatch}
+	if s.rp != nil {
+		ctx = s.rp.ctx // the replay's look-ups end at its deadline
+	}
 	n := len(hs.partitions)
 	for i := 0; i < n && s.byteRoom(&b) > 0 && s.room(&b) > 0; i++ {
 		p := hs.partitions[(s.next+i)%n]
 		if err := s.collect(ctx, p, hs.offsets[p], &b); err != nil {
-			return false, &closeReason{code: statusTryAgainLater, reason: "replay unavailable",
-				frames: [][]byte{wsproto.Frame(wsproto.NewError(wsproto.CodeReplayUnavailable, "a replay tier is unavailable; resume again"))}}
+			return false, s.unavailable(b.frames, err)
 		}
 	}
 	s.next++
@@ -53,7 +64,7 @@ func (s *session) pump(ctx context.Context) (bool, *closeReason) {
 // collect appends p's pending frames to b.
 func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) error {
 	limit, ok := s.rp.limit(p, head)
-	after := s.position(p, head)
+	after := s.position(ctx, p, head)
 	if !ok || after >= limit {
 		return nil
 	}
@@ -61,11 +72,15 @@ func (s *session) collect(ctx context.Context, p int32, head int64, b *batch) er
 	if err != nil {
 		return err
 	}
-
 	if page.Gap == nil && len(page.Records) == 0 {
-		page.Gap = &replay.Gap{From: after + 1, To: limit} // evicted before this client read it
+		// No tier returned anything, yet the head is beyond: not proof
+		// that the records are gone (only Kafka's log start is).
+		return fmt.Errorf("hub: p%d: no tier returned %d..%d: %w", p, after+1, limit, replay.ErrUnavailable)
 	}
 	s.countTierHit(page)
+	if stale := s.staleOnFirstPage(p, after, page.Gap); stale != nil {
+		b.frames = append(b.frames, stale)
+	}
 	if page.Gap != nil {
 		b.frames = append(b.frames, s.gapFrame(p, page.Gap.From, page.Gap.To, s.modeLabel()))
 		after = page.Gap.To

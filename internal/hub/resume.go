@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"time"
@@ -14,6 +15,8 @@ import (
 // heads seen at the resume are replay; replay_complete follows them, then
 // live delivery continues from the same positions.
 type replayRun struct {
+	ctx      context.Context // bounds the replay's Redis and Kafka look-ups by its deadline
+	cancel   context.CancelFunc
 	mode     string
 	targets  map[int32]int64   // heads at the resume
 	threads  map[string]uint64 // thread mode: deliver only these threads' newer events
@@ -24,11 +27,15 @@ type replayRun struct {
 	deadline time.Time
 	timer    *time.Timer
 	slot     bool // holds one of the hub's replay slots
+	// unread holds the listed cursors the planner found retained whose
+	// partition has not been read yet (see staleOnFirstPage).
+	unread map[int32]int64
 }
 
 // startResume begins a new epoch: it cancels any running replay or catch-up,
-// positions every partition and starts the replay part.
-func (s *session) startResume(r *wsproto.Resume) *closeReason {
+// positions every partition and starts the replay part. ctx is the
+// session's; the replay's look-ups are bounded by the replay deadline.
+func (s *session) startResume(ctx context.Context, r *wsproto.Resume) *closeReason {
 	mode := r.ReplayMode()
 	s.h.m.ResumeRequests.WithLabelValues(mode).Inc()
 	hs := s.h.heads.Load()
@@ -39,6 +46,7 @@ func (s *session) startResume(r *wsproto.Resume) *closeReason {
 	now := time.Now()
 	s.rp = &replayRun{mode: mode, targets: hs.offsets, start: now,
 		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
+	s.rp.ctx, s.rp.cancel = context.WithDeadline(ctx, s.rp.deadline)
 	if cr := s.acquireReplaySlot(frames); cr != nil {
 		return cr
 	}
@@ -55,9 +63,31 @@ func (s *session) startResume(r *wsproto.Resume) *closeReason {
 			s.pos[p] = o
 		}
 	case r.From == wsproto.FromCursor:
-		frames = append(frames, s.applyCursors(r, mode)...)
+		planned, err := s.applyCursors(r, mode)
+		if err != nil {
+			return s.unavailable(frames, err) // no cursor_stale, no gap: nothing is known to be lost
+		}
+		frames = append(frames, planned...)
 	}
 	return s.write(frames...)
+}
+
+// unavailable ends the session when a tier the resume or catch-up needs
+// cannot answer (Kafka unreachable, so a range memory and Redis miss can be
+// neither read nor proven gone): error REPLAY_UNAVAILABLE and close 1013,
+// after frames. The client resumes later from its cursor; nothing was
+// skipped (docs/PROTOCOL.md §3.4, "A gap needs proof"). A look-up cut short
+// by the replay deadline is a REPLAY_TIMEOUT.
+func (s *session) unavailable(frames [][]byte, err error) *closeReason {
+	if s.rp != nil && errors.Is(err, context.DeadlineExceeded) && time.Now().After(s.rp.deadline) {
+		cr := s.replayTimeout()
+		cr.frames = append(frames, cr.frames...)
+		return cr
+	}
+	s.h.log.Debug("replay tier unavailable", "err", err)
+	return &closeReason{code: statusTryAgainLater, reason: "replay unavailable",
+		frames: append(frames, wsproto.Frame(wsproto.NewError(wsproto.CodeReplayUnavailable,
+			"a replay tier is unavailable; resume again later from the same cursor")))}
 }
 
 // cancelReplay ends the replay still running, if any, with its own
@@ -73,6 +103,7 @@ func (s *session) cancelReplay() [][]byte {
 func (s *session) stopReplay() {
 	if s.rp != nil {
 		s.rp.timer.Stop()
+		s.rp.cancel()
 		if s.rp.slot {
 			<-s.h.replaySlots
 		}
@@ -109,38 +140,75 @@ func (s *session) acquireReplaySlot(frames [][]byte) *closeReason {
 }
 
 // applyCursors positions the listed partitions; the others start from the
-// oldest record of the replay window (lazily, in position).
-func (s *session) applyCursors(r *wsproto.Resume, mode string) [][]byte {
+// oldest record of the replay window (lazily, in position). A cursor is
+// called stale, with a gap, only on a log start Kafka reported; when Kafka
+// cannot be asked the error ends the resume.
+func (s *session) applyCursors(r *wsproto.Resume, mode string) ([][]byte, error) {
 	var frames [][]byte
 	ns := ""
 	if s.h.cfg.Namespace != nil {
 		ns = s.h.cfg.Namespace()
 	}
 	otherNS := r.Namespace != "" && ns != "" && r.Namespace != ns
+	ctx := s.rp.ctx
+	s.rp.unread = make(map[int32]int64, len(r.Offsets))
 	for _, p := range sortedKeys(r.Offsets) {
 		o := r.Offsets[p]
 		if otherNS {
-			frames = append(frames, s.staleFrame(p, o, s.retained(p), "cursor belongs to another topic or cluster (namespace mismatch)"))
+			frames = append(frames, s.staleFrame(p, o, s.windowStart(ctx, p), "cursor belongs to another topic or cluster (namespace mismatch)"))
 			continue
 		}
-		if s.beyondHighWatermark(p, o) {
-			frames = append(frames, s.staleFrame(p, o, s.retained(p), "cursor is at or beyond the partition's high watermark"))
+		if s.beyondHighWatermark(ctx, p, o) {
+			frames = append(frames, s.staleFrame(p, o, s.windowStart(ctx, p), "cursor is at or beyond the partition's high watermark"))
 			continue
 		}
-		if oldest, stale := s.h.source.Stale(p, o); stale {
+		oldest, stale, err := s.h.source.Stale(ctx, p, o)
+		if err != nil {
+			return nil, err
+		}
+		if stale {
 			frames = append(frames, s.staleFrame(p, o, oldest, "cursor is older than anything retained"))
 			frames = append(frames, s.gapFrame(p, o+1, oldest-1, mode))
 			s.pos[p] = oldest - 1
 			continue
 		}
 		s.pos[p] = o
+		s.rp.unread[p] = o
 	}
-	return frames
+	return frames, nil
 }
 
-func (s *session) retained(p int32) int64 {
-	oldest, _ := s.h.source.Retained(p)
+// windowStart is where a partition treated as unlisted starts: the oldest
+// record of the replay window (0 when it holds none).
+func (s *session) windowStart(ctx context.Context, p int32) int64 {
+	oldest, _ := s.h.source.Oldest(ctx, p)
 	return oldest
+}
+
+// staleOnFirstPage returns the cursor_stale owed before the first page of a
+// listed partition when that page starts with a gap right after the cursor:
+// the planner trusted a cached log start (less than replay.ProofMaxAge old)
+// and the deep read found that Kafka's log start has moved past the cursor
+// since. The cursor is stale after all, and the client hears it before the
+// gap (docs/PROTOCOL.md §3.4). Every later page of the partition returns
+// nil. A capped replay's rest (s.tail) still owes it.
+func (s *session) staleOnFirstPage(p int32, after int64, g *replay.Gap) []byte {
+	run := s.rp
+	if run == nil {
+		run = s.tail
+	}
+	if run == nil {
+		return nil
+	}
+	o, ok := run.unread[p]
+	if !ok {
+		return nil
+	}
+	delete(run.unread, p)
+	if g == nil || o != after || g.From != after+1 {
+		return nil
+	}
+	return s.staleFrame(p, after, g.To+1, "cursor is older than anything retained (Kafka's log start moved)")
 }
 
 func (s *session) staleFrame(p int32, requested, oldest int64, msg string) []byte {
@@ -158,12 +226,12 @@ func (s *session) gapFrame(p int32, from, to int64, mode string) []byte {
 
 // position returns the last offset delivered on p, starting a partition the
 // client has no position on at the oldest record of the replay window.
-func (s *session) position(p int32, head int64) int64 {
+func (s *session) position(ctx context.Context, p int32, head int64) int64 {
 	if o, ok := s.pos[p]; ok {
 		return o
 	}
 	o := head
-	if oldest, ok := s.h.source.Oldest(p); ok {
+	if oldest, ok := s.h.source.Oldest(ctx, p); ok {
 		o = oldest - 1
 	}
 	s.pos[p] = o
@@ -175,7 +243,7 @@ func (s *session) position(p int32, head int64) int64 {
 // remainder follows as catch-up).
 func (s *session) replayDone() bool {
 	for p, t := range s.rp.targets {
-		if s.position(p, t) < t {
+		if s.position(s.rp.ctx, p, t) < t {
 			s.rp.capped = s.rp.sent >= s.h.cfg.ReplayMaxTotal || s.rp.bytes >= s.h.cfg.ReplayMaxBytes
 			return s.rp.capped
 		}
@@ -270,14 +338,18 @@ func (s *session) replayTimer() <-chan time.Time {
 // lasts too long.
 func (s *session) checkDeadlines() *closeReason {
 	if s.rp != nil && time.Now().After(s.rp.deadline) {
-		return &closeReason{code: statusTryAgainLater, reason: "replay timeout",
-			frames: [][]byte{wsproto.Frame(wsproto.NewError(wsproto.CodeReplayTimeout,
-				"replay did not finish within "+strconv.Itoa(int(s.h.cfg.ReplayTimeout.Seconds()))+"s; resume again"))}}
+		return s.replayTimeout()
 	}
 	if s.lag.catching && time.Since(s.lag.since) > s.h.cfg.MaxCatchup {
 		return s.slowDisconnect("catch-up took longer than allowed")
 	}
 	return nil
+}
+
+func (s *session) replayTimeout() *closeReason {
+	return &closeReason{code: statusTryAgainLater, reason: "replay timeout",
+		frames: [][]byte{wsproto.Frame(wsproto.NewError(wsproto.CodeReplayTimeout,
+			"replay did not finish within "+strconv.Itoa(int(s.h.cfg.ReplayTimeout.Seconds()))+"s; resume again"))}}
 }
 
 func sortedKeys[V any](m map[int32]V) []int32 {
@@ -299,7 +371,7 @@ type latestWatermark interface {
 // exist yet. The cached watermark may lag (this instance is behind, or the
 // partition is paused): Kafka is asked before a cursor is called stale, so a
 // cursor from a faster instance waits for the consumer instead.
-func (s *session) beyondHighWatermark(p int32, o int64) bool {
+func (s *session) beyondHighWatermark(ctx context.Context, p int32, o int64) bool {
 	hwm, ok := s.h.topo.HighWatermark(p)
 	if !ok || o < hwm {
 		return false
@@ -308,7 +380,7 @@ func (s *session) beyondHighWatermark(p int32, o int64) bool {
 	if !ok {
 		return true
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	latest, ok := lw.LatestHighWatermark(ctx, p)
 	return !ok || o >= latest

@@ -865,8 +865,9 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 	}
 }
 
-// After the admin clears the store, a client behind is told with a gap (the
-// records are gone), then continues live.
+// After the admin clears the store, and Kafka (here: retaining what memory
+// does) no longer holds the records either, a client behind is told its
+// cursor is stale, with a gap, then continues live.
 func TestAfterStoreClear(t *testing.T) {
 	th := newTestHub(t, Config{}, replay.MemoryConfig{})
 	th.publish(0, 0, 10)
@@ -874,8 +875,9 @@ func TestAfterStoreClear(t *testing.T) {
 	c := th.dial(t)
 	c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "4"}})
 	recs, ctrl := c.readUntil(isType("replay_complete"))
-	g := ofType(ctrl, "gap")
-	if len(recs) != 0 || len(g) != 1 || parseOffset(t, g[0]["fromOffset"]) != 5 || parseOffset(t, g[0]["toOffset"]) != 9 {
+	st, g := ofType(ctrl, "cursor_stale"), ofType(ctrl, "gap")
+	if len(recs) != 0 || len(st) != 1 || parseOffset(t, st[0]["oldest"]) != 10 ||
+		len(g) != 1 || parseOffset(t, g[0]["fromOffset"]) != 5 || parseOffset(t, g[0]["toOffset"]) != 9 {
 		t.Fatalf("%d records, controls %v", len(recs), ctrl)
 	}
 	th.publish(0, 10, 2)

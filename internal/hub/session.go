@@ -234,7 +234,7 @@ func (s *session) awaitResume(ctx context.Context) *closeReason {
 			if s.pos != nil {
 				return nil
 			}
-			return s.startResume(&wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
+			return s.startResume(ctx, &wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
 		case <-s.h.done:
 			return goingAway
 		case <-s.readDone:
@@ -269,7 +269,7 @@ func (s *session) drainEvents(ctx context.Context) *closeReason {
 	}
 }
 
-func (s *session) handle(_ context.Context, ev event) *closeReason {
+func (s *session) handle(ctx context.Context, ev event) *closeReason {
 	s.active = true
 	if ev.close != 0 {
 		cr := &closeReason{code: ev.close}
@@ -290,7 +290,7 @@ func (s *session) handle(_ context.Context, ev event) *closeReason {
 	}
 	switch ctrl.Kind {
 	case wsproto.ControlResume:
-		return s.startResume(ctrl.Resume)
+		return s.startResume(ctx, ctrl.Resume)
 	case wsproto.ControlPing:
 		return s.write(wsproto.PongFrame)
 	case wsproto.ControlCursorReset:

@@ -3,6 +3,7 @@ package kafka
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,6 +38,12 @@ type DeepReadConfig struct {
 	// ExtraOpts are appended to the client's options.
 	ExtraOpts []kgo.Opt
 }
+
+// deepRetryTimeout bounds how long one metadata or ListOffsets request of a
+// deep read is retried: with Kafka down a resume ends with
+// REPLAY_UNAVAILABLE after a few seconds instead of waiting out the whole
+// replay timeout (franz-go's default is 30 s).
+const deepRetryTimeout = 5 * time.Second
 
 // DeepReader reads old offsets straight from Kafka: the replay tier of last
 // resort for records that memory and Redis no longer hold but the topic
@@ -78,7 +85,8 @@ func NewDeepReader(cfg DeepReadConfig, log *slog.Logger) (*DeepReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts = append(opts, kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(DefaultClientID+"-deep-read"))
+	opts = append(opts, kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID(DefaultClientID+"-deep-read"),
+		kgo.RetryTimeout(deepRetryTimeout))
 	cl, err := kgo.NewClient(append(opts, cfg.ExtraOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: deep reader: %w", err)
@@ -116,27 +124,42 @@ func (d *DeepReader) read(ctx context.Context, p int32, after int64, maxRecords 
 	case <-ctx.Done():
 		return DeepPage{}, ctx.Err()
 	}
-	fp, err := d.fetch(ctx, p, after+1)
-	if errors.Is(err, kerr.OffsetOutOfRange) {
-		// The error response carries no log start: ask for it (fresh).
-		d.expireLogStarts()
-		ls, lerr := d.LogStart(ctx, p)
-		if lerr != nil {
-			return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, lerr)
+	from := after + 1
+	for skips := 0; ; skips++ {
+		fp, last, err := d.fetch(ctx, p, from)
+		if errors.Is(err, kerr.OffsetOutOfRange) {
+			// The error response carries no log start: ask for it (fresh).
+			ls, lerr := d.LogStart(ctx, p, 0)
+			if lerr != nil {
+				return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, lerr)
+			}
+			return DeepPage{LogStart: ls}, nil
 		}
-		return DeepPage{LogStart: ls}, nil
+		if err != nil {
+			return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, err)
+		}
+		recs := d.records(fp.Records, after, maxRecords)
+		if len(recs) > 0 || last < from || last+1 >= fp.LastStableOffset || skips == maxAbortedSkips {
+			return DeepPage{Records: recs, LogStart: fp.LogStartOffset}, nil
+		}
+		// The response held only aborted records and transaction markers
+		// (up to FetchMaxBytes of them): read on after them, or an empty
+		// page would say nothing about the committed records further on.
+		from = last + 1
 	}
-	if err != nil {
-		return DeepPage{}, fmt.Errorf("kafka: deep read p%d after %d: %w", p, after, err)
-	}
-	return DeepPage{Records: d.records(fp.Records, after, maxRecords), LogStart: fp.LogStartOffset}, nil
 }
 
-// fetch asks the partition's leader for records from offset.
-func (d *DeepReader) fetch(ctx context.Context, p int32, offset int64) (kgo.FetchPartition, error) {
+// maxAbortedSkips bounds the fetches one read spends walking over aborted
+// transactions before it returns an empty page.
+const maxAbortedSkips = 16
+
+// fetch asks the partition's leader for records from offset. last is the
+// last offset of the complete record batches the response held (aborted
+// ones and transaction markers included), or -1.
+func (d *DeepReader) fetch(ctx context.Context, p int32, offset int64) (fp kgo.FetchPartition, last int64, err error) {
 	leader, topicID, err := d.leader(ctx, p)
 	if err != nil {
-		return kgo.FetchPartition{}, err
+		return kgo.FetchPartition{}, -1, err
 	}
 	req := kmsg.NewPtrFetchRequest()
 	req.ReplicaID, req.MinBytes, req.MaxBytes, req.IsolationLevel = -1, 1, d.cfg.FetchMaxBytes, 1
@@ -149,17 +172,41 @@ func (d *DeepReader) fetch(ctx context.Context, p int32, offset int64) (kgo.Fetc
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, d.cl.Broker(int(leader)))
 	if err != nil {
-		return kgo.FetchPartition{}, err
+		return kgo.FetchPartition{}, -1, err
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return kgo.FetchPartition{}, err
+		return kgo.FetchPartition{}, -1, err
 	}
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
-		return kgo.FetchPartition{}, errors.New("unexpected fetch response shape")
+		return kgo.FetchPartition{}, -1, errors.New("unexpected fetch response shape")
 	}
-	fp, _ := kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: offset, Topic: d.cfg.Topic,
-		Partition: p, IsolationLevel: kgo.ReadCommitted()}, &resp.Topics[0].Partitions[0], kgo.DefaultDecompressor(), nil)
-	return fp, fp.Err
+	raw := &resp.Topics[0].Partitions[0]
+	last = lastBatchOffset(raw.RecordBatches)
+	fp, _ = kgo.ProcessFetchPartition(kgo.ProcessFetchPartitionOpts{Offset: offset, Topic: d.cfg.Topic,
+		Partition: p, IsolationLevel: kgo.ReadCommitted()}, raw, kgo.DefaultDecompressor(), nil)
+	return fp, last, fp.Err
+}
+
+// lastBatchOffset returns the last offset of the complete record batches
+// in a fetch response's partition data (a batch cut by the size limit is
+// not counted), or -1. A v2 batch's header holds its first offset and
+// length at bytes 0 and 8, its magic at 16 and its last offset delta at
+// 23; an older message set's entry holds its (wrapper's last) offset at 0.
+func lastBatchOffset(raw []byte) int64 {
+	const header = 27
+	last := int64(-1)
+	for len(raw) >= header {
+		n := 12 + int64(int32(binary.BigEndian.Uint32(raw[8:12])))
+		if n < header || n > int64(len(raw)) {
+			break
+		}
+		last = int64(binary.BigEndian.Uint64(raw[0:8]))
+		if raw[16] == 2 {
+			last += int64(int32(binary.BigEndian.Uint32(raw[23:27])))
+		}
+		raw = raw[n:]
+	}
+	return last
 }
 
 // leader looks the partition's leader and the topic id up in cached metadata.
@@ -234,22 +281,14 @@ func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max in
 	return page.Records, page.LogStart, err
 }
 
-// logStartTTL is how long log start offsets are cached: they only move when
-// retention deletes a segment.
-const logStartTTL = 2 * time.Second
-
-// expireLogStarts makes the next LogStart ask Kafka again.
-func (d *DeepReader) expireLogStarts() {
-	d.startMu.Lock()
-	defer d.startMu.Unlock()
-	d.startAt = time.Time{}
-}
-
-// LogStart implements replay.DeepReader: the partition's log start offset.
-// A stale cache is refreshed by one ListStartOffsets shared by concurrent
-// callers (no I/O under the cache's lock).
-func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
-	starts, fresh := d.cachedLogStarts()
+// LogStart implements replay.DeepReader: the partition's log start offset
+// as Kafka reported it at most maxAge ago (maxAge 0: ask now). An older
+// cache is refreshed by one ListStartOffsets shared by concurrent callers
+// (no I/O under the cache's lock). Log starts only move when retention or
+// DeleteRecords drops a segment; a stale cached answer is caught by the
+// fetch that follows (offset out of range).
+func (d *DeepReader) LogStart(ctx context.Context, p int32, maxAge time.Duration) (int64, error) {
+	starts, fresh := d.cachedLogStarts(maxAge)
 	if !fresh {
 		v, err, _ := d.group.Do("log-starts", func() (any, error) { return d.refreshLogStarts(ctx) })
 		if err != nil {
@@ -264,10 +303,10 @@ func (d *DeepReader) LogStart(ctx context.Context, p int32) (int64, error) {
 	return o, nil
 }
 
-func (d *DeepReader) cachedLogStarts() (map[int32]int64, bool) {
+func (d *DeepReader) cachedLogStarts(maxAge time.Duration) (map[int32]int64, bool) {
 	d.startMu.Lock()
 	defer d.startMu.Unlock()
-	return d.starts, time.Since(d.startAt) <= logStartTTL
+	return d.starts, d.starts != nil && time.Since(d.startAt) < maxAge
 }
 
 func (d *DeepReader) refreshLogStarts(ctx context.Context) (map[int32]int64, error) {

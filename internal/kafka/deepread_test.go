@@ -3,13 +3,17 @@ package kafka
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
 // fetchCounter counts the Fetch requests (key 1) a client sends.
@@ -74,7 +78,59 @@ func TestIntegrationDeepReadExactPages(t *testing.T) {
 	if end, err := d.EndOffset(ctx, 1); err != nil || end != bad[0]+1 {
 		t.Fatalf("end offset %d, %v; want %d", end, err, bad[0]+1)
 	}
-	testenvWait(t, func() bool { ls, err := d.LogStart(ctx, 1); return err == nil && ls == offs[5] })
+	if ls, err := d.LogStart(ctx, 1, 0); err != nil || ls != offs[5] {
+		t.Fatalf("log start %d, %v; want %d", ls, err, offs[5])
+	}
+}
+
+// TestIntegrationDeepReadLogStartAge: a cached log start is answered only
+// while it is younger than the caller's maxAge; an older one is asked of
+// Kafka again (a moved log start shows), and maxAge 0 always asks.
+func TestIntegrationDeepReadLogStartAge(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	offs := k.Produce(t, topic, 0, validVectors(t)...)
+	d := newDeepReader(t, k.Brokers, topic)
+	ctx := context.Background()
+	if ls, err := d.LogStart(ctx, 0, time.Minute); err != nil || ls != offs[0] {
+		t.Fatalf("log start %d, %v; want %d", ls, err, offs[0])
+	}
+	k.DeleteRecords(t, topic, 0, offs[3])
+	if ls, err := d.LogStart(ctx, 0, time.Minute); err != nil || ls != offs[0] {
+		t.Fatalf("cached log start %d, %v; want the cached %d", ls, err, offs[0])
+	}
+	d.startMu.Lock()
+	d.startAt = d.startAt.Add(-6 * time.Second) // the cached answer is now 6 s old
+	d.startMu.Unlock()
+	if ls, err := d.LogStart(ctx, 0, 5*time.Second); err != nil || ls != offs[3] {
+		t.Fatalf("log start with a 6 s old cache and maxAge 5 s: %d, %v; want Kafka's %d", ls, err, offs[3])
+	}
+	k.DeleteRecords(t, topic, 0, offs[4])
+	if ls, err := d.LogStart(ctx, 0, 0); err != nil || ls != offs[4] {
+		t.Fatalf("log start with maxAge 0: %d, %v; want %d", ls, err, offs[4])
+	}
+}
+
+// TestDeepReadUnreachable: with no broker listening, a log start look-up
+// and a read fail within a few seconds (deepRetryTimeout), not after the
+// caller's whole deadline, so a resume can answer REPLAY_UNAVAILABLE.
+func TestDeepReadUnreachable(t *testing.T) {
+	t.Parallel()
+	brokers := []string{"127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
+	d := newDeepReader(t, brokers, "unreachable")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	start := time.Now()
+	if ls, err := d.LogStart(ctx, 0, 0); err == nil {
+		t.Fatalf("log start %d without a broker", ls)
+	}
+	if recs, _, err := d.ReadAfter(ctx, 0, 10, 5); err == nil {
+		t.Fatalf("%d records without a broker", len(recs))
+	}
+	if took := time.Since(start); took > 40*time.Second {
+		t.Fatalf("failing took %v", took)
+	}
+	t.Logf("both failed after %v", time.Since(start).Round(time.Millisecond))
 }
 
 // TestIntegrationDeepReadCoalesces: identical reads in flight at once share
@@ -110,13 +166,43 @@ func TestIntegrationDeepReadCoalesces(t *testing.T) {
 	}
 }
 
-func testenvWait(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
+// TestIntegrationDeepReadSkipsAbortedTransactions: when a whole fetch
+// response holds only an aborted transaction (bigger than FetchMaxBytes),
+// the read goes on past it and returns the committed records after it,
+// Prev-chained from the requested offset; without that the page would be
+// empty and prove nothing.
+func TestIntegrationDeepReadSkipsAbortedTransactions(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	v := vector(t, "event_node_end_plain")
+	before := k.Produce(t, topic, 0, v)[0]
+	txn := k.Client(t, kgo.TransactionalID(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for range 3 { // three aborted transactions of 16 KiB each
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		big := make([][]byte, 16)
+		for i := range big {
+			big[i] = make([]byte, 1<<10)
+			crand.Read(big[i]) // incompressible: the batch stays 16 KiB
+		}
+		produce(t, txn, topic, 0, big...)
+		if err := txn.EndTransaction(context.Background(), kgo.TryAbort); err != nil {
+			t.Fatal(err)
+		}
+	}
+	committed := k.Produce(t, topic, 0, v, v)
+	d, err := NewDeepReader(DeepReadConfig{Brokers: k.Brokers, Topic: topic, FetchMaxBytes: 4 << 10}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	recs, _, err := d.ReadAfter(context.Background(), 0, before, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Offset != committed[0] || recs[1].Offset != committed[1] ||
+		recs[0].Prev != before || recs[1].Prev != committed[0] {
+		t.Fatalf("read after %d: %d records %+v; want %v, Prev-chained from %d", before, len(recs), recs, committed, before)
 	}
 }

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 )
@@ -17,16 +18,26 @@ const (
 // implements it). Its records carry encoded frames and may be shared.
 type DeepReader interface {
 	// ReadAfter returns up to max records of p with offset > after and the
-	// partition's log start offset (offsets below it are gone from Kafka).
+	// partition's log start offset as Kafka reported it for this read (the
+	// fetch response, or a fresh ListOffsets after an offset-out-of-range
+	// fetch): offsets below it are gone from Kafka.
 	ReadAfter(ctx context.Context, p int32, after int64, max int) ([]*Record, int64, error)
-	// LogStart is the partition's log start offset (recently cached).
-	LogStart(ctx context.Context, p int32) (int64, error)
+	// LogStart is the partition's log start offset as Kafka reported it at
+	// most maxAge ago: an older cached answer is asked for again.
+	LogStart(ctx context.Context, p int32, maxAge time.Duration) (int64, error)
 }
+
+// ProofMaxAge is how old a cached log start may be and still prove that the
+// records below it are gone (docs/PROTOCOL.md §3.4, "A gap needs proof").
+const ProofMaxAge = 5 * time.Second
 
 // Tiers reads a partition from the replay tiers in order — memory, then
 // Redis, then Kafka — merging them by offset ranges so that no range is ever
 // jumped over: what a tier does not hold is asked of the next one, and only
-// what no tier holds becomes a Gap. Safe for concurrent use.
+// what Kafka itself says it no longer holds becomes a Gap. The memory and
+// Redis windows never prove a loss: without an answer from Kafka (no Kafka
+// tier, or Kafka unreachable) a range that they miss is ErrUnavailable.
+// Safe for concurrent use.
 type Tiers struct {
 	memory *Memory
 	redis  atomic.Pointer[storeRef] // set once Redis is configured and named
@@ -85,6 +96,8 @@ func (t *Tiers) Append(recs []*Record) int {
 // Tier is TierMemory holds that slice (maybe grown); any other page's
 // Records belong to another tier, may be shared and must not be reused, and
 // what memory wrote into buf has been cleared (so buf pins no record).
+// A page's Gap is always backed by a log start Kafka reported for this read;
+// when Kafka cannot be asked the error wraps ErrUnavailable.
 func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf []*Record) (Page, error) {
 	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes, buf)
 	if covered {
@@ -101,14 +114,16 @@ func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf [
 		clear(recs)
 		return page, nil
 	}
-	if d := t.deep(); d != nil {
-		page, err := t.fromKafka(ctx, d, p, after, end, lim, recs)
-		if page.Tier != TierMemory {
-			clear(recs)
-		}
-		return page, err
+	d := t.deep()
+	if d == nil {
+		clear(recs)
+		return Page{}, fmt.Errorf("replay: p%d after %d: %w: no Kafka tier to read %d..%d from", p, after, ErrUnavailable, after+1, end)
 	}
-	return Page{Gap: &Gap{From: after + 1, To: end}, Records: recs, Tier: TierMemory}, nil
+	page, err := t.fromKafka(ctx, d, p, after, end, lim, recs)
+	if page.Tier != TierMemory {
+		clear(recs)
+	}
+	return page, err
 }
 
 // fromRedis serves the start of (after, end] from Redis when Redis holds it
@@ -132,15 +147,25 @@ func (t *Tiers) fromRedis(ctx context.Context, p int32, after, end int64, lim Li
 	return Page{Records: recs, Tier: TierRedis}, true
 }
 
-// fromKafka serves (after, end] from Kafka; what Kafka no longer retains is
-// the only true gap.
+// fromKafka serves (after, end] from Kafka. Only Kafka's own answer makes a
+// gap: offsets below the log start it reported for this read, or a range in
+// which the records it returned show it holds nothing any more.
 func (t *Tiers) fromKafka(ctx context.Context, d DeepReader, p int32, after, end int64, lim Limit, mem []*Record) (Page, error) {
 	recs, logStart, err := d.ReadAfter(ctx, p, after, max(lim.Records, 1))
 	if err != nil {
-		return Page{}, err
+		return Page{}, fmt.Errorf("replay: p%d after %d: %w: %w", p, after, ErrUnavailable, err)
 	}
 	if after+1 < logStart {
-		return Page{Gap: &Gap{From: after + 1, To: min(logStart-1, end)}}, nil
+		g := &Gap{From: after + 1, To: min(logStart-1, end)}
+		if g.To == end && len(mem) > 0 { // memory continues right after the gap
+			return Page{Gap: g, Records: mem, Tier: TierMemory}, nil
+		}
+		return Page{Gap: g}, nil
+	}
+	if len(recs) == 0 {
+		// Kafka retains after+1 yet returned nothing, although the consumer
+		// saw a record in (after, end]: an answer that proves nothing.
+		return Page{}, fmt.Errorf("replay: p%d after %d: %w: Kafka returned no record up to %d", p, after, ErrUnavailable, end)
 	}
 	if recs = upTo(recs, end); len(recs) > 0 {
 		return Page{Records: recs, Tier: TierKafka}, nil
@@ -165,11 +190,12 @@ func upTo(recs []*Record, end int64) []*Record {
 const boundsTimeout = time.Second
 
 // Oldest returns the oldest offset of p's replay window (memory and Redis):
-// where a client without a cursor for p starts.
-func (t *Tiers) Oldest(p int32) (int64, bool) {
+// where a client without a cursor for p starts. It proves nothing about
+// what Kafka still holds; Redis failing only narrows the window to memory.
+func (t *Tiers) Oldest(ctx context.Context, p int32) (int64, bool) {
 	oldest, _, ok := t.memory.Bounds(p)
 	if r := t.redisStore(); r != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), boundsTimeout)
+		ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
 		defer cancel()
 		if ro, _, rok, err := r.Bounds(ctx, p); err == nil && rok && (!ok || ro < oldest) {
 			oldest, ok = ro, true
@@ -178,31 +204,33 @@ func (t *Tiers) Oldest(p int32) (int64, bool) {
 	return oldest, ok
 }
 
-// Retained returns the oldest offset of p that any tier, Kafka included,
-// still holds: a cursor below it is stale.
-func (t *Tiers) Retained(p int32) (int64, bool) {
-	oldest, ok := t.Oldest(p)
-	if d := t.deep(); d != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), boundsTimeout)
-		defer cancel()
-		if ls, err := d.LogStart(ctx, p); err == nil && (!ok || ls < oldest) {
-			oldest, ok = ls, true
-		}
-	}
-	return oldest, ok
-}
-
 // Stale reports whether a cursor 'after' of p is older than anything any
-// tier retains (after+1 < oldest, and memory does not hold the records right
-// after it either, as when only transaction markers lie between), and the
-// oldest retained offset. One look-up of every tier serves both answers.
-func (t *Tiers) Stale(p int32, after int64) (oldest int64, stale bool) {
-	oldest, ok := t.Retained(p)
-	if !ok || after+1 >= oldest {
-		return oldest, false
+// tier retains (after+1 < oldest), and that oldest retained offset. A cursor
+// the replay window covers (memory holds the records right after it, as when
+// only transaction markers lie between, or the window starts at or before
+// after+1) is answered without asking Kafka. Otherwise only Kafka's log
+// start, reported at most ProofMaxAge ago, decides: when Kafka cannot be
+// asked the error wraps ErrUnavailable and nothing is stale.
+func (t *Tiers) Stale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error) {
+	if _, covered := t.memory.Read(p, after, 1, 1); covered {
+		return after + 1, false, nil
 	}
-	_, covered := t.memory.Read(p, after, 1, 1)
-	return oldest, !covered
+	oldest, ok := t.Oldest(ctx, p)
+	if ok && after+1 >= oldest {
+		return oldest, false, nil
+	}
+	d := t.deep()
+	if d == nil {
+		return 0, false, fmt.Errorf("replay: log start of p%d: %w: no Kafka tier", p, ErrUnavailable)
+	}
+	ls, err := d.LogStart(ctx, p, ProofMaxAge)
+	if err != nil {
+		return 0, false, fmt.Errorf("replay: log start of p%d: %w: %w", p, ErrUnavailable, err)
+	}
+	if !ok || ls < oldest {
+		oldest = ls
+	}
+	return oldest, after+1 < oldest, nil
 }
 
 // Backlog returns the bytes of p held in memory after 'after' and whether

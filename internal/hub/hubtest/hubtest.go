@@ -1,5 +1,6 @@
 // Package hubtest runs a real hub over a memory replay tier behind
-// httptest, without Kafka, for the tests of packages that talk to the hub
+// httptest, without Kafka (the Kafka tier is replaytest.WindowKafka: what
+// memory evicted is gone), for the tests of packages that talk to the hub
 // (clients, tools). Records are published as the consumer would: Prev
 // chains per partition and high watermarks that follow what was published.
 //
@@ -18,6 +19,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
 )
 
 // Topo is a topology whose high watermarks follow what was published.
@@ -64,7 +66,10 @@ func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	}
 	m := replay.NewMemory(mem)
 	topo := &Topo{hwm: map[int32]int64{}}
-	h := hub.New(cfg, m, replay.NewTiers(m, nil), topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	tiers := replay.NewTiers(m, nil)
+	h := hub.New(cfg, m, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads}) // no broker: "Kafka" retains what memory does
+
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -5,6 +5,9 @@
 //
 // A store's test calls Run with a constructor that returns a fresh, empty
 // store per subtest. Asynchronous stores provide Options.Flush.
+//
+// WindowKafka stands in for the Kafka tier in tests that run without a
+// broker.
 package replaytest
 
 import (
