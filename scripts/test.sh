@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # test.sh: the project's checks, as `make test` and CI (.ci/run) run them.
 #
-#   scripts/test.sh all            fmt-check, vet, staticcheck, services-up,
-#                                  go test -race with integration tests, the
-#                                  browser test of the UI, fuzz;
+#   scripts/test.sh all            check-tree, fmt-check, vet, lint
+#                                  (golangci-lint, staticcheck included),
+#                                  ShellCheck of scripts/, cross-build, vulncheck,
+#                                  services-up, go test -race with integration
+#                                  tests, the browser test of the UI, fuzz;
 #                                  services-down always, even on failure
-#   scripts/test.sh PHASE          one of: fmt-check vet staticcheck services-up
-#                                  services-down go-test fuzz
+#   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
+#                                  staticcheck shellcheck cross-build vulncheck
+#                                  services-up services-down go-test fuzz
 #
 # Environment (all optional):
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
@@ -22,6 +25,13 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SERVICES_ENV=.state/services.env
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
+GOLANGCI_LINT=github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
+GOVULNCHECK=golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# The vulnerability database is built from this snapshot of golang.org/x/vulndb
+# (vuln.go.dev is not reachable from every machine that runs the checks; a
+# newer snapshot is a one-line change here).
+VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
+CROSS_TARGETS=(linux/amd64 linux/arm64 darwin/arm64 windows/amd64)
 FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
@@ -48,6 +58,10 @@ phase() {
 # The phase functions run under `||` (see phase), where set -e is off: each
 # checks its commands itself.
 
+# check_tree fails on tracked build outputs and large files (after proving
+# that the check itself catches them).
+check_tree() { bash scripts/check-tree.sh selftest && bash scripts/check-tree.sh; }
+
 fmt_check() {
 	local files
 	files="$(gofmt -l .)" || return
@@ -60,6 +74,55 @@ fmt_check() {
 vet() { go vet ./...; }
 
 staticcheck() { go run "$STATICCHECK" ./...; }
+
+# lint runs golangci-lint with .golangci.yml (errcheck, govet, staticcheck,
+# unused, ineffassign, bodyclose, gosec, errorlint, misspell, revive, sloglint).
+lint() {
+	go run "$GOLANGCI_LINT" run ./... || {
+		echo "lint: golangci-lint found problems (run: go run $GOLANGCI_LINT run ./...)" >&2
+		return 1
+	}
+}
+
+shellcheck_scripts() {
+	if ! command -v shellcheck >/dev/null 2>&1; then
+		echo "shellcheck: installing Debian's shellcheck" >&2
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; } ||
+			{ echo "shellcheck: not installed and apt-get failed" >&2; return 1; }
+	fi
+	shellcheck scripts/*.sh .ci/run || { echo "shellcheck: problems in scripts/ (see above)" >&2; return 1; }
+}
+
+# cross_build compiles every package for the release platforms.
+cross_build() {
+	local target
+	for target in "${CROSS_TARGETS[@]}"; do
+		GOOS="${target%/*}" GOARCH="${target#*/}" CGO_ENABLED=0 go build ./... ||
+			{ echo "cross-build: ./... does not build for $target" >&2; return 1; }
+	done
+}
+
+# vulndb prints the directory of the local vulnerability database, building
+# it from the pinned golang.org/x/vulndb snapshot once.
+vulndb() {
+	local dir="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/dashstream/vulndb-$VULNDB_VERSION" src
+	if [[ ! -s "$dir/index/db.json" ]]; then
+		src="$(cd / && go mod download -json "golang.org/x/vulndb@$VULNDB_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" || return
+		[[ -d "$src/data/osv" ]] || { echo "vulncheck: no data/osv in golang.org/x/vulndb@$VULNDB_VERSION" >&2; return 1; }
+		rm -rf "$dir.tmp" && mkdir -p "$(dirname "$dir")" || return
+		(cd / && go run "golang.org/x/vulndb/cmd/indexdb@$VULNDB_VERSION" -vulns "$src/data/osv" -out "$dir.tmp") || return
+		rm -rf "$dir" && mv "$dir.tmp" "$dir" || return
+	fi
+	echo "$dir"
+}
+
+# vulncheck fails when the code calls a vulnerable symbol of a required
+# module; standard-library findings are reported (tools/vulncheck).
+vulncheck() {
+	local db
+	db="$(vulndb)" || { echo "vulncheck: could not build the vulnerability database" >&2; return 1; }
+	go run "$GOVULNCHECK" -db "file://$db" -format json ./... | go run ./tools/vulncheck
+}
 
 # kafka VERB: scripts/kafka.sh with SASL_PLAINTEXT, SASL_SSL and SSL
 # listeners on the three ports after the controller port (security tests).
@@ -147,9 +210,13 @@ all() {
 	trap 'phase services-down services_down || true; print_summary' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	phase check-tree check_tree
 	phase fmt-check fmt_check
 	phase vet vet
-	phase staticcheck staticcheck
+	phase lint lint
+	phase shellcheck shellcheck_scripts
+	phase cross-build cross_build
+	phase vulncheck vulncheck
 	phase services-up services_up
 	phase go-test go_test || status=$?
 	if ((status != 0)); then
@@ -165,16 +232,21 @@ all() {
 
 case "${1:-all}" in
 all) all ;;
+check-tree) phase check-tree check_tree ;;
 fmt-check) phase fmt-check fmt_check ;;
 vet) phase vet vet ;;
+lint) phase lint lint ;;
 staticcheck) phase staticcheck staticcheck ;;
+shellcheck) phase shellcheck shellcheck_scripts ;;
+cross-build) phase cross-build cross_build ;;
+vulncheck) phase vulncheck vulncheck ;;
 services-up) phase services-up services_up ;;
 services-down) phase services-down services_down ;;
 go-test) phase go-test go_test ;;
 fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
 *)
-	echo "usage: $0 [all|fmt-check|vet|staticcheck|services-up|services-down|go-test|browser|fuzz]" >&2
+	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|browser|fuzz]" >&2
 	exit 2
 	;;
 esac
