@@ -25,6 +25,7 @@ STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
+	"FuzzReadFrame ./internal/hub"
 )
 
 SUMMARY=()
