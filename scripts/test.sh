@@ -35,6 +35,7 @@ CROSS_TARGETS=(linux/amd64 linux/arm64 darwin/arm64 windows/amd64)
 FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
+	"FuzzReadFrame ./internal/hub"
 )
 
 SUMMARY=()

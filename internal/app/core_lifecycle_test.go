@@ -171,7 +171,8 @@ func TestCoreHealthEndpoints(t *testing.T) {
 		t.Errorf("/health status %v alert %q, want degraded with a decode-error alert", h["status"], alert)
 	}
 	rb, _ := h["replay_buffer"].(map[string]any)
-	if rb == nil || rb["redis_enabled"] != false || coreJSONInt(t, rb, "max_memory_size") != 1000 {
+	// max_memory_size counts over all partitions: 1000 per partition × 2.
+	if rb == nil || rb["redis_enabled"] != false || coreJSONInt(t, rb, "max_memory_size") != 2000 {
 		t.Errorf("/health replay_buffer = %v", h["replay_buffer"])
 	}
 

@@ -151,7 +151,12 @@ func (a *App) version() httpserver.VersionInfo {
 
 func (a *App) status() httpserver.Status {
 	c := a.consumerOrNil()
-	records, _ := a.mem.Stats()
+	records, bytes := a.mem.Stats()
+	partitions := 0
+	if c != nil {
+		partitions = len(c.Partitions())
+	}
+	maxRecords, maxBytes := a.mem.Capacity(partitions)
 	rc := a.m.Replay()
 	st := httpserver.Status{
 		Starting:     c == nil,
@@ -159,8 +164,10 @@ func (a *App) status() httpserver.Status {
 		Replay: httpserver.ReplayStatus{RedisEnabled: a.redis != nil, MemoryHits: rc.MemoryHits,
 			RedisHits: rc.RedisHits, RedisMisses: rc.RedisMisses, RedisWriteDropped: rc.RedisWriteDropped,
 			RedisWriteFailures: rc.RedisWriteFailures,
-			MemoryBufferSize:   records, MaxMemorySize: a.cfg.Replay.MemorySize,
+			MemoryBufferSize:   records, MaxMemorySize: maxRecords,
+			MemoryBufferBytes: int64(bytes), MaxMemoryBytes: int64(maxBytes),
 			RedisMessageTTLSecs: int64(a.cfg.Redis.MessageTTL / time.Second), RedisMaxSequences: a.cfg.Redis.MaxSequences},
+		Breaker: a.breakerStatus(),
 	}
 	if a.redis != nil {
 		if s := a.redis.get(); s == nil || !s.Healthy() {
@@ -177,6 +184,23 @@ func (a *App) status() httpserver.Status {
 	st.PausedPartitions = c.Paused()
 	st.Wedged = c.Stalled(2 * time.Minute)
 	return st
+}
+
+// breakerStatus is /health's circuit_breaker: the Redis tier's breaker;
+// half-open while the tier waits for Kafka's namespace to connect; healthy
+// without Redis.
+func (a *App) breakerStatus() httpserver.CircuitBreakerStatus {
+	if a.redis == nil {
+		return httpserver.CircuitBreakerStatus{State: httpserver.BreakerHealthy}
+	}
+	s := a.redis.get()
+	if s == nil {
+		return httpserver.CircuitBreakerStatus{State: httpserver.BreakerHalfOpen, RedisConfigured: true}
+	}
+	b := s.Breaker()
+	return httpserver.CircuitBreakerStatus{State: b.State, RedisConfigured: true,
+		ConsecutiveFailures: b.ConsecutiveFailures, FailureThreshold: b.FailureThreshold,
+		TimesOpened: b.TimesOpened, DownSince: b.DownSince, ProbeIntervalMs: b.ProbeInterval.Milliseconds()}
 }
 
 func (a *App) clearReplay(ctx context.Context) error {

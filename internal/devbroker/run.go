@@ -20,8 +20,15 @@ type run struct {
 	thread string
 	query  string
 	seq    uint64 // last sequence stamped
-	state  any    // the graph state after the last StateDiff
-	queue  []*pb.DashStreamMessage
+	state  any    // the graph state after the last StateDiff queued
+	queue  []queued
+	// delivered is the canonical JSON of the state as of the messages
+	// already returned by next: what a consumer has reconstructed. The
+	// state of queued messages runs ahead of it.
+	delivered []byte
+	// lastFull is the workload record number of the run's last full-state
+	// record returned by next (GRAPH_START, a full_state diff, a Checkpoint).
+	lastFull int64
 
 	started bool
 	ended   bool
@@ -29,10 +36,11 @@ type run struct {
 	visits  map[string]int
 	step    int
 
-	elapsedUs  int64  // synthetic run time so far
-	tokens     int64  // LLM tokens used so far
-	failures   int    // failed tool calls
-	checkpoint []byte // id of the last checkpoint, base of later diffs
+	elapsedUs   int64  // synthetic run time so far
+	tokens      int64  // LLM tokens used so far
+	failures    int    // failed tool calls
+	checkpoint  []byte // id of the last checkpoint queued, base of later diffs
+	checkpoints int    // checkpoints queued so far
 }
 
 func newRun(rng source) (*run, error) {
@@ -71,16 +79,35 @@ func (r *run) initState() error {
 
 func (r *run) done() bool { return r.ended && len(r.queue) == 0 }
 
-// next returns the run's next unstamped message.
-func (r *run) next(rng source) (*pb.DashStreamMessage, error) {
+// queued is a message waiting in a run's queue, with the canonical JSON of
+// the state once it is out for the messages that set it (GRAPH_START, a
+// StateDiff, a Checkpoint), nil for the others.
+type queued struct {
+	msg   *pb.DashStreamMessage
+	state []byte
+}
+
+// next returns the run's next unstamped message; at is the workload's
+// record number, resyncEvery how many workload records may pass between two
+// of the run's full-state records (see resyncDue).
+func (r *run) next(rng source, at, resyncEvery int64) (*pb.DashStreamMessage, error) {
 	for len(r.queue) == 0 {
 		if err := r.refill(rng); err != nil {
 			return nil, err
 		}
 	}
-	msg := r.queue[0]
+	if r.resyncDue(at, resyncEvery) {
+		r.resync(rng)
+	}
+	q := r.queue[0]
 	r.queue = r.queue[1:]
-	return msg, nil
+	if q.state != nil {
+		r.delivered = q.state
+	}
+	if isFullState(q.msg) {
+		r.lastFull = at
+	}
+	return q.msg, nil
 }
 
 func (r *run) refill(rng source) error {
@@ -89,29 +116,40 @@ func (r *run) refill(rng source) error {
 	case !r.started:
 		r.started = true
 		var start *pb.DashStreamMessage
-		start, err = r.graphStart()
-		r.queue = append(r.queue, start)
+		var initial []byte
+		start, initial, err = r.graphStart()
+		r.emitState(start, initial)
 	case r.node != "":
 		err = r.runNode(rng)
 	case !r.ended:
 		r.ended = true
-		r.queue = append(r.queue, r.graphEnd())
+		r.emit(r.graphEnd())
 	default:
 		return fmt.Errorf("run %s has ended", r.thread)
 	}
 	return err
 }
 
-func (r *run) emit(msgs ...*pb.DashStreamMessage) { r.queue = append(r.queue, msgs...) }
+func (r *run) emit(msgs ...*pb.DashStreamMessage) {
+	for _, m := range msgs {
+		r.queue = append(r.queue, queued{msg: m})
+	}
+}
 
-func (r *run) graphStart() (*pb.DashStreamMessage, error) {
+// emitState queues msg, which leaves the run's state as the canonical JSON
+// state.
+func (r *run) emitState(msg *pb.DashStreamMessage, state []byte) {
+	r.queue = append(r.queue, queued{msg: msg, state: state})
+}
+
+func (r *run) graphStart() (*pb.DashStreamMessage, []byte, error) {
 	schema, schemaID, err := r.g.schemaJSON()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	initial, err := CanonicalJSON(r.state)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return eventMsg(pb.EventType_EVENT_TYPE_GRAPH_START, "", attrs{
 		"graph_schema_json":  strAttr(schema),
@@ -123,7 +161,7 @@ func (r *run) graphStart() (*pb.DashStreamMessage, error) {
 		"schema_id":          strAttr(schemaID),
 		"initial_state_json": strAttr(string(initial)),
 		"query":              strAttr(r.query),
-	}), nil
+	}), initial, nil
 }
 
 func (r *run) graphEnd() *pb.DashStreamMessage {

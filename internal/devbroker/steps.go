@@ -156,7 +156,7 @@ func (r *run) emitDiff(rng source, n graphNode, outcome string, edge graphEdge, 
 	if rng.chance(0.12) {
 		diff.Operations, diff.FullState = nil, canon
 	}
-	r.emit(diffMsg(diff))
+	r.emitState(diffMsg(diff), canon)
 	return nil
 }
 
@@ -244,17 +244,28 @@ func (r *run) emitCheckpoint(rng source, node string) error {
 		return err
 	}
 	id := rng.uuid()
-	sum := sha256.Sum256(state)
-	size := uint64(len(state))
-	r.emit(eventMsg(pb.EventType_EVENT_TYPE_CHECKPOINT_SAVE, node, attrs{"checkpoint_id": strAttr(hex.EncodeToString(id))}))
-	r.emit(checkpointMsg(&pb.Checkpoint{
-		CheckpointId: id, State: state, StateType: "json", Checksum: sum[:],
-		StorageUri:      fmt.Sprintf("memory://checkpoints/%s/%d", r.thread, r.step),
-		CompressionInfo: &pb.CompressionInfo{Type: pb.Compression_COMPRESSION_NONE, CompressedSize: size, UncompressedSize: size, CompressionRatio: 1},
-		Metadata:        map[string]string{"graph": r.g.Name, "node": node, "step": strconv.Itoa(r.step)},
-	}))
+	save, cp := r.checkpointMsgs(id, state, map[string]string{"graph": r.g.Name, "node": node, "step": strconv.Itoa(r.step)})
+	r.emit(save)
+	r.emitState(cp, state)
 	r.checkpoint = id
 	return nil
+}
+
+// checkpointMsgs builds CHECKPOINT_SAVE and the Checkpoint of the canonical
+// JSON state, whose checksum is its SHA-256 (the state_hash of a diff
+// leading to it).
+func (r *run) checkpointMsgs(id, state []byte, meta map[string]string) (save, cp *pb.DashStreamMessage) {
+	sum := sha256.Sum256(state)
+	size := uint64(len(state))
+	r.checkpoints++
+	save = eventMsg(pb.EventType_EVENT_TYPE_CHECKPOINT_SAVE, meta["node"], attrs{"checkpoint_id": strAttr(hex.EncodeToString(id))})
+	cp = checkpointMsg(&pb.Checkpoint{
+		CheckpointId: id, State: state, StateType: "json", Checksum: sum[:],
+		StorageUri:      fmt.Sprintf("memory://checkpoints/%s/%d", r.thread, r.checkpoints),
+		CompressionInfo: &pb.CompressionInfo{Type: pb.Compression_COMPRESSION_NONE, CompressedSize: size, UncompressedSize: size, CompressionRatio: 1},
+		Metadata:        meta,
+	})
+	return save, cp
 }
 
 func stateKeys(state any) int {

@@ -16,7 +16,8 @@ type WorkloadConfig struct {
 	// Threads is the number of agent runs in flight at once; zero means 4.
 	Threads int
 	// Rate is roughly how many records per second RunDemo produces over
-	// all threads; zero means 20. Next ignores it.
+	// all threads; zero means 20. Next paces nothing but counts the
+	// interval between a run's full-state records in records at this rate.
 	Rate float64
 	// Seed drives every choice and id; the same seed gives the same records
 	// (timestamps aside). Zero is a valid seed.
@@ -55,12 +56,17 @@ func (cfg WorkloadConfig) withDefaults() WorkloadConfig {
 // Workload generates DashStream record values for several concurrent agent
 // runs, interleaved. Each thread id carries one run from GRAPH_START to
 // GRAPH_END with sequences 1, 2, 3...; a finished run is replaced by a new
-// one with a new thread id. A Workload is not safe for concurrent use.
+// one with a new thread id. Like a DashFlow run, each run carries its whole
+// state in GRAPH_START and then at least every fullStateInterval (a
+// checkpoint), so a consumer joining mid-run recovers within seconds. A Workload is not safe for concurrent use.
 type Workload struct {
 	cfg  WorkloadConfig
 	rng  source
 	now  func() time.Time // header timestamps; tests fix it
 	runs []*run
+	n    int64 // records returned so far
+	// resyncEvery is fullStateInterval in records at cfg.Rate.
+	resyncEvery int64
 }
 
 // NewWorkload returns a workload for cfg (zero fields take their defaults).
@@ -72,6 +78,8 @@ func NewWorkload(cfg WorkloadConfig) *Workload {
 		rng:  source{rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))},
 		now:  time.Now,
 		runs: make([]*run, cfg.Threads),
+
+		resyncEvery: resyncEvery(cfg.Rate),
 	}
 }
 
@@ -83,7 +91,8 @@ func (w *Workload) Next() (key string, value []byte, err error) {
 	if err != nil {
 		return "", nil, err
 	}
-	msg, err := r.next(w.rng)
+	w.n++
+	msg, err := r.next(w.rng, w.n, w.resyncEvery)
 	if err != nil {
 		return "", nil, fmt.Errorf("devbroker: workload: %s: %w", r.thread, err)
 	}

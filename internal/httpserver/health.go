@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -44,6 +45,9 @@ type Status struct {
 	ConnectedClients int
 	// Replay is the "replay_buffer" object of /health.
 	Replay ReplayStatus
+	// Breaker is the "circuit_breaker" object of /health. Zero: healthy,
+	// Redis not configured.
+	Breaker CircuitBreakerStatus
 	// PausedPartitions are partitions stopped by the pause policy.
 	PausedPartitions []int32
 	// Alerts are extra conditions needing attention (e.g. "redis unavailable:
@@ -54,16 +58,52 @@ type Status struct {
 // ReplayStatus is the "replay_buffer" object of /health. The counters can be
 // filled from metrics.Metrics.Replay().
 type ReplayStatus struct {
-	RedisEnabled        bool   `json:"redis_enabled"`
-	MemoryHits          uint64 `json:"memory_hits"`
-	RedisHits           uint64 `json:"redis_hits"`
-	RedisMisses         uint64 `json:"redis_misses"`
-	RedisWriteDropped   uint64 `json:"redis_write_dropped"`
-	RedisWriteFailures  uint64 `json:"redis_write_failures"`
-	MemoryBufferSize    int    `json:"memory_buffer_size"`
-	MaxMemorySize       int    `json:"max_memory_size"`
-	RedisMessageTTLSecs int64  `json:"redis_message_ttl_secs"`
-	RedisMaxSequences   int    `json:"redis_max_sequences"`
+	RedisEnabled       bool   `json:"redis_enabled"`
+	MemoryHits         uint64 `json:"memory_hits"`
+	RedisHits          uint64 `json:"redis_hits"`
+	RedisMisses        uint64 `json:"redis_misses"`
+	RedisWriteDropped  uint64 `json:"redis_write_dropped"`
+	RedisWriteFailures uint64 `json:"redis_write_failures"`
+	// MemoryBufferSize and MaxMemorySize are records over all partitions:
+	// held now, and the per-partition cap times the partitions known, so
+	// the first never exceeds the second. The tier is also bounded in
+	// bytes over all partitions (MaxMemoryBytes): with large records it
+	// holds fewer than MaxMemorySize.
+	MemoryBufferSize    int   `json:"memory_buffer_size"`
+	MaxMemorySize       int   `json:"max_memory_size"`
+	MemoryBufferBytes   int64 `json:"memory_buffer_bytes"`
+	MaxMemoryBytes      int64 `json:"max_memory_bytes"`
+	RedisMessageTTLSecs int64 `json:"redis_message_ttl_secs"`
+	RedisMaxSequences   int   `json:"redis_max_sequences"`
+}
+
+// Circuit breaker states of CircuitBreakerStatus.State.
+const (
+	BreakerHealthy  = "healthy"
+	BreakerOpen     = "open"
+	BreakerHalfOpen = "half_open"
+)
+
+// CircuitBreakerStatus is the "circuit_breaker" object of /health: the
+// Redis replay tier's breaker. Without Redis it is healthy with
+// redis_configured false. Always present (the dashboard shows its panel
+// only then).
+type CircuitBreakerStatus struct {
+	// State is BreakerHealthy, BreakerOpen or BreakerHalfOpen (a probe is
+	// deciding: first connection, or a retry while open). Empty: healthy.
+	State           string `json:"state"`
+	RedisConfigured bool   `json:"redis_configured"`
+	// ConsecutiveFailures counts failed Redis operations and probes since
+	// Redis last answered; FailureThreshold of them open the breaker.
+	ConsecutiveFailures int    `json:"consecutive_failures"`
+	FailureThreshold    int    `json:"failure_threshold"`
+	TimesOpened         uint64 `json:"times_opened"`
+	// OpenedAgoSeconds is how long Redis has been unavailable (since the
+	// breaker opened, or since the first connection attempt); null while
+	// healthy. Filled by the server from DownSince.
+	OpenedAgoSeconds *int64    `json:"opened_ago_seconds"`
+	DownSince        time.Time `json:"-"`
+	ProbeIntervalMs  int64     `json:"probe_interval_ms"`
 }
 
 // VersionInfo is the /version body.
@@ -86,6 +126,7 @@ type healthBody struct {
 	ReplayBuffer     ReplayStatus           `json:"replay_buffer"`
 	KafkaStatus      string                 `json:"kafka_status"`
 	WebsocketStatus  string                 `json:"websocket_status"`
+	CircuitBreaker   CircuitBreakerStatus   `json:"circuit_breaker"`
 	Alert            string                 `json:"alert,omitempty"`
 	PausedPartitions []int32                `json:"paused_partitions,omitempty"`
 }
@@ -110,9 +151,23 @@ func (s *Server) health() healthBody {
 		ReplayBuffer:     st.Replay,
 		KafkaStatus:      kafka,
 		WebsocketStatus:  websocketStatus(h.ConnectedClients),
+		CircuitBreaker:   s.circuitBreaker(st.Breaker),
 		Alert:            strings.Join(alerts, " | "),
 		PausedPartitions: st.PausedPartitions,
 	}
+}
+
+// circuitBreaker completes the breaker object: a state by default and the
+// time it has been down.
+func (s *Server) circuitBreaker(b CircuitBreakerStatus) CircuitBreakerStatus {
+	if b.State == "" {
+		b.State = BreakerHealthy
+	}
+	if b.State != BreakerHealthy && !b.DownSince.IsZero() {
+		ago := max(int64(s.deps.Now().Sub(b.DownSince)/time.Second), 0)
+		b.OpenedAgoSeconds = &ago
+	}
+	return b
 }
 
 func kafkaStatus(st Status, h metrics.HealthCounters) string {

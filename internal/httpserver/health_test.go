@@ -2,11 +2,13 @@ package httpserver
 
 import (
 	"encoding/json"
+	"maps"
 	"net/http"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -22,6 +24,21 @@ const specHealth = `{"status":"healthy",
   "redis_write_failures":0,"memory_buffer_size":1000,"max_memory_size":1000,"redis_message_ttl_secs":3600,
   "redis_max_sequences":10000},
  "kafka_status":"connected","websocket_status":"3_clients_connected"}`
+
+// healthExtensions are the key paths /health carries beyond the example:
+// circuit_breaker (always present; without Redis: healthy, not configured)
+// and the byte bound of the memory tier.
+var healthExtensions = map[string]string{
+	".circuit_breaker.state":                "string",
+	".circuit_breaker.redis_configured":     "bool",
+	".circuit_breaker.consecutive_failures": "number",
+	".circuit_breaker.failure_threshold":    "number",
+	".circuit_breaker.times_opened":         "number",
+	".circuit_breaker.opened_ago_seconds":   "null",
+	".circuit_breaker.probe_interval_ms":    "number",
+	".replay_buffer.memory_buffer_bytes":    "number",
+	".replay_buffer.max_memory_bytes":       "number",
+}
 
 // shape maps every key path of a JSON value to its JSON kind.
 func shape(prefix string, v any, out map[string]string) {
@@ -69,6 +86,7 @@ func TestHealthMatchesSpecShape(t *testing.T) {
 		t.Fatalf("code %d type %q", w.Code, w.Header().Get("Content-Type"))
 	}
 	got, want := shapeOf(t, w.Body.Bytes()), shapeOf(t, []byte(specHealth))
+	maps.Copy(want, healthExtensions)
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("shape differs:\n got %v\nwant %v", sortedDiff(got, want), sortedDiff(want, got))
 	}
@@ -76,6 +94,47 @@ func TestHealthMatchesSpecShape(t *testing.T) {
 	_ = json.Unmarshal(w.Body.Bytes(), &body)
 	if body["status"] != "healthy" || body["websocket_status"] != "3_clients_connected" {
 		t.Fatalf("body %s", w.Body)
+	}
+}
+
+// TestHealthCircuitBreaker: circuit_breaker is always present, with the
+// breaker's state and, while Redis is down, how long it has been (a JSON
+// number computed from the server's clock); healthy and not configured
+// without Redis.
+func TestHealthCircuitBreaker(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	cases := []struct {
+		name    string
+		breaker CircuitBreakerStatus
+		want    string // the circuit_breaker object, exactly
+	}{
+		{"no redis", CircuitBreakerStatus{},
+			`{"state":"healthy","redis_configured":false,"consecutive_failures":0,"failure_threshold":0,"times_opened":0,"opened_ago_seconds":null,"probe_interval_ms":0}`},
+		{"healthy", CircuitBreakerStatus{State: BreakerHealthy, RedisConfigured: true, FailureThreshold: 5, TimesOpened: 2, ProbeIntervalMs: 1000},
+			`{"state":"healthy","redis_configured":true,"consecutive_failures":0,"failure_threshold":5,"times_opened":2,"opened_ago_seconds":null,"probe_interval_ms":1000}`},
+		{"open", CircuitBreakerStatus{State: BreakerOpen, RedisConfigured: true, ConsecutiveFailures: 7, FailureThreshold: 5,
+			TimesOpened: 3, DownSince: now.Add(-42 * time.Second), ProbeIntervalMs: 1000},
+			`{"state":"open","redis_configured":true,"consecutive_failures":7,"failure_threshold":5,"times_opened":3,"opened_ago_seconds":42,"probe_interval_ms":1000}`},
+		{"half open at start", CircuitBreakerStatus{State: BreakerHalfOpen, RedisConfigured: true, FailureThreshold: 5,
+			DownSince: now.Add(-1500 * time.Millisecond), ProbeIntervalMs: 1000},
+			`{"state":"half_open","redis_configured":true,"consecutive_failures":0,"failure_threshold":5,"times_opened":0,"opened_ago_seconds":1,"probe_interval_ms":1000}`},
+		{"clock behind down time", CircuitBreakerStatus{State: BreakerOpen, RedisConfigured: true, DownSince: now.Add(time.Second)},
+			`{"state":"open","redis_configured":true,"consecutive_failures":0,"failure_threshold":0,"times_opened":0,"opened_ago_seconds":0,"probe_interval_ms":0}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, func(d *Deps) { d.Now = func() time.Time { return now } })
+			f.setStatus(Status{KafkaReachable: true, KafkaState: KafkaConnected, Breaker: tc.breaker})
+			var body struct {
+				CircuitBreaker json.RawMessage `json:"circuit_breaker"`
+			}
+			if err := json.Unmarshal(f.do(t, "GET", "/health", "", nil).Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			if string(body.CircuitBreaker) != tc.want {
+				t.Fatalf("circuit_breaker\n got %s\nwant %s", body.CircuitBreaker, tc.want)
+			}
+		})
 	}
 }
 

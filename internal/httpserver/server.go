@@ -76,7 +76,8 @@ type Deps struct {
 	Limiter *limits.ConnLimiter
 	// Trusted proxies may set X-Forwarded-For. Nil: nobody.
 	Trusted *limits.TrustedProxies
-	// AllowedOrigins besides the same origin; "*" allows every origin.
+	// AllowedOrigins besides the same origin (and, on a loopback listener,
+	// loopback origins); "*" allows every origin.
 	AllowedOrigins []string
 	// Status reports the gateway's state. Nil: starting, not reachable.
 	Status func() Status
@@ -131,7 +132,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.handler = s.withDeadlines(s.routes(ui))
+	s.handler = s.withDeadlines(s.withLoopbackHost(s.routes(ui)))
 	s.srv = s.newHTTPServer()
 	return s, nil
 }
@@ -143,6 +144,7 @@ func (s *Server) newHTTPServer() *http.Server {
 		IdleTimeout:       s.cfg.IdleTimeout,
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext:       listenerContext,
 	}
 }
 

@@ -19,7 +19,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
 		return
 	}
-	if !limits.OriginAllowed(r, s.deps.AllowedOrigins) {
+	if !limits.OriginAllowed(r, s.deps.AllowedOrigins, onLoopbackBind(r)) {
 		s.reject(w, r, http.StatusForbidden, metrics.RejectOrigin, "origin not allowed")
 		return
 	}

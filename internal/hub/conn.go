@@ -3,12 +3,14 @@ package hub
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -67,51 +69,212 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 	return wsproto.AppendFrame(nil, ws.OpClose, ws.NewCloseFrameBody(code, reason))
 }
 
-// readLoop reads client frames until the connection fails. Text frames are
-// bounded before they are buffered. It never writes: replies go to the
-// writer through events.
+// readLoop reads client frames until the connection fails or the client
+// closes it, and hands what they mean to the writer. It never writes:
+// replies go to the writer through events.
 func (s *session) readLoop(br *bufio.Reader) {
 	defer s.kick() // a parked writer must see readDone
 	defer close(s.readDone)
-	var msg []byte
-	var op ws.OpCode
-	fragmented := false // a data frame without FIN started a message
+	fr := frameReader{br: br}
 	for {
-		hdr, err := ws.ReadHeader(br)
+		in, err := fr.next()
 		if err != nil {
 			return
 		}
-		// No extension is negotiated, so RSV bits and reserved opcodes are
-		// errors; so are continuations out of place (RFC 6455 §5.2, §5.4).
-		if !hdr.Masked || hdr.Rsv != 0 || hdr.OpCode.IsReserved() ||
-			(hdr.OpCode.IsData() && (hdr.OpCode == ws.OpContinuation) != fragmented) {
-			s.send(event{close: ws.StatusProtocolError})
-			return
-		}
-		if hdr.OpCode.IsControl() {
-			if !s.readControlFrame(br, hdr) {
-				return
-			}
-			continue
-		}
-		if int64(len(msg))+hdr.Length > wsproto.MaxControlBytes {
+		switch {
+		case in.fail == ws.StatusMessageTooBig:
 			s.h.m.ControlOversized.Inc()
 			s.send(event{reply: wsproto.Frame(wsproto.NewError(wsproto.CodeControlTooLarge,
 				"control frame exceeds 1 MiB")), close: ws.StatusMessageTooBig})
 			return
-		}
-		if hdr.OpCode != ws.OpContinuation {
-			op = hdr.OpCode
-		}
-		if msg, err = readPayload(br, hdr, msg); err != nil {
+		case in.fail != 0:
+			s.send(event{close: in.fail})
 			return
-		}
-		fragmented = !hdr.Fin
-		if hdr.Fin {
-			s.handleMessage(op, msg)
-			msg = msg[:0]
+		case in.op == ws.OpPing:
+			s.send(event{reply: wsproto.AppendFrame(nil, ws.OpPong, in.data)})
+		case in.op == ws.OpPong:
+			s.lastPong.Store(time.Now().UnixNano())
+		case in.op == ws.OpClose:
+			s.send(event{close: in.closeCode})
+			return
+		default:
+			s.handleMessage(in.op, in.data)
 		}
 	}
+}
+
+// inbound is what one call of frameReader.next read.
+type inbound struct {
+	// op is OpText or OpBinary for a whole message, OpPing, OpPong or
+	// OpClose for a control frame.
+	op ws.OpCode
+	// data is the message or control payload, unmasked; valid until the
+	// next call.
+	data []byte
+	// closeCode answers a client close: its own code echoed, 1000 when it
+	// sent none.
+	closeCode ws.StatusCode
+	// fail, when set, is the close code to fail the connection with
+	// (RFC 6455 §7.1.7): 1002 protocol error, 1007 text that is not UTF-8,
+	// 1009 message over wsproto.MaxControlBytes.
+	fail ws.StatusCode
+}
+
+// frameReader reads client frames (RFC 6455 §5) from a hand-written,
+// allocation-bounded loop: every size is checked against its bound before
+// a byte of payload is buffered. No extension is negotiated, so RSV bits
+// are errors. Not safe for concurrent use.
+type frameReader struct {
+	br         *bufio.Reader
+	msg        []byte    // the message being assembled from fragments
+	op         ws.OpCode // its opcode (text or binary)
+	fragmented bool      // a data frame without FIN started a message
+	// valid is how many bytes of a text msg are known to be whole, valid
+	// UTF-8 runes; the rest (at most 3 bytes) is a rune cut by a fragment
+	// boundary.
+	valid int
+}
+
+// next reads frames until one means something to the session: a whole
+// message, a control frame, or a violation to fail the connection for. An
+// error means the connection ended (or broke) mid-frame.
+func (fr *frameReader) next() (inbound, error) {
+	for {
+		hdr, err := ws.ReadHeader(fr.br)
+		if errors.Is(err, ws.ErrHeaderLengthMSB) || errors.Is(err, ws.ErrHeaderLengthUnexpected) {
+			return inbound{fail: ws.StatusProtocolError}, nil
+		}
+		if err != nil {
+			return inbound{}, err
+		}
+		// RFC 6455 §5.1 (clients mask), §5.2 (RSV, reserved opcodes), §5.4
+		// (continuations only inside a fragmented message).
+		if !hdr.Masked || hdr.Rsv != 0 || hdr.OpCode.IsReserved() ||
+			(hdr.OpCode.IsData() && (hdr.OpCode == ws.OpContinuation) != fr.fragmented) {
+			return inbound{fail: ws.StatusProtocolError}, nil
+		}
+		if hdr.OpCode.IsControl() {
+			return fr.control(hdr)
+		}
+		in, done, err := fr.data(hdr)
+		if err != nil || done {
+			return in, err
+		}
+	}
+}
+
+// control reads a control frame: at most 125 bytes, never fragmented
+// (RFC 6455 §5.5).
+func (fr *frameReader) control(hdr ws.Header) (inbound, error) {
+	if hdr.Length > 125 || !hdr.Fin {
+		return inbound{fail: ws.StatusProtocolError}, nil
+	}
+	p, err := readPayload(fr.br, hdr, nil)
+	if err != nil {
+		return inbound{}, err
+	}
+	in := inbound{op: hdr.OpCode, data: p}
+	if hdr.OpCode == ws.OpClose {
+		in.closeCode, in.fail = closeReply(p)
+	}
+	return in, nil
+}
+
+// closeReply checks a client close payload (RFC 6455 §5.5.1, §7.4): empty,
+// or a code a peer may send followed by a UTF-8 reason. It returns the code
+// to answer with, or the code to fail the connection with.
+func closeReply(p []byte) (reply, fail ws.StatusCode) {
+	switch {
+	case len(p) == 0:
+		return ws.StatusNormalClosure, 0
+	case len(p) == 1:
+		return 0, ws.StatusProtocolError
+	}
+	code := ws.StatusCode(binary.BigEndian.Uint16(p))
+	switch {
+	case !validCloseCode(code):
+		return 0, ws.StatusProtocolError
+	case !utf8.Valid(p[2:]):
+		return 0, ws.StatusInvalidFramePayloadData
+	}
+	return code, 0
+}
+
+// validCloseCode reports whether a peer may send code in a close frame
+// (RFC 6455 §7.4.1 and the IANA registry): 1000-1003 and 1007-1014 are
+// defined (1004 is reserved; 1005, 1006 and 1015 must never be sent), 1016-
+// 2999 are unassigned protocol codes, 3000-4999 belong to applications.
+func validCloseCode(code ws.StatusCode) bool {
+	switch {
+	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
+		return true
+	}
+	return code >= 3000 && code <= 4999
+}
+
+// data reads a data frame into the message being assembled; done reports a
+// whole message (or a failure) in in.
+func (fr *frameReader) data(hdr ws.Header) (in inbound, done bool, err error) {
+	if int64(len(fr.msg))+hdr.Length > wsproto.MaxControlBytes {
+		return inbound{fail: ws.StatusMessageTooBig}, true, nil
+	}
+	if hdr.OpCode != ws.OpContinuation {
+		fr.op, fr.valid = hdr.OpCode, 0
+	}
+	if fr.msg, err = readPayload(fr.br, hdr, fr.msg); err != nil {
+		return inbound{}, true, err
+	}
+	fr.fragmented = !hdr.Fin
+	// Text is checked as it arrives (RFC 6455 §8.1: fail at once, with
+	// 1007), across fragments: a rune may be split between two of them.
+	if fr.op == ws.OpText {
+		n, ok := validUTF8Prefix(fr.msg[fr.valid:])
+		fr.valid += n
+		if !ok || (hdr.Fin && fr.valid != len(fr.msg)) {
+			return inbound{fail: ws.StatusInvalidFramePayloadData}, true, nil
+		}
+	}
+	if !hdr.Fin {
+		return inbound{}, false, nil
+	}
+	in = inbound{op: fr.op, data: fr.msg}
+	fr.msg = fr.msg[:0]
+	if cap(fr.msg) > maxKeptBuffer { // an idle connection keeps no large buffer
+		fr.msg = nil
+	}
+	return in, true, nil
+}
+
+// maxKeptBuffer is the largest message buffer a connection keeps between
+// messages.
+const maxKeptBuffer = 4 << 10
+
+// validUTF8Prefix returns how many bytes at the start of b are whole, valid
+// UTF-8 runes, and false if b holds an invalid sequence; an incomplete rune
+// at the very end of b is not invalid (its next bytes may follow).
+func validUTF8Prefix(b []byte) (int, bool) {
+	if utf8.Valid(b) {
+		return len(b), true
+	}
+	i := 0
+	for i < len(b) {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		// FullRune is false only for a proper prefix of a valid encoding
+		// (it checks the second byte's range, where surrogates and
+		// overlong forms show).
+		if !utf8.FullRune(b[i:]) {
+			return i, true
+		}
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			return i, false
+		}
+		i += size
+	}
+	return i, true
 }
 
 func readPayload(br *bufio.Reader, hdr ws.Header, dst []byte) ([]byte, error) {
@@ -122,27 +285,6 @@ func readPayload(br *bufio.Reader, hdr ws.Header, dst []byte) ([]byte, error) {
 	}
 	ws.Cipher(dst[n:], hdr.Mask, 0)
 	return dst, nil
-}
-
-func (s *session) readControlFrame(br *bufio.Reader, hdr ws.Header) bool {
-	if hdr.Length > 125 || !hdr.Fin {
-		s.send(event{close: ws.StatusProtocolError})
-		return false
-	}
-	p, err := readPayload(br, hdr, nil)
-	if err != nil {
-		return false
-	}
-	switch hdr.OpCode {
-	case ws.OpPing:
-		s.send(event{reply: wsproto.AppendFrame(nil, ws.OpPong, p)})
-	case ws.OpPong:
-		s.lastPong.Store(time.Now().UnixNano())
-	case ws.OpClose:
-		s.send(event{close: ws.StatusNormalClosure})
-		return false
-	}
-	return true
 }
 
 func (s *session) handleMessage(op ws.OpCode, msg []byte) {

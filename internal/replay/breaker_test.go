@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestBreakerTransitions(t *testing.T) {
@@ -60,5 +61,46 @@ func TestBreakerConcurrentFailuresOpenOnce(t *testing.T) {
 	wg.Wait()
 	if opened != 1 || b.current() != stateOpen {
 		t.Fatalf("opened %d times, state %d", opened, b.current())
+	}
+}
+
+// TestBreakerStatus: the snapshot follows the state machine; half_open
+// while the first probe decides and while a probe is in flight after
+// opening; the down time is the creation, then the last opening.
+func TestBreakerStatus(t *testing.T) {
+	before := time.Now()
+	b := newBreaker(2, nil)
+	check := func(step, state string, fails int, opens uint64, down bool) BreakerStatus {
+		t.Helper()
+		st := b.status()
+		if st.State != state || st.ConsecutiveFailures != fails || st.TimesOpened != opens ||
+			st.FailureThreshold != 2 || st.DownSince.IsZero() == down {
+			t.Fatalf("%s: %+v, want state %s, %d failures, %d opens, down %v", step, st, state, fails, opens, down)
+		}
+		return st
+	}
+	start := check("new", BreakerHalfOpen, 0, 0, true)
+	if start.DownSince.Before(before) || start.DownSince.After(time.Now()) {
+		t.Fatalf("down since %v, want the creation time", start.DownSince)
+	}
+	b.probeStarted()
+	check("first probe in flight", BreakerHalfOpen, 0, 0, true)
+	b.probed(false)
+	if st := check("first probe failed", BreakerOpen, 1, 1, true); !st.DownSince.Equal(start.DownSince) {
+		t.Fatalf("down since moved to %v on the first failed probe", st.DownSince)
+	}
+	b.probeStarted()
+	check("probe in flight while open", BreakerHalfOpen, 1, 1, true)
+	b.probed(false)
+	check("probe failed again", BreakerOpen, 2, 1, true)
+	b.probeStarted()
+	b.probed(true)
+	check("probe answered", BreakerHealthy, 0, 1, false)
+	b.failure()
+	check("one failure", BreakerHealthy, 1, 1, false)
+	time.Sleep(2 * time.Millisecond)
+	b.failure()
+	if st := check("threshold reached", BreakerOpen, 2, 2, true); !st.DownSince.After(start.DownSince) {
+		t.Fatalf("down since %v, want the second opening (after %v)", st.DownSince, start.DownSince)
 	}
 }

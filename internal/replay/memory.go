@@ -239,6 +239,17 @@ func (m *Memory) Stats() (records, bytes int) {
 	return m.total, m.bytes
 }
 
+// Capacity reports how much the tier can hold over all partitions: records
+// is the per-partition cap times the partitions known (partitions, or those
+// it has held records of, whichever is more; at least one), so it is never
+// below the records Stats reports; bytes is the byte bound, which may cap
+// the tier below records when records are large.
+func (m *Memory) Capacity(partitions int) (records, bytes int) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.perPartition * max(partitions, len(m.parts), 1), m.maxBytes
+}
+
 // Clear drops everything, including what Append remembers of evicted
 // offsets. Reads still know which offsets existed (see partLog.cleared).
 func (m *Memory) Clear() {

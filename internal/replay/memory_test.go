@@ -66,6 +66,33 @@ func TestMemoryPerPartitionCap(t *testing.T) {
 	}
 }
 
+// TestMemoryCapacity: the record capacity is the per-partition cap times the
+// partitions known (the caller's or those held, whichever is more, at least
+// one), so the records held never exceed it.
+func TestMemoryCapacity(t *testing.T) {
+	m := NewMemory(MemoryConfig{PerPartition: 5, MaxBytes: 1 << 20})
+	want := func(step string, partitions, records int) {
+		t.Helper()
+		got, bytes := m.Capacity(partitions)
+		if got != records || bytes != 1<<20 {
+			t.Fatalf("%s: Capacity(%d) = %d records, %d bytes; want %d, %d", step, partitions, got, bytes, records, 1<<20)
+		}
+		if held, _ := m.Stats(); held > got {
+			t.Fatalf("%s: %d records held, capacity %d", step, held, got)
+		}
+	}
+	want("empty, no partitions known", 0, 5)
+	want("empty, three partitions", 3, 15)
+	for p := range int32(3) {
+		m.Append(chain(p, 0, 9))
+	}
+	want("three partitions held, none known", 0, 15)
+	want("three held, one known", 1, 15)
+	want("three held, four known", 4, 20)
+	m.Clear()
+	want("cleared: the partitions stay known", 0, 15)
+}
+
 func TestMemoryDefaults(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
 	if m.perPartition != 1000 || m.maxBytes != 64<<20 {

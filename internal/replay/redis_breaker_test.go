@@ -73,6 +73,42 @@ func TestRedisBreakerKillAndRestart(t *testing.T) {
 	wantRead(t, s, 0, 6000, 6009)
 }
 
+// TestRedisBreakerStatusKillAndRestart: Breaker reports a real outage:
+// healthy, then open (with the failures counted and the time it went down)
+// once Redis is killed, then healthy again after a restart, having opened
+// once.
+func TestRedisBreakerStatusKillAndRestart(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	cfg := breakerConfig(srv.Prefix)
+	s := startRedis(t, newClient(t, srv.URL), cfg, true)
+	if b := s.Breaker(); b.State != replay.BreakerHealthy || b.TimesOpened != 0 || !b.DownSince.IsZero() ||
+		b.FailureThreshold != cfg.BreakerFailures || b.ProbeInterval != cfg.ProbeInterval {
+		t.Fatalf("connected: %+v", b)
+	}
+
+	srv.Kill(t)
+	killed := time.Now()
+	var open replay.BreakerStatus
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		s.Read(bg(t), 0, -1, replay.Limit{Records: 1}) // failures open the breaker
+		open = s.Breaker()
+		return open.State == replay.BreakerOpen
+	}, "breaker reports open after Redis was killed")
+	if open.ConsecutiveFailures < cfg.BreakerFailures || open.TimesOpened != 1 ||
+		open.DownSince.Before(killed) || open.DownSince.After(time.Now()) {
+		t.Fatalf("open: %+v (killed at %v)", open, killed)
+	}
+	testenv.WaitFor(t, 10*time.Second, func() bool {
+		return s.Breaker().ConsecutiveFailures > open.ConsecutiveFailures
+	}, "failed probes keep counting while open")
+
+	srv.Start(t)
+	testenv.WaitFor(t, 10*time.Second, func() bool { return s.Breaker().State == replay.BreakerHealthy }, "breaker healthy after Redis came back")
+	if b := s.Breaker(); b.ConsecutiveFailures != 0 || b.TimesOpened != 1 || !b.DownSince.IsZero() {
+		t.Fatalf("recovered: %+v", b)
+	}
+}
+
 // Writes failing while the breaker is still closed are counted as failures,
 // and Append never blocks meanwhile.
 func TestRedisWriteFailuresCounted(t *testing.T) {

@@ -18,6 +18,13 @@ func (r *Redis) breakerChanged(state int32) {
 	}
 }
 
+// Breaker returns a snapshot of the circuit breaker, for /health.
+func (r *Redis) Breaker() BreakerStatus {
+	st := r.brk.status()
+	st.ProbeInterval = r.cfg.ProbeInterval
+	return st
+}
+
 // signal wakes a capacity-1 channel's reader without blocking.
 func signal(c chan struct{}) {
 	select {
@@ -55,6 +62,7 @@ func (r *Redis) probeLoop(ctx context.Context) {
 func (r *Redis) probeOnce(parent context.Context) {
 	ctx, cancel := context.WithTimeout(parent, r.cfg.ReadTimeout)
 	defer cancel()
+	r.brk.probeStarted()
 	start := time.Now()
 	err := r.client.Ping(ctx).Err()
 	r.lat[opPing].Observe(float64(time.Since(start).Microseconds()) / 1000)
