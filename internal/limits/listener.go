@@ -18,23 +18,25 @@ type ListenerConfig struct {
 	// its request head was read, before it is closed. Nil: such a
 	// connection is closed without an answer.
 	Refusal []byte
-	// MaxRefusing bounds connections being answered Refusal at once; more
-	// are closed at once. 0: 4.
+	// MaxRefusing bounds connections answered Refusal gracefully (after
+	// their request head was read) at once; beyond it Refusal is written
+	// at once and the connection closed, which may reset it before the
+	// client read the answer. 0: 4.
 	MaxRefusing int
 	// RefuseTimeout bounds reading the request head and writing Refusal.
 	// 0: 1 s.
 	RefuseTimeout time.Duration
-	// OnRefuse is called for every connection refused (answered: it got
-	// Refusal, or an attempt at it). Nil: not called.
+	// OnRefuse is called for every connection refused (answered: Refusal
+	// was sent or attempted). Nil: not called.
 	OnRefuse func(answered bool)
 }
 
 // Listener bounds the connections open on a net.Listener. Unlike a listener
 // that stops accepting when full (golang.org/x/net/netutil.LimitListener),
 // it keeps accepting and refuses the excess at once, so a client beyond the
-// limit gets an answer (or a closed connection) instead of waiting unseen in
-// the kernel's backlog. A refusal holds a descriptor only briefly, and at
-// most MaxRefusing of them are held at once.
+// limit gets an answer (or, without Refusal, a closed connection) instead of
+// waiting unseen in the kernel's backlog. A refusal holds a descriptor at
+// most RefuseTimeout, and at most MaxRefusing of them are held at once.
 type Listener struct {
 	net.Listener
 	cfg    ListenerConfig
@@ -100,25 +102,34 @@ func (l *Listener) Close() error {
 	return err
 }
 
-// refuse answers c on a goroutine of its own when there is room, else
-// closes it at once. It never blocks the accept loop.
+// refuse answers c on a goroutine of its own when there is room; else it
+// writes the refusal at once without reading the request (a fresh socket's
+// empty send buffer takes it without blocking) and closes. It never blocks
+// the accept loop.
 func (l *Listener) refuse(c net.Conn) {
 	l.mu.Lock()
-	answer := !l.closed && l.cfg.Refusal != nil && len(l.pending) < l.cfg.MaxRefusing
-	if answer {
+	graceful := !l.closed && l.cfg.Refusal != nil && len(l.pending) < l.cfg.MaxRefusing
+	if graceful {
 		l.pending[c] = struct{}{}
 		l.wg.Add(1)
 	}
 	l.mu.Unlock()
 	if l.cfg.OnRefuse != nil {
-		l.cfg.OnRefuse(answer)
+		l.cfg.OnRefuse(l.cfg.Refusal != nil)
 	}
-	if !answer {
-		_ = c.Close()
+	if graceful {
+		go l.answer(c)
 		return
 	}
-	go l.answer(c)
+	if l.cfg.Refusal != nil {
+		_ = c.SetWriteDeadline(time.Now().Add(inlineWriteTimeout))
+		_, _ = c.Write(l.cfg.Refusal)
+	}
+	_ = c.Close()
 }
+
+// inlineWriteTimeout bounds a refusal written from the accept loop.
+const inlineWriteTimeout = 10 * time.Millisecond
 
 // maxRefusedHead bounds what is read of a refused request.
 const maxRefusedHead = 8 << 10

@@ -102,16 +102,17 @@ func TestListenerRefusesBeyondMax(t *testing.T) {
 		t.Fatalf("refused connection read %q in %v", got, took)
 	}
 
-	// A client that never sends holds the only refusing place until the
-	// refuse timeout; the next one is closed at once instead of waiting.
+	// A client that never sends holds the only graceful place until the
+	// refuse timeout; the next one is answered at once from the accept
+	// loop instead of waiting.
 	silent := dial(t, l)
 	waitFor(t, func() bool { return answered.Load() == 2 })
 	c = dial(t, l)
-	if got, took := readAll(t, c, 10*time.Second); got != "" || took > 5*time.Second {
-		t.Fatalf("connection beyond the refusing bound read %q in %v", got, took)
+	if got, took := readAll(t, c, 10*time.Second); got != testRefusal || took > 5*time.Second {
+		t.Fatalf("connection beyond the graceful bound read %q in %v", got, took)
 	}
-	if closed.Load() != 1 {
-		t.Fatalf("closed at once: %d", closed.Load())
+	if answered.Load() != 3 || closed.Load() != 0 {
+		t.Fatalf("answered %d closed %d", answered.Load(), closed.Load())
 	}
 
 	// Closing an accepted connection frees its place.
@@ -150,13 +151,52 @@ func TestListenerUnlimitedAndNoRefusal(t *testing.T) {
 		t.Fatalf("active = %d", l.Active())
 	}
 
-	m := newTestListener(t, ListenerConfig{MaxConns: 1})
+	var closed atomic.Int32
+	m := newTestListener(t, ListenerConfig{MaxConns: 1, OnRefuse: func(answered bool) {
+		if !answered {
+			closed.Add(1)
+		}
+	}})
 	b := startAcceptor(t, m)
 	dial(t, m)
 	<-b.got
 	c := dial(t, m)
 	if got, took := readAll(t, c, 10*time.Second); got != "" || took > 5*time.Second {
 		t.Fatalf("without a refusal: read %q in %v", got, took)
+	}
+	if closed.Load() != 1 {
+		t.Fatalf("closed without answer: %d", closed.Load())
+	}
+}
+
+// TestListenerBurstAllAnswered: a burst far beyond the limit and the
+// graceful bound, each client sending its request at once, gets the
+// refusal on every connection, none left waiting.
+func TestListenerBurstAllAnswered(t *testing.T) {
+	l := newTestListener(t, ListenerConfig{MaxConns: 1, Refusal: []byte(testRefusal), MaxRefusing: 1})
+	a := startAcceptor(t, l)
+	dial(t, l)
+	<-a.got
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for range 100 {
+		wg.Go(func() {
+			c, err := net.DialTimeout("tcp", l.Addr().String(), 5*time.Second)
+			if err != nil {
+				bad.Add(1)
+				return
+			}
+			defer c.Close()
+			_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n")
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if b, _ := io.ReadAll(c); string(b) != testRefusal {
+				bad.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of 100 refused connections got no answer", bad.Load())
 	}
 }
 
