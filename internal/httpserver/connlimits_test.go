@@ -215,8 +215,9 @@ func TestInternalListenerRoutes(t *testing.T) {
 
 // TestProbesAnswerWhilePublicListenerFull fills the public listener with
 // idle connections: a further request is refused 503 at once (not left
-// unaccepted), probes on the internal listener answer within a second, and
-// room comes back when the connections close.
+// unaccepted), probes on the internal listener answer within a second, idle
+// keep-alive connections are closed to make room, and keep-alives come back
+// when the connections close.
 func TestProbesAnswerWhilePublicListenerFull(t *testing.T) {
 	f := newFixtureWith(t, Config{Internal: true, MaxWebSockets: 1, FDLimit: 256}, nil)
 	b := f.srv.Budget()
@@ -230,30 +231,30 @@ func TestProbesAnswerWhilePublicListenerFull(t *testing.T) {
 	go func() { done <- f.srv.Serve(ctx, ln, iln) }()
 	base, ibase := "http://"+ln.Addr().String(), "http://"+iln.Addr().String()
 	fast := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	if code := get(t, fast, base+"/health"); code != 200 {
+	keepAlive := &http.Client{Timeout: time.Second, Transport: &http.Transport{}}
+	defer keepAlive.CloseIdleConnections()
+	if code := get(t, keepAlive, base+"/health"); code != 200 { // leaves an idle keep-alive connection
 		t.Fatalf("public /health %d", code)
 	}
 	var idle []net.Conn
-	for range b.PublicConns {
+	for range b.PublicConns - 1 {
 		c, err := net.Dial("tcp", ln.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		idle = append(idle, c)
 	}
-	waitUntil(t, func() bool {
-		start := time.Now()
-		resp, err := fast.Get(base + "/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		if time.Since(start) > 2*time.Second {
-			t.Errorf("refusal took %v", time.Since(start))
-		}
-		return resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "5"
-	})
-	if rejected(f, metrics.RejectListenerFull) < 1 {
+	waitUntil(t, func() bool { return f.srv.public.Load().Active() == b.PublicConns })
+	start := time.Now()
+	resp, err := fast.Get(base + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" || time.Since(start) > 2*time.Second {
+		t.Fatalf("full listener: %d Retry-After %q in %v", resp.StatusCode, resp.Header.Get("Retry-After"), time.Since(start))
+	}
+	if rejected(f, metrics.RejectListenerFull) != 1 {
 		t.Fatal("listener_full not counted")
 	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
@@ -262,10 +263,19 @@ func TestProbesAnswerWhilePublicListenerFull(t *testing.T) {
 			t.Fatalf("internal %s: %d in %v", p, code, time.Since(start))
 		}
 	}
+	// The refusal closed the idle keep-alive connection: room for one
+	// (well before the idle raw connections' header timeout).
+	deadline := time.Now().Add(3 * time.Second)
+	for get(t, fast, base+"/health") != 200 {
+		if time.Now().After(deadline) {
+			t.Fatal("idle keep-alive connection not closed to make room")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, c := range idle {
 		c.Close()
 	}
-	waitUntil(t, func() bool { return get(t, fast, base+"/health") == 200 })
+	waitUntil(t, func() bool { return get(t, fast, base+"/health") == 200 && !f.srv.noKeep.Load() })
 
 	f.srv.BeginShutdown()
 	if code := get(t, fast, ibase+"/readyz"); code != http.StatusServiceUnavailable {

@@ -141,6 +141,8 @@ type Server struct {
 	isrv     *http.Server // nil without Config.Internal
 	stopping atomic.Bool  // set by BeginShutdown
 	fullLog  atomic.Int64 // unix nanos of the last "listener full" warning
+	public   atomic.Pointer[limits.Listener]
+	noKeep   atomic.Bool // keep-alives off while the public listener is (nearly) full
 }
 
 // New builds the server and its routes. It loads the schema store (a
@@ -231,6 +233,8 @@ func (s *Server) Serve(ctx context.Context, ln, iln net.Listener) error {
 	}
 	public := limits.NewListener(ln, limits.ListenerConfig{MaxConns: s.budget.PublicConns,
 		Refusal: s.refusal(s.cfg.TLSCertFile == ""), MaxRefusing: s.budget.Refusing, OnRefuse: s.listenerFull})
+	s.public.Store(public)
+	s.srv.ConnState = s.publicConnState
 	if iln == nil {
 		return s.serve(ctx, s.srv, public, s.cfg.TLSCertFile != "")
 	}
@@ -275,14 +279,30 @@ func (s *Server) refusal(plain bool) []byte {
 }
 
 // listenerFull counts a connection the full public listener refused, and
-// warns at most once a minute.
+// warns at most once a minute. Idle keep-alive connections hold places a
+// new client could use: they are closed, and keep-alives stay off until the
+// listener has room again (publicConnState).
 func (s *Server) listenerFull(bool) {
 	if s.deps.Metrics != nil {
 		s.deps.Metrics.Rejected(metrics.RejectListenerFull)
 	}
+	if s.noKeep.CompareAndSwap(false, true) {
+		s.srv.SetKeepAlivesEnabled(false) // also closes idle connections
+	}
 	now, last := s.deps.Now().UnixNano(), s.fullLog.Load()
 	if now-last >= int64(time.Minute) && s.fullLog.CompareAndSwap(last, now) {
 		s.log.Warn("public listener full: refusing connections", "max_connections", s.budget.PublicConns)
+	}
+}
+
+// publicConnState turns keep-alives back on once the public listener is
+// below three quarters of its limit.
+func (s *Server) publicConnState(_ net.Conn, state http.ConnState) {
+	if state != http.StateNew || !s.noKeep.Load() {
+		return
+	}
+	if ln := s.public.Load(); ln != nil && ln.Active() < s.budget.PublicConns*3/4 && s.noKeep.CompareAndSwap(true, false) {
+		s.srv.SetKeepAlivesEnabled(true)
 	}
 }
 
