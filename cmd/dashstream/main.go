@@ -17,6 +17,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/rlimit"
 )
 
 const usage = `usage: dashstream <command> [flags]
@@ -130,6 +131,7 @@ func runServe(ctx context.Context, args []string, demo bool) int {
 		return 2
 	}
 	log := newLogger(cfg)
+	raiseFDLimit(log)
 	replay.SetRedisLogger(log.With("component", "go-redis"))
 	a, err := app.New(cfg, log, app.Options{Demo: demo})
 	if err != nil {
@@ -141,6 +143,21 @@ func runServe(ctx context.Context, args []string, demo bool) int {
 		return 1
 	}
 	return 0
+}
+
+// raiseFDLimit lifts the soft open-file limit to the hard limit before the
+// gateway derives its connection budget from it: every client costs a
+// descriptor.
+func raiseFDLimit(log *slog.Logger) {
+	if _, ok := rlimit.Current(); !ok {
+		return // no such limit on this platform
+	}
+	before, after, err := rlimit.Raise()
+	if err != nil {
+		log.Warn("open-file limit not raised", "soft", before.Soft, "hard", before.Hard, "err", err)
+		return
+	}
+	log.Info("open-file limit", "soft", after.Soft, "hard", after.Hard, "soft_before", before.Soft)
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {

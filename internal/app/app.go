@@ -55,10 +55,11 @@ type App struct {
 	ready    chan struct{}
 	stopping atomic.Bool
 
-	mu       sync.Mutex // guards the fields set while starting
-	consumer *kafka.Consumer
-	brokers  []string
-	httpAddr string
+	mu           sync.Mutex // guards the fields set while starting
+	consumer     *kafka.Consumer
+	brokers      []string
+	httpAddr     string
+	internalAddr string
 }
 
 // New builds the parts that need no network. It fails on configuration that
@@ -100,21 +101,55 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("app: listen on %s: %w", a.cfg.Server.Addr(), err)
 	}
 	a.setHTTPAddr(ln.Addr().String())
+	iln, err := a.listenInternal()
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	srv, err := httpserver.New(a.httpConfig(), a.httpDeps())
 	if err != nil {
 		ln.Close()
+		if iln != nil {
+			iln.Close()
+		}
 		return fmt.Errorf("app: http: %w", err)
 	}
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.ListenAndServe(httpCtx, ln) }()
+	go func() { httpDone <- srv.Serve(httpCtx, ln, iln) }()
 	a.log.Info("http listening", "addr", ln.Addr().String(), "url", a.URL())
 
 	runErr := a.runPipeline(ctx)
 	shutdownErr := a.shutdown(srv, stopHTTP, httpDone)
 	a.closeRedis()
 	return errors.Join(runErr, shutdownErr)
+}
+
+// listenInternal opens the internal listener (INTERNAL_ADDR) for probes,
+// metrics, pprof and admin; nil when it is not configured.
+func (a *App) listenInternal() (net.Listener, error) {
+	addr := a.cfg.Server.InternalAddr
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("app: listen on INTERNAL_ADDR %s: %w", addr, err)
+	}
+	a.mu.Lock()
+	a.internalAddr = ln.Addr().String()
+	a.mu.Unlock()
+	a.log.Info("internal listening", "addr", ln.Addr().String())
+	return ln, nil
+}
+
+// InternalAddr is the address of the internal listener ("" when off or
+// before Run listened).
+func (a *App) InternalAddr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.internalAddr
 }
 
 // runPipeline starts the broker (embedded mode), the consumer, the demo

@@ -115,7 +115,8 @@ func (a *App) kafkaConfig(brokers []string) kafka.Config {
 }
 
 func (a *App) httpConfig() httpserver.Config {
-	return httpserver.Config{TLSCertFile: a.cfg.Security.TLSCertFile, TLSKeyFile: a.cfg.Security.TLSKeyFile}
+	return httpserver.Config{TLSCertFile: a.cfg.Security.TLSCertFile, TLSKeyFile: a.cfg.Security.TLSKeyFile,
+		MaxWebSockets: a.cfg.Server.MaxConnections, Internal: a.cfg.Server.InternalAddr != ""}
 }
 
 // authConfig is the client authentication of /ws (SPEC §7).

@@ -124,6 +124,15 @@ type Server struct {
 	// PingInterval is the WebSocket ping period (WEBSOCKET_PING_INTERVAL_SECS);
 	// a peer missing two pongs is closed.
 	PingInterval time.Duration
+	// MaxConnections bounds live WebSocket sessions over all clients
+	// (WEBSOCKET_MAX_CONNECTIONS); beyond it upgrades get 503. 0: derived
+	// at start from the open-file limit minus a reserve (limits.BudgetFor).
+	MaxConnections int
+	// InternalAddr is the host:port of the internal listener serving
+	// /healthz, /readyz, /metrics, /debug/pprof and /api/admin/* apart from
+	// client traffic (INTERNAL_ADDR). Empty: no internal listener; those
+	// routes but pprof stay on the public listener.
+	InternalAddr string
 }
 
 // Addr is Host:Port for net.Listen.

@@ -78,6 +78,8 @@ func TestDefaults(t *testing.T) {
 		{"auth", c.AuthConfigured(), false},
 		{"insecure", c.InsecurePublic, false},
 		{"log", c.Log.Level + "/" + c.Log.Format, "info/text"},
+		{"max connections", c.Server.MaxConnections, 0},
+		{"internal addr", c.Server.InternalAddr, ""},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -188,6 +190,17 @@ func TestInvalidValues(t *testing.T) {
 		{"embedded addr", map[string]string{"EMBEDDED_KAFKA_ADDR": "9092"}, nil, "EMBEDDED_KAFKA_ADDR"},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
 		{"flag value", nil, []string{"--websocket-port=x"}, "WEBSOCKET_PORT"},
+		{"max conns negative", map[string]string{"WEBSOCKET_MAX_CONNECTIONS": "-1"}, nil, "WEBSOCKET_MAX_CONNECTIONS"},
+		{"max conns text", map[string]string{"WEBSOCKET_MAX_CONNECTIONS": "many"}, nil, "WEBSOCKET_MAX_CONNECTIONS"},
+		{"internal no port", map[string]string{"INTERNAL_ADDR": "127.0.0.1"}, nil, "INTERNAL_ADDR"},
+		{"internal port only", map[string]string{"INTERNAL_ADDR": "9002"}, nil, "INTERNAL_ADDR"},
+		{"internal no host", map[string]string{"INTERNAL_ADDR": ":9002"}, nil, "INTERNAL_ADDR"},
+		{"internal bad port", map[string]string{"INTERNAL_ADDR": "127.0.0.1:http"}, nil, "INTERNAL_ADDR"},
+		{"internal port range", map[string]string{"INTERNAL_ADDR": "127.0.0.1:70000"}, nil, "INTERNAL_ADDR"},
+		{"internal same as public", map[string]string{"INTERNAL_ADDR": "127.0.0.1:3002"}, nil, "INTERNAL_ADDR"},
+		{"internal localhost alias", map[string]string{"INTERNAL_ADDR": "localhost:3002"}, nil, "INTERNAL_ADDR"},
+		{"internal under public wildcard", map[string]string{"WEBSOCKET_HOST": "0.0.0.0", "INTERNAL_ADDR": "10.0.0.5:3002"}, nil, "INTERNAL_ADDR"},
+		{"internal wildcard", nil, []string{"--internal-addr", "[::]:4000", "--websocket-port", "4000"}, "INTERNAL_ADDR"},
 		{"unknown flag", nil, []string{"--nope"}, "nope"},
 	}
 	for _, tc := range cases {
@@ -271,6 +284,24 @@ func TestHelp(t *testing.T) {
 	for _, s := range []string{"--kafka-brokers (KAFKA_BROKERS", "--websocket-ui-dir, --ui-dir", "--insecure-public"} {
 		if !strings.Contains(buf.String(), s) {
 			t.Errorf("usage lacks %q", s)
+		}
+	}
+}
+
+func TestMaxConnectionsAndInternalAddr(t *testing.T) {
+	c := mustLoad(t, []string{"--websocket-max-connections", "500"}, map[string]string{"INTERNAL_ADDR": "0.0.0.0:9002"})
+	if c.Server.MaxConnections != 500 || c.Server.InternalAddr != "0.0.0.0:9002" {
+		t.Fatalf("max %d internal %q", c.Server.MaxConnections, c.Server.InternalAddr)
+	}
+	for _, ok := range []map[string]string{
+		{"INTERNAL_ADDR": "127.0.0.1:9002"},
+		{"INTERNAL_ADDR": "127.0.0.1:3003"},                     // same host, other port
+		{"INTERNAL_ADDR": "10.0.0.5:3002"},                      // same port, other host
+		{"INTERNAL_ADDR": "127.0.0.1:0", "WEBSOCKET_PORT": "0"}, // both pick free ports
+		{"INTERNAL_ADDR": "[::1]:9002", "WEBSOCKET_MAX_CONNECTIONS": "0"},
+	} {
+		if _, err := Load(nil, env(ok)); err != nil {
+			t.Errorf("%v: %v", ok, err)
 		}
 	}
 }

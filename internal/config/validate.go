@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 )
 
 // topicName is a legal Kafka topic name.
@@ -89,6 +90,37 @@ func (c *Config) validateServer(check checkFunc) {
 	if c.UI.Dir != "" {
 		check("WEBSOCKET_UI_DIR", directory(c.UI.Dir))
 	}
+	if c.Server.InternalAddr != "" {
+		check("INTERNAL_ADDR", c.internalAddrError())
+	}
+}
+
+// internalAddrError requires host:port with a numeric port that cannot be
+// the public listener's address (port 0 picks a free port, so never
+// collides).
+func (c *Config) internalAddrError() error {
+	s := c.Server.InternalAddr
+	if err := hostPort(s); err != nil {
+		return err
+	}
+	host, portText, _ := net.SplitHostPort(s)
+	port, err := strconv.Atoi(portText)
+	if err != nil || port < 0 || port > 65535 {
+		return fmt.Errorf("%q has no valid port", s)
+	}
+	if port != 0 && port == c.Server.Port && sameHost(host, c.Server.Host) {
+		return fmt.Errorf("%q must differ from the public address %s", s, c.Server.Addr())
+	}
+	return nil
+}
+
+// sameHost reports whether listeners on hosts a and b could share an
+// address: equal, either a wildcard, or both loopback.
+func sameHost(a, b string) bool {
+	wildcard := func(h string) bool { ip := net.ParseIP(h); return h == "" || (ip != nil && ip.IsUnspecified()) }
+	loopback := func(h string) bool { ip := net.ParseIP(h); return h == "localhost" || (ip != nil && ip.IsLoopback()) }
+	ipa, ipb := net.ParseIP(a), net.ParseIP(b)
+	return a == b || wildcard(a) || wildcard(b) || (ipa != nil && ipa.Equal(ipb)) || (loopback(a) && loopback(b))
 }
 
 func (c *Config) validateSecurity(check checkFunc) {

@@ -89,6 +89,8 @@ func (c *Config) serverVars() []variable {
 		{name: "WEBSOCKET_CLIENT_QUEUE_BYTES", def: "4194304", help: "outbound queue bound per client", v: intValue{&s.ClientQueueBytes, 64 << 10, 1 << 30}},
 		{name: "WEBSOCKET_RESUME_WAIT_MS", def: "1000", help: "milliseconds to wait for a client's first resume before from:latest", v: durationValue{&s.ResumeWait, time.Millisecond, 1, 600000}},
 		{name: "WEBSOCKET_PING_INTERVAL_SECS", def: "20", help: "seconds between pings (two missed pongs close)", v: secs(&s.PingInterval, minSecs)},
+		{name: "WEBSOCKET_MAX_CONNECTIONS", def: "0", help: "live WebSocket sessions over all clients, beyond which upgrades get 503 (0: the open-file limit minus a reserve)", v: intValue{&s.MaxConnections, 0, maxCount}},
+		{name: "INTERNAL_ADDR", help: "host:port serving /healthz, /readyz, /metrics, /debug/pprof and /api/admin/* apart from client traffic (unset: off)", v: stringValue{&s.InternalAddr}},
 		{name: "SLOW_CLIENT_DISCONNECT_THRESHOLD", def: "1000", help: "catch-up records per lag window before a slow client is disconnected", v: intValue{&sc.DisconnectThreshold, 1, maxCount}},
 		{name: "SLOW_CLIENT_LAG_WINDOW_SECS", def: "60", help: "lag window in seconds", v: secs(&sc.LagWindow, minSecs)},
 		{name: "SLOW_CLIENT_MAX_CATCHUP_SECS", def: "120", help: "longest catch-up in seconds", v: secs(&sc.MaxCatchup, minSecs)},

@@ -43,6 +43,12 @@ func (f *fixture) setStatus(st Status) {
 
 func newFixture(t *testing.T, edit func(*Deps)) *fixture {
 	t.Helper()
+	return newFixtureWith(t, Config{}, edit)
+}
+
+// newFixtureWith is newFixture with a Config.
+func newFixtureWith(t *testing.T, cfg Config, edit func(*Deps)) *fixture {
+	t.Helper()
 	f := &fixture{reg: prometheus.NewRegistry(), status: Status{KafkaReachable: true, KafkaState: KafkaConnected}}
 	f.m = metrics.New(f.reg)
 	f.limiter = limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: 2})
@@ -68,7 +74,7 @@ func newFixture(t *testing.T, edit func(*Deps)) *fixture {
 	if edit != nil {
 		edit(&deps)
 	}
-	f.srv, err = New(Config{}, deps)
+	f.srv, err = New(cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +243,7 @@ func TestWSSlotReleasedOnPanic(t *testing.T) {
 		}()
 		f.do(t, "GET", "/ws", "", nil)
 	}()
-	if f.limiter.Tracked() != 0 {
+	if f.limiter.Tracked() != 0 || f.srv.WebSockets() != 0 {
 		t.Fatal("slot leaked after panic")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -256,8 +262,8 @@ func TestWSSlotReleasedOnPanic(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if f.limiter.Tracked() != 0 {
-		t.Fatal("slot leaked after panics through http.Server")
+	if f.limiter.Tracked() != 0 || f.srv.WebSockets() != 0 {
+		t.Fatalf("slot leaked after panics through http.Server: %d IPs, %d sessions", f.limiter.Tracked(), f.srv.WebSockets())
 	}
 }
 

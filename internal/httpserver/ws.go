@@ -3,17 +3,19 @@ package httpserver
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
 // serveWS admits a WebSocket request (shutdown, origin, authentication,
-// per-IP limits) and hands it to Deps.WS with the client's limits.Identity
-// in the request context. A refused request is never upgraded and takes no
-// per-IP slot; the slot is released on every exit path of the handler,
-// panics included, unless the WebSocket handler took it over
-// (limits.TakeSlot) to release it when its connection ends.
+// the global session cap, per-IP limits) and hands it to Deps.WS with the
+// client's limits.Identity in the request context. A refused request is
+// never upgraded and holds neither a session place nor a per-IP slot; both
+// are one limits.Slot, released on every exit path of the handler, panics
+// included, unless the WebSocket handler took it over (limits.TakeSlot) to
+// release it when its connection ends.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.status().ShuttingDown {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
@@ -33,8 +35,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(limits.WithIdentity(r.Context(), id))
 	release, err := s.acquire(r)
 	if err != nil {
-		w.Header().Set("Retry-After", "1")
-		s.reject(w, r, http.StatusTooManyRequests, rejectReason(err), err.Error())
+		code, reason, retryAfter := rejection(err)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		s.reject(w, r, code, reason, err.Error())
 		return
 	}
 	slot := limits.NewSlot(release)
@@ -50,26 +53,41 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	s.deps.WS.ServeHTTP(w, r.WithContext(limits.WithSlot(r.Context(), slot)))
 }
 
-// acquire takes a per-IP slot; without a limiter it always succeeds.
+// acquire takes a session place, then a per-IP slot (so a full gateway
+// spends no client's rate tokens); the release function frees both.
 func (s *Server) acquire(r *http.Request) (func(), error) {
-	if s.deps.Limiter == nil {
-		return func() {}, nil
+	releaseSession, err := s.sessions.Acquire()
+	if err != nil || s.deps.Limiter == nil {
+		return releaseSession, err
 	}
-	return s.deps.Limiter.Acquire(limits.ClientIP(r, s.deps.Trusted))
+	releaseIP, err := s.deps.Limiter.Acquire(limits.ClientIP(r, s.deps.Trusted))
+	if err != nil {
+		releaseSession()
+		return nil, err
+	}
+	return func() { releaseIP(); releaseSession() }, nil
 }
 
-func rejectReason(err error) string {
-	if errors.Is(err, limits.ErrRateLimited) {
-		return metrics.RejectRateLimit
+// rejection maps an admission error to its status, metric reason and
+// Retry-After seconds.
+func rejection(err error) (code int, reason string, retryAfter int) {
+	switch {
+	case errors.Is(err, limits.ErrServerFull):
+		return http.StatusServiceUnavailable, metrics.RejectMaxConnections, retryAfterFull
+	case errors.Is(err, limits.ErrRateLimited):
+		return http.StatusTooManyRequests, metrics.RejectRateLimit, 1
 	}
-	return metrics.RejectIPLimit
+	return http.StatusTooManyRequests, metrics.RejectIPLimit, 1
 }
 
-// reject answers a refused WebSocket request and counts it.
+// reject answers a refused WebSocket request, closes its connection (a
+// WebSocket client does not reuse it, and its descriptor is wanted back)
+// and counts it.
 func (s *Server) reject(w http.ResponseWriter, r *http.Request, code int, reason, msg string) {
 	if s.deps.Metrics != nil {
 		s.deps.Metrics.Rejected(reason)
 	}
+	w.Header().Set("Connection", "close")
 	s.log.Debug("websocket rejected", "reason", reason,
 		"client_ip", limits.ClientIP(r, s.deps.Trusted).String())
 	writeJSON(w, code, map[string]string{"error": msg, "reason": reason})

@@ -10,6 +10,9 @@ var (
 	ErrTooManyConnections = errors.New("limits: too many connections from this address")
 	// ErrRateLimited: the client IP opens connections faster than allowed.
 	ErrRateLimited = errors.New("limits: connection rate exceeded for this address")
+	// ErrServerFull: the gateway holds as many connections as its budget
+	// allows (Gate, WEBSOCKET_MAX_CONNECTIONS).
+	ErrServerFull = errors.New("limits: server at its connection limit")
 	// ErrUnauthorized: Authenticator.Authenticate found no credentials, or
 	// credentials that do not verify (wrong token, bad signature, expired,
 	// refused algorithm, missing tenant claim…). The wrapping error says

@@ -25,6 +25,11 @@ const (
 	RejectOrigin    = "origin"
 	RejectAuth      = "auth"
 	RejectShutdown  = "shutdown"
+	// RejectMaxConnections: WEBSOCKET_MAX_CONNECTIONS sessions are live (503).
+	RejectMaxConnections = "max_connections"
+	// RejectListenerFull: the public listener holds all the connections its
+	// file-descriptor budget allows; refused before a request was read.
+	RejectListenerFull = "listener_full"
 
 	StageProducerToConsumer    = "producer_to_consumer" // websocket_e2e_latency_ms{stage}
 	StageProducerToClientWrite = "producer_to_client_write"
@@ -252,7 +257,8 @@ func (m *Metrics) resolveHot() {
 	m.hot.success = m.KafkaMessages.WithLabelValues(StatusSuccess)
 	m.hot.decodeNew = m.KafkaMessages.WithLabelValues(StatusError)
 	m.hot.decodeOld = m.KafkaMessages.WithLabelValues(StatusOldDataError)
-	for _, r := range []string{RejectIPLimit, RejectRateLimit, RejectOrigin, RejectAuth, RejectShutdown} {
+	for _, r := range []string{RejectIPLimit, RejectRateLimit, RejectOrigin, RejectAuth, RejectShutdown,
+		RejectMaxConnections, RejectListenerFull} {
 		m.RejectedConnections.WithLabelValues(r)
 	}
 	for _, s := range []string{StageProducerToConsumer, StageProducerToClientWrite} {
