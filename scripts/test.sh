@@ -133,11 +133,12 @@ chaos() {
 	bash scripts/toxiproxy.sh install || return
 	mkdir -p .state || return
 	# The whole log goes to .state/chaos-<mode>.log; the terminal gets the
-	# verdicts and the "chaos:" figures.
+	# verdicts, the failures and the "chaos:" figures (not the gateway logs
+	# dumped after a failure).
 	# shellcheck disable=SC2086 # a flag list
 	DASHSTREAM_CHAOS="$mode" DASHSTREAM_INTEGRATION=1 go test -race -count=1 -timeout "$timeout" -v \
 		-run '^TestChaos$' ${CHAOS_FLAGS:-} ./internal/chaos 2>&1 | tee ".state/chaos-$mode.log" |
-		{ grep -E '^(=== RUN|--- |\s+--- |ok |FAIL|PASS)|chaos: |panic:' || true; }
+		{ grep -E '^(=== RUN|--- |\s+--- |ok |FAIL|PASS)|^\s+\w+\.go:[0-9]+: |panic:' || true; }
 	return "${PIPESTATUS[0]}"
 }
 

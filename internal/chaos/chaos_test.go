@@ -171,6 +171,9 @@ func kafkaLatency(t *testing.T, w *world) {
 	remove()
 	notReady, samples := rs.end()
 	t.Logf("chaos: %s readyz_not_200_samples=%d/%d", t.Name(), notReady, samples)
+	if notReady > 0 {
+		t.Errorf("/readyz was not 200 in %d of %d samples although Kafka stayed reachable (slowly)", notReady, samples)
+	}
 	time.Sleep(2 * time.Second)
 	s.finish("")
 	expectHealthy(t, g)
@@ -315,6 +318,7 @@ func partitionsAdded(t *testing.T, w *world) {
 	}
 	time.Sleep(2 * time.Second)
 	s.finish("")
+	expectHealthy(t, g)
 }
 
 func allCaughtUp(cs []*Client, ends map[int32]int64) bool {
@@ -340,8 +344,11 @@ func kafkaDownDuringResume(t *testing.T, w *world) {
 	if err := w.kafkaProxy.Disable(); err != nil {
 		t.Fatal(err)
 	}
-	down, _ := g.WaitReady(false, 15*time.Second)
+	down, ok := g.WaitReady(false, 15*time.Second)
 	t.Logf("chaos: %s readyz_503_after=%v", t.Name(), down.Round(time.Millisecond))
+	if !ok || down > readyDownBound {
+		t.Errorf("/readyz still 200 %v after Kafka became unreachable (bound %v)", down, readyDownBound)
+	}
 
 	began := time.Now()
 	code, closeCode, frames := resumeOnce(t, g, map[int32]int64{0: 10})
@@ -459,6 +466,7 @@ func topicRecreated(t *testing.T, w *world) {
 	s.startProducer(rate)
 	time.Sleep(4 * time.Second)
 	s.finish(ns1)
+	expectHealthy(t, g)
 }
 
 // orNever renders a measured delay, 0 meaning it never happened.
