@@ -9,7 +9,7 @@ GO    ?= go
 FUZZTIME ?= 30s
 export FUZZTIME
 
-.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser proto build demo
+.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser chaos proto build demo
 
 ## test: everything CI checks; services are stopped even when a phase fails
 test:
@@ -21,6 +21,11 @@ unit:
 
 fmt-check vet staticcheck services-up services-down fuzz browser:
 	@bash scripts/test.sh $@
+
+## chaos: the whole fault-injection suite (internal/chaos, at most 15 min);
+## `make test` runs its fast part
+chaos:
+	@bash scripts/test.sh chaos
 
 proto:
 	bash proto/generate.sh

@@ -5,16 +5,20 @@
 #                                  (golangci-lint, staticcheck included),
 #                                  ShellCheck of scripts/, cross-build, vulncheck,
 #                                  services-up, go test -race with integration
-#                                  tests, the browser test of the UI, fuzz;
-#                                  services-down always, even on failure
+#                                  tests, the fast chaos scenarios, the browser
+#                                  test of the UI, fuzz; services-down always,
+#                                  even on failure
+#   scripts/test.sh chaos          every chaos scenario (make chaos)
 #   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
 #                                  staticcheck shellcheck cross-build vulncheck
-#                                  services-up services-down go-test fuzz
+#                                  services-up services-down go-test chaos-fast
+#                                  fuzz
 #
 # Environment (all optional):
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
 #   GO_TEST_PKGS    packages of the go test phase (./...)
 #   FUZZTIME        duration of each fuzz target (30s)
+#   CHAOS_FLAGS     extra go test flags of the chaos phases (e.g. -run 'TestChaos/broker')
 #   KAFKA_PORT, REDIS_PORT, ...  see scripts/kafka.sh and scripts/redis.sh
 #
 # services-up writes .state/services.env; `source` it to run integration
@@ -182,6 +186,27 @@ fuzz() {
 	return "$status"
 }
 
+# chaos MODE: the fault-injection suite of internal/chaos, "fast" (the part
+# `make test` runs, at most 5 min) or "full" (at most 15 min). It starts its
+# own broker, Redis and toxiproxy on free loopback ports (none of the shared
+# services), so it needs only their installs.
+chaos() {
+	local mode="$1" timeout=8m
+	[[ "$mode" == full ]] && timeout=20m
+	bash scripts/redis.sh install || return
+	bash scripts/kafka.sh install || return
+	bash scripts/toxiproxy.sh install || return
+	mkdir -p .state || return
+	# The whole log goes to .state/chaos-<mode>.log; the terminal gets the
+	# verdicts, the failures and the "chaos:" figures (not the gateway logs
+	# dumped after a failure).
+	# shellcheck disable=SC2086 # a flag list
+	DASHSTREAM_CHAOS="$mode" DASHSTREAM_INTEGRATION=1 go test -race -count=1 -timeout "$timeout" -v \
+		-run '^TestChaos$' ${CHAOS_FLAGS:-} ./internal/chaos 2>&1 | tee ".state/chaos-$mode.log" |
+		{ grep -E '^(=== RUN|--- |\s+--- |ok |FAIL|PASS)|^\s+\w+\.go:[0-9]+: |panic:' || true; }
+	return "${PIPESTATUS[0]}"
+}
+
 # browser_test drives the built-in UI in Debian's Chromium (playwright-core)
 # against a demo gateway on free loopback ports; it installs what it needs.
 browser_test() {
@@ -227,6 +252,7 @@ all() {
 	fi
 	phase services-down services_down || true
 	trap print_summary EXIT
+	phase chaos-fast chaos fast
 	phase browser browser_test
 	phase fuzz fuzz
 }
@@ -244,10 +270,12 @@ vulncheck) phase vulncheck vulncheck ;;
 services-up) phase services-up services_up ;;
 services-down) phase services-down services_down ;;
 go-test) phase go-test go_test ;;
+chaos-fast) phase chaos-fast chaos fast ;;
+chaos) phase chaos chaos full ;;
 fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
 *)
-	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|browser|fuzz]" >&2
+	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|fuzz]" >&2
 	exit 2
 	;;
 esac

@@ -31,6 +31,33 @@ type ServerConfig struct {
 	RedisPersist bool
 	// KafkaProperties are extra broker properties, "key=value" each.
 	KafkaProperties []string
+	// KafkaProxied, when set, adds a second PLAINTEXT listener to the broker
+	// that advertises another address, so that a fault-injecting proxy in
+	// front of it stays in the path after the client reads the metadata.
+	// Nil: only the PLAINTEXT listener.
+	KafkaProxied *ProxiedListener
+}
+
+// ProxiedListener is a broker listener named PROXIED on 127.0.0.1:Port
+// whose advertised address is Advertised ("127.0.0.1:<proxy port>"). Clients
+// that connect through the proxy learn the proxy's address from the
+// metadata; the PLAINTEXT listener keeps advertising itself.
+type ProxiedListener struct {
+	Port       int
+	Advertised string
+}
+
+// properties override the listener settings of scripts/kafka.sh (its
+// KAFKA_OVERRIDES come last, and the last value wins).
+func (l *ProxiedListener) properties(port, controllerPort int) []string {
+	if l == nil {
+		return nil
+	}
+	return []string{
+		fmt.Sprintf("listeners=PLAINTEXT://127.0.0.1:%d,CONTROLLER://127.0.0.1:%d,PROXIED://127.0.0.1:%d", port, controllerPort, l.Port),
+		fmt.Sprintf("advertised.listeners=PLAINTEXT://127.0.0.1:%d,PROXIED://%s", port, l.Advertised),
+		"listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT",
+	}
 }
 
 // service drives one scripts/*.sh instance with a private state dir.
@@ -199,7 +226,8 @@ func StartKafkaConfig(t testing.TB, cfg ServerConfig) *KafkaServer {
 			"KAFKA_DATA_DIR=" + srv.DataDir,
 			"KAFKA_START_TIMEOUT=" + secs(s.startTimeout),
 			"KAFKA_STOP_TIMEOUT=" + secs(s.stopTimeout),
-			"KAFKA_OVERRIDES=" + strings.Join(slices.Concat(privateKafkaProperties, cfg.KafkaProperties), " "),
+			"KAFKA_OVERRIDES=" + strings.Join(slices.Concat(privateKafkaProperties,
+				cfg.KafkaProxied.properties(ports[0], ports[1]), cfg.KafkaProperties), " "),
 			"KAFKA_WATCH_PID=" + strconv.Itoa(os.Getpid()),
 			// C1 only: ~30% less CPU to start; a test's own broker carries
 			// little load and often starts while other tests compete for CPU.
