@@ -361,3 +361,39 @@ func FuzzParseControl(f *testing.F) {
 		checkInvalidBounded(t, r)
 	})
 }
+
+func TestParseRefresh(t *testing.T) {
+	maxToken := strings.Repeat("t", MaxRefreshTokenBytes)
+	cases := []struct {
+		name  string
+		in    string
+		token string
+		code  string
+	}{
+		{"token", `{"type":"refresh","token":"a.b.c"}`, "a.b.c", ""},
+		{"extra fields ignored", `{"type":"refresh","token":"a.b.c","from":"latest"}`, "a.b.c", ""},
+		{"largest token", `{"type":"refresh","token":"` + maxToken + `"}`, maxToken, ""},
+		{"oversize token", `{"type":"refresh","token":"` + maxToken + `x"}`, "", CodeTokenInvalid},
+		{"missing token", `{"type":"refresh"}`, "", CodeTokenInvalid},
+		{"empty token", `{"type":"refresh","token":""}`, "", CodeTokenInvalid},
+		{"null token", `{"type":"refresh","token":null}`, "", CodeTokenInvalid},
+		{"number token", `{"type":"refresh","token":12}`, "", CodeTokenInvalid},
+		{"object token", `{"type":"refresh","token":{"jwt":"a.b.c"}}`, "", CodeTokenInvalid},
+		{"malformed", `{"type":"refresh","token":"a.b.c"`, "", CodeInvalidJSON},
+		{"over the frame limit", `{"type":"refresh","token":"` + strings.Repeat("t", MaxControlBytes) + `"}`, "", CodeControlTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, e := ParseControl([]byte(tc.in))
+			if tc.code != "" {
+				if e == nil || e.Code != tc.code || c.Kind != 0 || c.Token != "" {
+					t.Fatalf("got %+v, %+v; want error %s and no control", c, e, tc.code)
+				}
+				return
+			}
+			if e != nil || c.Kind != ControlRefresh || c.Token != tc.token {
+				t.Fatalf("got kind %d token %.20q err %+v; want refresh %.20q", c.Kind, c.Token, e, tc.token)
+			}
+		})
+	}
+}
