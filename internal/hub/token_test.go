@@ -44,7 +44,7 @@ func expSoon() time.Time { return time.Unix(time.Now().Add(2*time.Second).Unix()
 // (the idle sweep runs every 250 ms; 500 ms of margin for a busy machine).
 func expectExpired(t *testing.T, c *client, expiry time.Time) {
 	t.Helper()
-	code, ctrl := c.expectClose(expiry.Sub(time.Now()) + 5*time.Second)
+	code, ctrl := c.expectClose(time.Until(expiry) + 5*time.Second)
 	at := time.Now()
 	if code != websocket.StatusPolicyViolation {
 		t.Fatalf("close %d, want 1008 (controls %v)", code, ctrl)
