@@ -313,6 +313,8 @@ func FuzzParseControl(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"resume","lastOffsetsByPartition":{"0":"1","00":"2"},"threadId":"","lastSequence":"x"}`))
 	f.Add([]byte(`{"type":"resume","lastSequencesByThread":{"\ud800":"1"},"namespace":"\xff\xfe"}`))
+	f.Add([]byte(`{"type":"refresh","token":"a.b.c"}`))
+	f.Add([]byte(`{"type":"refresh","token":"\u0000"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, e := ParseControl(data)
 		if e != nil {
@@ -324,8 +326,13 @@ func FuzzParseControl(f *testing.F) {
 		}
 		switch c.Kind {
 		case ControlPing, ControlCursorReset:
-			if c.Resume != nil {
-				t.Fatal("resume on a non-resume frame")
+			if c.Resume != nil || c.Token != "" {
+				t.Fatal("resume or token on a frame without them")
+			}
+			return
+		case ControlRefresh:
+			if c.Resume != nil || c.Token == "" || len(c.Token) > MaxRefreshTokenBytes {
+				t.Fatalf("refresh %+v: want a token of 1..%d bytes and no resume", c, MaxRefreshTokenBytes)
 			}
 			return
 		case ControlResume:
