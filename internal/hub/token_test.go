@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -176,4 +177,33 @@ func TestRefreshRefused(t *testing.T) {
 			t.Fatalf("answer %v, want TOKEN_INVALID", ctrl[len(ctrl)-1])
 		}
 	})
+}
+
+// hangingVerifier is an identity provider that never answers. A fake: the
+// case is a provider that holds the key fetch open, which the real
+// authenticator only shows after its own 10 s fetch timeout.
+type hangingVerifier struct{}
+
+func (hangingVerifier) VerifyToken(ctx context.Context, _ string) (limits.Identity, error) {
+	<-ctx.Done()
+	return limits.Identity{}, ctx.Err()
+}
+
+// A refresh whose verification hangs holds the writer for refreshTimeout at
+// most: TOKEN_INVALID, and the connection goes on.
+func TestRefreshVerificationIsBounded(t *testing.T) {
+	t.Parallel()
+	th := newTestHub(t, Config{PingInterval: time.Hour, Tokens: hangingVerifier{}}, replay.MemoryConfig{})
+	c := th.dial(t)
+	c.send(map[string]any{"type": "resume", "from": "latest"})
+	c.readUntil(isType("replay_complete"))
+	start := time.Now()
+	c.send(map[string]any{"type": "refresh", "token": "a.b.c"})
+	_, ctrl := c.readUntil(isType("error"))
+	if took := time.Since(start); ctrl[len(ctrl)-1]["code"] != wsproto.CodeTokenInvalid || took > refreshTimeout+2*time.Second {
+		t.Fatalf("answer %v after %v, want TOKEN_INVALID within %v", ctrl[len(ctrl)-1], took, refreshTimeout)
+	}
+	th.publish(0, 0, 3)
+	got, _ := c.readRecords(3)
+	checkExact(t, got, map[int32][]int64{0: {0, 1, 2}})
 }
