@@ -78,10 +78,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a.kmetrics = km
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
 	a.tiers = replay.NewTiers(a.mem, nil)
-	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log)
 	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
+	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
 		client, err := newRedisClient(cfg.Redis.URL)
 		if err != nil {

@@ -86,6 +86,7 @@ func (a *App) hubConfig() hub.Config {
 		SlowWindow:     c.SlowClient.LagWindow,
 		MaxCatchup:     c.SlowClient.MaxCatchup,
 		Namespace:      a.namespace,
+		Tokens:         a.auth,
 	}
 }
 

@@ -54,7 +54,8 @@ func tenantJWT(t *testing.T, tenant string, exp time.Time) string {
 }
 
 func TestWSAuthAdmitted(t *testing.T) {
-	good := tenantJWT(t, "acme", time.Now().Add(time.Hour))
+	exp := time.Unix(time.Now().Add(time.Hour).Unix(), 0) // the connection expires with the JWT (no leeway here)
+	good := tenantJWT(t, "acme", exp)
 	cases := []struct {
 		name   string
 		target string
@@ -64,9 +65,9 @@ func TestWSAuthAdmitted(t *testing.T) {
 		{"static header", "/ws", map[string]string{"Authorization": "Bearer " + wsToken}, limits.Identity{}},
 		{"static query", "/ws?token=" + wsToken, nil, limits.Identity{}},
 		{"static subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + wsToken}, limits.Identity{Subprotocol: "bearer"}},
-		{"jwt header", "/ws", map[string]string{"Authorization": "Bearer " + good}, limits.Identity{Tenant: "acme"}},
-		{"jwt query", "/ws?token=" + good, nil, limits.Identity{Tenant: "acme"}},
-		{"jwt subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + good}, limits.Identity{Tenant: "acme", Subprotocol: "bearer"}},
+		{"jwt header", "/ws", map[string]string{"Authorization": "Bearer " + good}, limits.Identity{Tenant: "acme", Expires: exp}},
+		{"jwt query", "/ws?token=" + good, nil, limits.Identity{Tenant: "acme", Expires: exp}},
+		{"jwt subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + good}, limits.Identity{Tenant: "acme", Subprotocol: "bearer", Expires: exp}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,7 +76,7 @@ func TestWSAuthAdmitted(t *testing.T) {
 			if w.Code != http.StatusSwitchingProtocols || len(*seen) != 1 {
 				t.Fatalf("code %d, handler calls %d", w.Code, len(*seen))
 			}
-			if (*seen)[0] != tc.want {
+			if got := (*seen)[0]; got.Tenant != tc.want.Tenant || got.Subprotocol != tc.want.Subprotocol || !got.Expires.Equal(tc.want.Expires) {
 				t.Fatalf("identity %+v, want %+v", (*seen)[0], tc.want)
 			}
 			if rejected(f, metrics.RejectAuth) != 0 || f.limiter.Tracked() != 0 {

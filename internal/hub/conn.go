@@ -44,6 +44,7 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
 	}
 	s := newSession(h, conn)
 	s.tenant = id.Tenant
+	s.setExpiry(id.Expires)
 	if err := h.add(s); err != nil {
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		conn.Write(closeFrame(ws.StatusGoingAway, "shutting down"))

@@ -73,6 +73,9 @@ type Config struct {
 	SlowWindow     time.Duration // 0 = 60 s
 	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
 	WriteBatch     int           // bytes gathered into one write; 0 = 256 KiB
+	// Tokens verifies the token of a refresh frame. Nil: refresh refused
+	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
+	Tokens TokenVerifier
 	// Namespace returns the resume namespace; cursors of another namespace
 	// are stale. Nil or "" disables the check.
 	Namespace func() string
@@ -144,7 +147,8 @@ const idleSweep = 250 * time.Millisecond
 
 // pinger marks every session's ping as due each PingInterval and wakes it:
 // one ticker for all sessions instead of one per connection. It also runs
-// the idle sweep, which does not start parked writers. It stops at
+// the idle sweep, which does not start parked writers (except those whose
+// token expired, which must close: see markExpired). It stops at
 // Shutdown.
 func (h *Hub) pinger() {
 	defer h.wg.Done()
@@ -161,10 +165,11 @@ func (h *Hub) pinger() {
 				s.pingDue.Store(true)
 				s.wake()
 			})
-		case <-sweep.C:
+		case now := <-sweep.C:
 			h.each(func(s *session) {
 				s.sweep.Store(true)
 				s.signal()
+				s.markExpired(now)
 			})
 		}
 	}

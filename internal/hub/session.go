@@ -29,6 +29,8 @@ type session struct {
 	lastPong   atomic.Int64  // unix nanos, written by the reader
 	pingDue    atomic.Bool   // set by the hub's pinger, cleared by the writer
 	sweep      atomic.Bool   // set by the hub's idle sweep, cleared by the writer
+	expires    atomic.Int64  // unix nanos the credentials expire at; 0: never (written by the writer on refresh)
+	expireDue  atomic.Bool   // set by the idle sweep once expired, cleared by the writer
 	state      atomic.Int32  // writerRunning or writerParked
 	tenant     string        // set before the session runs; "": unrestricted
 	end        func()        // called once when the session is over
@@ -112,6 +114,9 @@ func (s *session) serve(ctx context.Context) {
 		if cr == nil {
 			cr = s.checkDeadlines()
 		}
+		if cr == nil {
+			cr = s.checkExpiry()
+		}
 		if cr == nil && s.pingDue.Swap(false) {
 			s.active = true
 			cr = s.ping()
@@ -163,7 +168,7 @@ func (s *session) park() bool {
 
 // pending reports whether a writer has something to do.
 func (s *session) pending() bool {
-	return len(s.wakeCh) > 0 || len(s.events) > 0 || s.pingDue.Load() ||
+	return len(s.wakeCh) > 0 || len(s.events) > 0 || s.pingDue.Load() || s.expireDue.Load() ||
 		isClosed(s.h.done) || isClosed(s.readDone)
 }
 
@@ -295,6 +300,8 @@ func (s *session) handle(ctx context.Context, ev event) *closeReason {
 		return s.write(wsproto.PongFrame)
 	case wsproto.ControlCursorReset:
 		return s.cursorReset()
+	case wsproto.ControlRefresh:
+		return s.refresh(ctx, ctrl.Token)
 	}
 	return nil
 }

@@ -87,6 +87,9 @@ type Identity struct {
 	// Subprotocol is the one the upgrade must select (BearerProtocol when
 	// the client offered the token idiom). Empty: none.
 	Subprotocol string
+	// Expires is when the credentials stop being valid: a JWT's exp plus
+	// the configured leeway. Zero: never (a static token, or auth off).
+	Expires time.Time
 }
 
 // Authenticator checks the credentials of WebSocket requests. A nil or
@@ -98,6 +101,7 @@ type Authenticator struct {
 	static      *verifyKey         // from JWTPublicKeyFile; nil: none
 	jwks        *keySource         // nil without JWKSURL or OIDCIssuerURL
 	tenantClaim string
+	leeway      time.Duration
 	parser      *jwt.Parser // nil without a JWT key source
 	now         func() time.Time
 }
@@ -105,7 +109,7 @@ type Authenticator struct {
 // NewAuthenticator validates cfg and loads the public key file. It does no
 // network I/O: JWKS keys are fetched by Run and on demand.
 func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
-	a := &Authenticator{tenantClaim: cfg.TenantClaim, now: time.Now}
+	a := &Authenticator{tenantClaim: cfg.TenantClaim, leeway: cfg.Leeway, now: time.Now}
 	if cfg.Token != "" {
 		h := sha256.Sum256([]byte(cfg.Token))
 		a.tokenHash = &h
@@ -207,9 +211,20 @@ func (a *Authenticator) Enabled() bool {
 // Identity (still echoing the bearer subprotocol if offered).
 func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 	token, proto := credentials(r)
-	id := Identity{Subprotocol: proto}
+	id, err := a.VerifyToken(r.Context(), token)
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Subprotocol = proto
+	return id, nil
+}
+
+// VerifyToken checks a bare token exactly as Authenticate checks the
+// upgrade's (a WebSocket refresh frame uses it). The Identity has no
+// Subprotocol.
+func (a *Authenticator) VerifyToken(ctx context.Context, token string) (Identity, error) {
 	if !a.Enabled() {
-		return id, nil
+		return Identity{}, nil
 	}
 	switch {
 	case token == "":
@@ -218,14 +233,9 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 		return Identity{}, fmt.Errorf("%w: token longer than %d bytes", ErrUnauthorized, MaxTokenBytes)
 	}
 	if a.tokenHash != nil && tokenEqual(token, a.tokenHash) {
-		return id, nil
+		return Identity{}, nil
 	}
-	tenant, err := a.verifyJWT(r.Context(), token)
-	if err != nil {
-		return Identity{}, err
-	}
-	id.Tenant = tenant
-	return id, nil
+	return a.verifyJWT(ctx, token)
 }
 
 // tokenEqual compares the hashes, so that the time taken depends neither
@@ -235,24 +245,28 @@ func tokenEqual(token string, want *[sha256.Size]byte) bool {
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
-// verifyJWT checks a JWT and returns its tenant.
-func (a *Authenticator) verifyJWT(ctx context.Context, token string) (string, error) {
+// verifyJWT checks a JWT and returns its tenant and expiry.
+func (a *Authenticator) verifyJWT(ctx context.Context, token string) (Identity, error) {
 	if a.parser == nil {
-		return "", fmt.Errorf("%w: wrong token", ErrUnauthorized)
+		return Identity{}, fmt.Errorf("%w: wrong token", ErrUnauthorized)
 	}
 	claims := jwt.MapClaims{}
 	keyFunc := func(t *jwt.Token) (any, error) { return a.key(ctx, t) }
 	if _, err := a.parser.ParseWithClaims(token, claims, keyFunc); err != nil {
-		return "", fmt.Errorf("%w: jwt: %w", ErrUnauthorized, err)
+		return Identity{}, fmt.Errorf("%w: jwt: %w", ErrUnauthorized, err)
+	}
+	var id Identity
+	if exp, err := claims.GetExpirationTime(); err == nil && exp != nil { // required: the parser checked it
+		id.Expires = exp.Add(a.leeway)
 	}
 	if a.tenantClaim == "" {
-		return "", nil
+		return id, nil
 	}
-	tenant, _ := claims[a.tenantClaim].(string)
-	if tenant == "" {
-		return "", fmt.Errorf("%w: jwt: claim %q missing, empty or not a string", ErrUnauthorized, a.tenantClaim)
+	id.Tenant, _ = claims[a.tenantClaim].(string)
+	if id.Tenant == "" {
+		return Identity{}, fmt.Errorf("%w: jwt: claim %q missing, empty or not a string", ErrUnauthorized, a.tenantClaim)
 	}
-	return tenant, nil
+	return id, nil
 }
 
 // key returns the keys that may verify t. The parser already refused

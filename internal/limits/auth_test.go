@@ -362,3 +362,42 @@ func FuzzAuthenticate(f *testing.F) {
 		}
 	})
 }
+
+// TestIdentityExpires checks the expiry a connection is closed at: a JWT's
+// exp plus the leeway; never for a static token or with auth off. A bare
+// token (a refresh frame's) verifies like the upgrade's.
+func TestIdentityExpires(t *testing.T) {
+	const secret = "hs256-secret"
+	hs := newAuth(t, AuthConfig{Token: "static-token", JWTSecret: secret, Leeway: testLeeway, TenantClaim: "tenant"})
+	exp := testNow.Add(time.Hour)
+	tok := sign(t, jwt.SigningMethodHS256, []byte(secret), claims(nil))
+	cases := []struct {
+		name    string
+		a       *Authenticator
+		token   string
+		expires time.Time
+		tenant  string
+		ok      bool
+	}{
+		{"jwt: exp plus leeway", hs, tok, exp.Add(testLeeway), "acme", true},
+		{"static token never expires", hs, "static-token", time.Time{}, "", true},
+		{"auth off never expires", newAuth(t, AuthConfig{}), "", time.Time{}, "", true},
+		{"wrong token", hs, "nope", time.Time{}, "", false},
+		{"oversized", hs, strings.Repeat("a", MaxTokenBytes+1), time.Time{}, "", false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := tc.a.VerifyToken(context.Background(), tc.token)
+			if tc.ok != (err == nil) {
+				t.Fatalf("err = %v, want ok %v", err, tc.ok)
+			}
+			if !id.Expires.Equal(tc.expires) || id.Tenant != tc.tenant {
+				t.Fatalf("identity %+v, want expiry %v tenant %q", id, tc.expires, tc.tenant)
+			}
+		})
+	}
+	id, err := hs.Authenticate(via("subprotocol", tok))
+	if err != nil || !id.Expires.Equal(exp.Add(testLeeway)) || id.Subprotocol != BearerProtocol {
+		t.Fatalf("upgrade identity %+v, %v", id, err)
+	}
+}

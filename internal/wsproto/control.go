@@ -11,11 +11,12 @@ import (
 
 // Limits on what a client may send.
 const (
-	MaxControlBytes     = 1 << 20 // a larger text frame is refused before it is read
-	MaxResumePartitions = 1024
-	MaxResumeThreads    = 10000
-	MaxThreadIDBytes    = 4096
-	maxReportedInvalid  = 32 // invalid entries echoed back in one error frame
+	MaxControlBytes      = 1 << 20 // a larger text frame is refused before it is read
+	MaxResumePartitions  = 1024
+	MaxResumeThreads     = 10000
+	MaxThreadIDBytes     = 4096
+	MaxRefreshTokenBytes = 8 << 10 // as limits.MaxTokenBytes
+	maxReportedInvalid   = 32      // invalid entries echoed back in one error frame
 )
 
 // ControlKind tells which client frame was received.
@@ -26,6 +27,7 @@ const (
 	ControlResume ControlKind = iota + 1
 	ControlPing
 	ControlCursorReset
+	ControlRefresh
 )
 
 // Resume modes and starting points.
@@ -41,6 +43,7 @@ const (
 type Control struct {
 	Kind   ControlKind
 	Resume *Resume // set for ControlResume
+	Token  string  // set for ControlRefresh: the new credentials, not yet verified
 }
 
 // Resume is a parsed resume request.
@@ -74,6 +77,7 @@ type rawControl struct {
 	LastSequencesByThread  map[string]json.RawMessage `json:"lastSequencesByThread"`
 	ThreadID               *string                    `json:"threadId"`
 	LastSequence           json.RawMessage            `json:"lastSequence"`
+	Token                  json.RawMessage            `json:"token"`
 }
 
 // ParseControl parses a client text frame. A non-nil *Error is the frame to
@@ -97,8 +101,24 @@ func ParseControl(data []byte) (Control, *Error) {
 		return Control{Kind: ControlPing}, nil
 	case "cursor_reset":
 		return Control{Kind: ControlCursorReset}, nil
+	case "refresh":
+		return parseRefresh(raw.Token)
 	}
 	return Control{}, errFrame(CodeUnknownType, "unknown control frame type")
+}
+
+// parseRefresh reads the token of a refresh frame: a non-empty JSON string
+// of at most MaxRefreshTokenBytes. A refused refresh changes nothing on the
+// connection (docs/PROTOCOL.md §3.8).
+func parseRefresh(v json.RawMessage) (Control, *Error) {
+	var token string
+	if len(v) == 0 || json.Unmarshal(v, &token) != nil || token == "" {
+		return Control{}, errFrame(CodeTokenInvalid, "refresh needs a non-empty string token")
+	}
+	if len(token) > MaxRefreshTokenBytes {
+		return Control{}, errFrame(CodeTokenInvalid, "refresh token exceeds 8 KiB")
+	}
+	return Control{Kind: ControlRefresh, Token: token}, nil
 }
 
 func errFrame(code, msg string) *Error {

@@ -313,6 +313,8 @@ func FuzzParseControl(f *testing.F) {
 	}
 	f.Add([]byte(`{"type":"resume","lastOffsetsByPartition":{"0":"1","00":"2"},"threadId":"","lastSequence":"x"}`))
 	f.Add([]byte(`{"type":"resume","lastSequencesByThread":{"\ud800":"1"},"namespace":"\xff\xfe"}`))
+	f.Add([]byte(`{"type":"refresh","token":"a.b.c"}`))
+	f.Add([]byte(`{"type":"refresh","token":"\u0000"}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, e := ParseControl(data)
 		if e != nil {
@@ -324,8 +326,13 @@ func FuzzParseControl(f *testing.F) {
 		}
 		switch c.Kind {
 		case ControlPing, ControlCursorReset:
-			if c.Resume != nil {
-				t.Fatal("resume on a non-resume frame")
+			if c.Resume != nil || c.Token != "" {
+				t.Fatal("resume or token on a frame without them")
+			}
+			return
+		case ControlRefresh:
+			if c.Resume != nil || c.Token == "" || len(c.Token) > MaxRefreshTokenBytes {
+				t.Fatalf("refresh %+v: want a token of 1..%d bytes and no resume", c, MaxRefreshTokenBytes)
 			}
 			return
 		case ControlResume:
@@ -360,4 +367,40 @@ func FuzzParseControl(f *testing.F) {
 		}
 		checkInvalidBounded(t, r)
 	})
+}
+
+func TestParseRefresh(t *testing.T) {
+	maxToken := strings.Repeat("t", MaxRefreshTokenBytes)
+	cases := []struct {
+		name  string
+		in    string
+		token string
+		code  string
+	}{
+		{"token", `{"type":"refresh","token":"a.b.c"}`, "a.b.c", ""},
+		{"extra fields ignored", `{"type":"refresh","token":"a.b.c","from":"latest"}`, "a.b.c", ""},
+		{"largest token", `{"type":"refresh","token":"` + maxToken + `"}`, maxToken, ""},
+		{"oversize token", `{"type":"refresh","token":"` + maxToken + `x"}`, "", CodeTokenInvalid},
+		{"missing token", `{"type":"refresh"}`, "", CodeTokenInvalid},
+		{"empty token", `{"type":"refresh","token":""}`, "", CodeTokenInvalid},
+		{"null token", `{"type":"refresh","token":null}`, "", CodeTokenInvalid},
+		{"number token", `{"type":"refresh","token":12}`, "", CodeTokenInvalid},
+		{"object token", `{"type":"refresh","token":{"jwt":"a.b.c"}}`, "", CodeTokenInvalid},
+		{"malformed", `{"type":"refresh","token":"a.b.c"`, "", CodeInvalidJSON},
+		{"over the frame limit", `{"type":"refresh","token":"` + strings.Repeat("t", MaxControlBytes) + `"}`, "", CodeControlTooLarge},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, e := ParseControl([]byte(tc.in))
+			if tc.code != "" {
+				if e == nil || e.Code != tc.code || c.Kind != 0 || c.Token != "" {
+					t.Fatalf("got %+v, %+v; want error %s and no control", c, e, tc.code)
+				}
+				return
+			}
+			if e != nil || c.Kind != ControlRefresh || c.Token != tc.token {
+				t.Fatalf("got kind %d token %.20q err %+v; want refresh %.20q", c.Kind, c.Token, e, tc.token)
+			}
+		})
+	}
 }

@@ -15,6 +15,7 @@ const (
 	TypeDisconnect          = "disconnect"
 	TypeCursorResetComplete = "cursor_reset_complete"
 	TypePong                = "pong"
+	TypeRefreshComplete     = "refresh_complete"
 	TypeError               = "error"
 )
 
@@ -115,6 +116,13 @@ type CursorResetComplete struct {
 	Message                  string  `json:"message"`
 }
 
+// RefreshComplete answers a refresh the server accepted. ExpiresAt is when
+// the new credentials expire (RFC 3339, UTC); omitted when they never do.
+type RefreshComplete struct {
+	Type      string `json:"type"`
+	ExpiresAt string `json:"expiresAt,omitempty"`
+}
+
 // Error reports a protocol violation; Entries lists rejected resume entries.
 type Error struct {
 	Type    string   `json:"type"`
@@ -137,6 +145,9 @@ const (
 	CodeReplayTimeout           = "REPLAY_TIMEOUT"
 	CodeReplayUnavailable       = "REPLAY_UNAVAILABLE"
 	CodeBinaryNotSupported      = "BINARY_NOT_SUPPORTED"
+	CodeTokenInvalid            = "TOKEN_INVALID"
+	CodeTokenExpired            = "TOKEN_EXPIRED"
+	CodeTokenTenantMismatch     = "TOKEN_TENANT_MISMATCH"
 )
 
 // PongFrame is the pre-encoded reply to a client ping.
