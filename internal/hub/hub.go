@@ -56,7 +56,7 @@ type Source interface {
 	// retains, with that oldest offset; an error means Kafka could not
 	// prove it either way.
 	Stale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error)
-	Backlog(p int32, after int64) (bytes int64, evicted bool)
+	Backlog(p int32, after int64) (bytes int64, unknown bool)
 }
 
 // Config tunes client handling. Zero values mean the SPEC defaults noted.

@@ -174,13 +174,13 @@ func (s *session) owed() bool {
 // its queue bound.
 func (s *session) enterCatchup(now time.Time) {
 	var backlog int64
-	evicted := false
+	unknown := false
 	for p, o := range s.pos {
-		n, ev := s.h.source.Backlog(p, o)
+		n, u := s.h.source.Backlog(p, o)
 		backlog += n
-		evicted = evicted || ev
+		unknown = unknown || u
 	}
-	if backlog <= s.h.cfg.QueueBytes && !evicted {
+	if backlog <= s.h.cfg.QueueBytes && !unknown {
 		return
 	}
 	s.lag.catching, s.lag.since = true, now

@@ -2,9 +2,11 @@ package hub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"testing"
 	"time"
 
@@ -435,4 +437,46 @@ func TestReplaySlotsBoundConcurrentReplays(t *testing.T) {
 	if n := len(holder.replaySlots); n != 0 {
 		t.Fatalf("%d replay slots still held after replay_complete", n)
 	}
+}
+
+// A burst from the consumer that evicts records from memory before a
+// client could read them (the consumer catching up after a Kafka outage)
+// does not make a client that reads at full speed a slow one: the evicted
+// part of its backlog counts by its size, far below the queue bound, so it
+// gets every record, from the lower tier, with no disconnect.
+func TestBurstEvictionIsNotSlowness(t *testing.T) {
+	th := newTestHub(t, Config{QueueBytes: 1 << 20, SlowThreshold: 50, SlowWindow: time.Minute, WriteBatch: 4 << 10},
+		replay.MemoryConfig{PerPartition: 100})
+	log := replay.NewMemory(replay.MemoryConfig{PerPartition: 1 << 20, MaxBytes: 1 << 30})
+	th.tiers.SetKafka(logKafka{log})
+	recs := make([]*replay.Record, 2001)
+	for i := range recs {
+		o := int64(i)
+		recs[i] = &replay.Record{Partition: 0, Offset: o, Prev: o - 1, Value: []byte("v-0-" + itoa64(o))}
+	}
+	log.Append(recs)
+	th.Publish(recs[:1])
+	c := th.dial(t)
+	c.send(map[string]any{"type": "resume", "from": "latest"}) // at offset 0
+	c.readUntil(isType("replay_complete"))
+	th.Publish(recs[1:]) // one poll's worth: memory keeps the last 100
+	got, ctrl := c.readRecords(2000)
+	checkExact2(t, got, map[int32][]int64{0: seq(1, 2000)})
+	if len(ctrl) != 0 {
+		t.Fatalf("controls %v", ctrl)
+	}
+	if n := testutil.ToFloat64(th.m.SlowClientDisconnects); n != 0 {
+		t.Fatalf("%v slow disconnects", n)
+	}
+}
+
+// logKafka is a fake Kafka that retains every record appended to its log
+// (hub tests have no broker; the chaos suite covers the real one).
+type logKafka struct{ log *replay.Memory }
+
+func (k logKafka) LogStart(context.Context, int32, time.Duration) (int64, error) { return 0, nil }
+
+func (k logKafka) ReadAfter(_ context.Context, p int32, after int64, n int) ([]*replay.Record, int64, error) {
+	recs, _ := k.log.Read(p, after, n, math.MaxInt)
+	return recs, 0, nil
 }

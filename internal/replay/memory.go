@@ -198,10 +198,17 @@ func prevOf(r *Record) int64 {
 	return r.Offset - 1
 }
 
-// Backlog returns the bytes of partition p held after offset 'after', and
-// whether records after it were already evicted (the backlog is then larger
-// than what memory holds).
-func (m *Memory) Backlog(p int32, after int64) (bytes int64, evicted bool) {
+// Backlog returns the bytes of partition p after offset 'after'. Records
+// after it that memory already evicted are counted at the mean size of the
+// records it holds (offsets never returned, such as transaction markers,
+// count too: an estimate, on the safe side). unknown is true when such
+// records exist but memory holds nothing to estimate them by.
+//
+// A burst from the consumer (it catching up after a Kafka outage) can evict
+// records before any client read them; counting the evicted part by its
+// size, rather than as "over any bound", keeps a client that reads as fast
+// as it can from being taken for a slow one (docs/PROTOCOL.md §3.6).
+func (m *Memory) Backlog(p int32, after int64) (bytes int64, unknown bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	l := m.parts[p]
@@ -211,13 +218,26 @@ func (m *Memory) Backlog(p int32, after int64) (bytes int64, evicted bool) {
 	live := l.live()
 	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
 	if i == len(live) {
-		return 0, l.known() > after // everything after 'after' was evicted
+		if len(live) == 0 || l.known() <= after {
+			return 0, l.known() > after // nothing to estimate by, or nothing behind
+		}
+		return (l.known() - after) * meanSize(live), false // unreachable while live holds the newest; kept for safety
 	}
 	if i == 0 {
 		first := live[0]
-		return l.cum - first.cum + int64(first.rec.Size()), prevOf(first.rec) > after
+		held := l.cum - first.cum + int64(first.rec.Size())
+		if missing := prevOf(first.rec) - after; missing > 0 {
+			held += missing * meanSize(live)
+		}
+		return held, false
 	}
 	return l.cum - live[i-1].cum, false
+}
+
+// meanSize is the mean size of the records of live (not empty).
+func meanSize(live []entry) int64 {
+	first, last := live[0], live[len(live)-1]
+	return (last.cum - first.cum + int64(first.rec.Size())) / int64(len(live))
 }
 
 // Bounds returns the oldest and newest offsets held for p.

@@ -233,8 +233,9 @@ func (t *Tiers) Stale(ctx context.Context, p int32, after int64) (oldest int64, 
 	return oldest, after+1 < oldest, nil
 }
 
-// Backlog returns the bytes of p held in memory after 'after' and whether
-// some of them are no longer in memory.
+// Backlog returns the bytes of p after 'after' (what memory evicted of
+// them estimated at its mean record size) and whether memory holds nothing
+// to estimate them by (Memory.Backlog).
 func (t *Tiers) Backlog(p int32, after int64) (int64, bool) {
 	return t.memory.Backlog(p, after)
 }
