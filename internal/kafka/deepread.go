@@ -245,6 +245,10 @@ func (d *DeepReader) expireLogStarts() {
 	d.startAt = time.Time{}
 }
 
+// Reset forgets the cached log starts; the app calls it when the topic was
+// re-created (its offsets restarted).
+func (d *DeepReader) Reset() { d.expireLogStarts() }
+
 // LogStart implements replay.DeepReader: the partition's log start offset.
 // A stale cache is refreshed by one ListStartOffsets shared by concurrent
 // callers (no I/O under the cache's lock).
