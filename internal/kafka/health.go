@@ -7,7 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Reachability check (docs/PROTOCOL.md, health): one metadata request for
@@ -51,7 +54,7 @@ func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns
 func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
-	md, err := s.adm.Metadata(hctx, c.cfg.Topic)
+	md, err := probeMetadata(hctx, s.admCl, c.cfg.Topic)
 	if ctx.Err() != nil {
 		return "" // stopping, not failing
 	}
@@ -63,16 +66,15 @@ func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
 		return ""
 	}
 	c.setReachable(true)
-	td, ok := md.Topics[c.cfg.Topic]
 	switch {
-	case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) || errors.Is(td.Err, kerr.UnknownTopicID):
+	case !md.found || errors.Is(md.err, kerr.UnknownTopicOrPartition) || errors.Is(md.err, kerr.UnknownTopicID):
 		c.setTopicProblem(topicMissing)
 		c.logs.warn("topic-missing", "kafka: topic missing (deleted?); waiting for it", "topic", c.cfg.Topic)
 		return ""
-	case td.Err != nil || len(td.Partitions) == 0:
+	case md.err != nil || md.partitions == 0:
 		return "" // transient (leader election...): the next check decides
 	}
-	ns := namespaceOf(md.Cluster, c.cfg.Topic, td.ID)
+	ns := namespaceOf(md.cluster, c.cfg.Topic, md.id)
 	if cur := c.Namespace(); cur != "" && ns != cur {
 		c.setTopicProblem(topicRecreated)
 		c.log.Warn("kafka: topic identity changed (deleted and re-created): adopting the new topic",
@@ -81,6 +83,40 @@ func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
 	}
 	c.setTopicProblem("")
 	return ""
+}
+
+// topicState is what one metadata request says about the topic.
+type topicState struct {
+	cluster    string
+	found      bool
+	err        error // the topic's error code
+	id         kadm.TopicID
+	partitions int
+}
+
+// probeMetadata asks a broker for the topic's metadata. It is a direct
+// request: kadm's Metadata may answer from the client's cache (up to
+// MetadataMinAge old), which would hide a dead broker or a re-created
+// topic for seconds.
+func probeMetadata(ctx context.Context, cl *kgo.Client, topic string) (topicState, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return topicState{}, err
+	}
+	var st topicState
+	if resp.ClusterID != nil {
+		st.cluster = *resp.ClusterID
+	}
+	for _, t := range resp.Topics {
+		if t.Topic != nil && *t.Topic == topic {
+			st.found, st.err, st.id, st.partitions = true, kerr.ErrorForCode(t.ErrorCode), kadm.TopicID(t.TopicID), len(t.Partitions)
+		}
+	}
+	return st, nil
 }
 
 func (c *Consumer) setReachable(ok bool) {
@@ -107,33 +143,42 @@ func (c *Consumer) TopicProblem() string {
 	return ""
 }
 
-// failClock is when the consumer started failing (every poll an error, or
-// re-connecting after a topic change) while Kafka answers; zero while it
-// is not failing. Safe for concurrent use.
+// failGap is the longest pause between two failures of one failing run:
+// franz-go backs off between fetch attempts (up to 2.5 s) and a reconnect
+// waits up to backoffMax plus a dial of up to dialTimeout.
+const failGap = backoffMax + dialTimeout
+
+// failClock tracks a run of failures (polls that returned only errors, or
+// failed re-connects to a re-created topic): when the run began and when
+// the last failure was. Records arriving end the run, and so does a pause
+// longer than failGap. Safe for concurrent use.
 type failClock struct {
-	mu    sync.Mutex
-	since time.Time
+	mu          sync.Mutex
+	since, last time.Time
 }
 
 func (f *failClock) fail(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.since.IsZero() {
+	if f.since.IsZero() || now.Sub(f.last) > failGap {
 		f.since = now
 	}
+	f.last = now
 }
 
 func (f *failClock) clear() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.since = time.Time{}
+	f.since, f.last = time.Time{}, time.Time{}
 }
 
-// longer reports whether it has been failing for longer than d at now.
+// longer reports whether, at now, the consumer keeps failing (the last
+// failure is at most failGap old) and has been failing for d at least
+// (failures at both ends of d: one transient error is no stall).
 func (f *failClock) longer(now time.Time, d time.Duration) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.since.IsZero() && now.Sub(f.since) > d
+	return !f.since.IsZero() && now.Sub(f.last) <= failGap && f.last.Sub(f.since) >= d
 }
 
 // logEvery is how often one condition is logged at most (SPEC §3.7).

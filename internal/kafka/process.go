@@ -26,8 +26,8 @@ type failure struct {
 	err  error
 }
 
-// pollWait bounds one poll, so that a quiet topic still tells the consumer
-// goroutine, every pollWait, that its fetches are not failing.
+// pollWait bounds one poll: a quiet topic wakes the consumer goroutine
+// every pollWait.
 const pollWait = time.Second
 
 // Backoff after a poll that returned only errors: capped and jittered, so a
@@ -81,10 +81,11 @@ func (c *Consumer) pollOnce(ctx context.Context, s *session) bool {
 	c.runControls(s)
 	fs := s.cl.PollRecords(pollCtx, maxPollRecords)
 	failed := c.countFetchErrors(fs) && fs.NumRecords() == 0
-	if failed {
+	switch {
+	case failed:
 		c.failing.fail(c.now())
-	} else {
-		c.failing.clear()
+	case fs.NumRecords() > 0:
+		c.failing.clear() // progress
 	}
 	c.process(s, fs)
 	return !failed
