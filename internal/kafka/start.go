@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,7 +29,7 @@ type startPlan struct {
 func (c *Consumer) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	admCl, err := kgo.NewClient(c.opts...)
+	admCl, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.RetryBackoffFn(adminRetryBackoff))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin client: %v", ErrInvalidConfig, err)
 	}
@@ -37,6 +39,15 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// adminRetryBackoff is the admin client's pause between retries of one
+// request (franz-go's default grows to 2.5 s): a broker that just came up
+// is noticed within about half a second, and a dead one costs a refused
+// connection every half second at most.
+func adminRetryBackoff(tries int) time.Duration {
+	d := min(500*time.Millisecond, 50*time.Millisecond<<min(tries, 10))
+	return d/2 + rand.N(d/2+1)
 }
 
 func (c *Consumer) prepare(ctx context.Context, s *session) error {
