@@ -132,3 +132,37 @@ func TestFetchFailuresStallWithoutSpinning(t *testing.T) {
 	eventually(t, "records after the failures", func() bool { return r.sink.count() == 5 })
 	eventually(t, "stall cleared", func() bool { return !r.Stalled(500 * time.Millisecond) })
 }
+
+// TestReachabilityFollowsBlackholedMetadata: metadata requests stop being
+// answered (a black-holed broker; kfake holds them, which real Kafka cannot
+// be made to do without a network fault): Reachable turns false within
+// about healthInterval+healthTimeout, although nothing else failed, and
+// true again soon after the broker answers.
+func TestReachabilityFollowsBlackholedMetadata(t *testing.T) {
+	cluster, topic := fakeCluster(t, 1)
+	r := startConsumer(t, testConfig(cluster.ListenAddrs(), topic))
+	eventually(t, "reachable", r.Reachable)
+
+	release := make(chan struct{})
+	var hold atomic.Bool
+	hold.Store(true)
+	cluster.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		if hold.Load() {
+			cluster.SleepControl(func() { <-release })
+		}
+		return nil, nil, false
+	})
+	held := time.Now()
+	eventually(t, "unreachable while metadata is held", func() bool { return !r.Reachable() })
+	down := time.Since(held)
+	hold.Store(false)
+	close(release)
+	back := time.Now()
+	eventually(t, "reachable again", r.Reachable)
+	up := time.Since(back)
+	t.Logf("metadata black-holed: unreachable after %v; answered again: reachable after %v", down.Round(time.Millisecond), up.Round(time.Millisecond))
+	if down > healthInterval+healthTimeout+3*time.Second {
+		t.Fatalf("unreachable only %v after metadata stopped answering", down)
+	}
+}
