@@ -75,6 +75,7 @@ type Consumer struct {
 	topicProblem atomic.Pointer[string] // see TopicProblem; nil: none
 	failing      failClock              // polls or re-connects failing while Kafka answers
 	logs         *logLimiter            // conditions logged at most once per logEvery
+	lastRead     atomic.Int64           // unix nanos of the last response any client read
 
 	ctrl    chan func(*session) // requests run by the consumer goroutine
 	wakeMu  sync.Mutex
@@ -136,6 +137,7 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
 		kgo.WithLogger(kgoLogger{c.logs}),
+		kgo.WithHooks(readHook{&c.lastRead}),
 	}, sec, cfg.ExtraOpts)
 	return c, nil
 }

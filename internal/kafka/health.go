@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -60,6 +61,13 @@ func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
 	}
 	if err != nil {
 		c.m.KafkaError("metadata")
+		if errors.Is(err, context.DeadlineExceeded) && c.readRecently() {
+			// Slow, not gone: a broker answered another request within
+			// the last recentRead (an overloaded process or broker must
+			// not flap its readiness).
+			c.logs.warn("health-slow", "kafka: metadata request timed out while brokers answer other requests", "timeout", healthTimeout)
+			return ""
+		}
 		c.setReachable(false)
 		c.failing.clear() // a dependency outage is not a stall
 		c.logs.warn("health", "kafka: metadata request failed: Kafka unreachable", "err", err)
@@ -117,6 +125,27 @@ func probeMetadata(ctx context.Context, cl *kgo.Client, topic string) (topicStat
 		}
 	}
 	return st, nil
+}
+
+// recentRead is how recent a response from any broker must be for a timed
+// out metadata request to count as slow rather than unreachable.
+const recentRead = time.Second
+
+// readHook notes when any client of the consumer last read a response.
+type readHook struct{ last *atomic.Int64 }
+
+// OnBrokerE2E implements kgo.HookBrokerE2E.
+func (h readHook) OnBrokerE2E(_ kgo.BrokerMetadata, _ int16, e2e kgo.BrokerE2E) {
+	if e2e.Err() == nil {
+		h.last.Store(time.Now().UnixNano())
+	}
+}
+
+var _ kgo.HookBrokerE2E = readHook{}
+
+func (c *Consumer) readRecently() bool {
+	last := c.lastRead.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < recentRead
 }
 
 func (c *Consumer) setReachable(ok bool) {

@@ -133,11 +133,12 @@ func TestFetchFailuresStallWithoutSpinning(t *testing.T) {
 	eventually(t, "stall cleared", func() bool { return !r.Stalled(500 * time.Millisecond) })
 }
 
-// TestReachabilityFollowsBlackholedMetadata: metadata requests stop being
-// answered (a black-holed broker; kfake holds them, which real Kafka cannot
-// be made to do without a network fault): Reachable turns false within
-// about healthInterval+healthTimeout, although nothing else failed, and
-// true again soon after the broker answers.
+// TestReachabilityFollowsBlackholedMetadata: the broker stops answering
+// (black-holed: kfake holds metadata, fetch and list-offsets requests,
+// which real Kafka cannot be made to do without a network fault; no
+// connection fails): Reachable turns false within about
+// healthInterval+healthTimeout, and true again soon after the broker
+// answers.
 func TestReachabilityFollowsBlackholedMetadata(t *testing.T) {
 	cluster, topic := fakeCluster(t, 1)
 	r := startConsumer(t, testConfig(cluster.ListenAddrs(), topic))
@@ -146,13 +147,15 @@ func TestReachabilityFollowsBlackholedMetadata(t *testing.T) {
 	release := make(chan struct{})
 	var hold atomic.Bool
 	hold.Store(true)
-	cluster.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
-		cluster.KeepControl()
-		if hold.Load() {
-			cluster.SleepControl(func() { <-release })
-		}
-		return nil, nil, false
-	})
+	for _, key := range []kmsg.Key{kmsg.Metadata, kmsg.Fetch, kmsg.ListOffsets} {
+		cluster.ControlKey(int16(key), func(kmsg.Request) (kmsg.Response, error, bool) {
+			cluster.KeepControl()
+			if hold.Load() {
+				cluster.SleepControl(func() { <-release })
+			}
+			return nil, nil, false
+		})
+	}
 	held := time.Now()
 	eventually(t, "unreachable while metadata is held", func() bool { return !r.Reachable() })
 	down := time.Since(held)
