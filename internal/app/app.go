@@ -217,11 +217,12 @@ func (a *App) startBroker() ([]string, func(), error) {
 	return b.Addrs(), b.Close, nil
 }
 
-// awaitReady closes Ready once the consumer reached Kafka.
+// awaitReady closes Ready once the consumer reached Kafka and found the
+// topic (its namespace is known).
 func (a *App) awaitReady(ctx context.Context, c *kafka.Consumer) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	for !c.Reachable() {
+	for !c.Reachable() || c.Namespace() == "" {
 		select {
 		case <-ctx.Done():
 			return

@@ -234,9 +234,7 @@ func (c *Consumer) connect(ctx context.Context) (*session, error) {
 		c.m.KafkaError("connect")
 		if errors.Is(err, ErrTopicNotFound) {
 			c.setReachable(true) // Kafka answered; the topic is what is missing
-			if c.Namespace() != "" {
-				c.setTopicProblem(topicMissing)
-			}
+			c.setTopicProblem(topicMissing)
 		} else {
 			c.setReachable(false)
 		}

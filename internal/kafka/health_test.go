@@ -169,3 +169,25 @@ func TestReachabilityFollowsBlackholedMetadata(t *testing.T) {
 		t.Fatalf("unreachable only %v after metadata stopped answering", down)
 	}
 }
+
+// TestTopicMissingAtStart: Kafka answers but the topic does not exist: the
+// consumer reports the topic problem (not ready) while it retries, and
+// starts consuming once the topic is created.
+func TestTopicMissingAtStart(t *testing.T) {
+	cluster, _ := fakeCluster(t, 1)
+	const topic = "created-later"
+	r := startConsumer(t, testConfig(cluster.ListenAddrs(), topic))
+	eventually(t, "topic problem reported", func() bool { return r.Reachable() && r.TopicProblem() != "" })
+	if r.Namespace() != "" || r.Stalled(0) {
+		t.Fatalf("namespace %q, stalled %v before the topic exists", r.Namespace(), r.Stalled(0))
+	}
+	adm := producer(t, cluster.ListenAddrs())
+	req := kmsg.NewPtrCreateTopicsRequest()
+	rt := kmsg.NewCreateTopicsRequestTopic()
+	rt.Topic, rt.NumPartitions, rt.ReplicationFactor = topic, 1, 1
+	req.Topics = append(req.Topics, rt)
+	if _, err := req.RequestWith(t.Context(), adm); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "consuming the created topic", func() bool { return r.Namespace() != "" && r.TopicProblem() == "" })
+}
