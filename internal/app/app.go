@@ -234,7 +234,8 @@ func (a *App) awaitReady(ctx context.Context, c *kafka.Consumer) {
 }
 
 // watchdog exits the process (through Run's error) after a true stall, when
-// STALL_RESTART_SECS is set: records wait and nothing progresses.
+// STALL_RESTART_SECS is set: records wait and nothing progresses, or the
+// consumer keeps failing while Kafka answers (kafka.Consumer.Stalled).
 func (a *App) watchdog(ctx context.Context, c *kafka.Consumer) error {
 	d := a.cfg.Shutdown.StallRestart
 	if d <= 0 {
@@ -248,7 +249,7 @@ func (a *App) watchdog(ctx context.Context, c *kafka.Consumer) error {
 			return nil
 		case <-t.C:
 			if c.Stalled(d) {
-				return fmt.Errorf("app: consumer stalled for %s while records wait: exiting so a supervisor restarts it", d)
+				return fmt.Errorf("app: consumer stalled for %s (records waiting without progress, or failing while Kafka answers): exiting so a supervisor restarts it", d)
 			}
 		}
 	}
