@@ -253,11 +253,12 @@ func (a *App) startBroker() ([]string, func(), error) {
 	return b.Addrs(), b.Close, nil
 }
 
-// awaitReady closes Ready once the consumer reached Kafka.
+// awaitReady closes Ready once the consumer reached Kafka and found the
+// topic (its namespace is known).
 func (a *App) awaitReady(ctx context.Context, c *kafka.Consumer) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
-	for !c.Reachable() {
+	for !c.Reachable() || c.Namespace() == "" {
 		select {
 		case <-ctx.Done():
 			return
@@ -269,7 +270,8 @@ func (a *App) awaitReady(ctx context.Context, c *kafka.Consumer) {
 }
 
 // watchdog exits the process (through Run's error) after a true stall, when
-// STALL_RESTART_SECS is set: records wait and nothing progresses.
+// STALL_RESTART_SECS is set: records wait and nothing progresses, or the
+// consumer keeps failing while Kafka answers (kafka.Consumer.Stalled).
 func (a *App) watchdog(ctx context.Context, c *kafka.Consumer) error {
 	d := a.cfg.Shutdown.StallRestart
 	if d <= 0 {
@@ -283,7 +285,7 @@ func (a *App) watchdog(ctx context.Context, c *kafka.Consumer) error {
 			return nil
 		case <-t.C:
 			if c.Stalled(d) {
-				return fmt.Errorf("app: consumer stalled for %s while records wait: exiting so a supervisor restarts it", d)
+				return fmt.Errorf("app: consumer stalled for %s (records waiting without progress, or failing while Kafka answers): exiting so a supervisor restarts it", d)
 			}
 		}
 	}

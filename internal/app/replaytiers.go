@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -13,13 +14,21 @@ import (
 )
 
 // redisTier owns the Redis replay store: it is created once the resume
-// namespace is known (Kafka answered), runs its background writer, and is
-// drained at shutdown.
+// namespace is known (Kafka answered), replaced by a store of the new
+// namespace when the topic is re-created, runs its background writer, and
+// is drained at shutdown. Until the first store exists, Redis is PINGed
+// directly so that /health reports Redis itself, not the wait for Kafka.
 type redisTier struct {
-	mu     sync.Mutex // guards store
-	store  *replay.Redis
 	client *redis.Client
-	done   chan struct{} // closed when the writer stopped
+	done   chan struct{} // closed when runRedis returned (every writer stopped)
+	pinged atomic.Bool   // the last direct PING answered (before a store exists)
+
+	mu    sync.Mutex      // guards the fields below
+	ctx   context.Context // runRedis's: the stores' writers run under it
+	store *replay.Redis
+	ns    string
+	stop  context.CancelFunc // stops store's writer
+	runs  sync.WaitGroup     // the writers of every store
 }
 
 func (rt *redisTier) get() *replay.Redis {
@@ -29,6 +38,15 @@ func (rt *redisTier) get() *replay.Redis {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.store
+}
+
+// healthy reports Redis's state: its store's circuit breaker, or before
+// there is a store, the last direct PING.
+func (rt *redisTier) healthy() bool {
+	if s := rt.get(); s != nil {
+		return s.Healthy()
+	}
+	return rt.pinged.Load()
 }
 
 // newRedisClient builds a go-redis client whose timeouts follow the
@@ -45,13 +63,39 @@ func newRedisClient(url string) (*redis.Client, error) {
 	return redis.NewClient(opts), nil
 }
 
-// runRedis waits for the namespace, then adds the Redis tier and runs its
-// writer until ctx is done. Redis being down never stops the gateway.
+// redisPingEvery is how often Redis is PINGed while no store exists yet.
+const redisPingEvery = time.Second
+
+// runRedis waits for the namespace (PINGing Redis meanwhile), then adds the
+// Redis tier and runs its writer (and the writers of the stores of later
+// namespaces) until ctx is done. Redis being down never stops the gateway.
 func (a *App) runRedis(ctx context.Context, c *kafka.Consumer) error {
 	rt := a.redis
 	defer close(rt.done)
-	ns, ok := awaitNamespace(ctx, c)
+	rt.mu.Lock()
+	rt.ctx = ctx
+	rt.mu.Unlock()
+	defer rt.runs.Wait()
+	ns, ok := a.awaitNamespace(ctx, c)
 	if !ok {
+		return nil
+	}
+	if err := a.useRedisNamespace(ns, true); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// useRedisNamespace makes a store of namespace ns the Redis tier and stops
+// the writer of the previous one (what it still had queued belongs to the
+// old namespace and goes to the old keys). initial applies ns only when no
+// store exists yet (a namespace change may have come first).
+func (a *App) useRedisNamespace(ns string, initial bool) error {
+	rt := a.redis
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.ctx == nil || rt.ctx.Err() != nil || rt.ns == ns || (initial && rt.store != nil) {
 		return nil
 	}
 	r := a.cfg.Redis
@@ -61,18 +105,34 @@ func (a *App) runRedis(ctx context.Context, c *kafka.Consumer) error {
 	if err != nil {
 		return fmt.Errorf("app: redis: %w", err)
 	}
-	rt.mu.Lock()
-	rt.store = store
-	rt.mu.Unlock()
+	ctx, stop := context.WithCancel(rt.ctx)
+	rt.runs.Go(func() {
+		if err := store.Run(ctx); err != nil {
+			a.log.Error("redis writer stopped", "namespace", ns, "err", err)
+		}
+	})
+	if rt.stop != nil {
+		rt.stop()
+	}
+	rt.store, rt.ns, rt.stop = store, ns, stop
 	a.tiers.SetRedis(store)
 	a.log.Info("redis replay tier enabled", "namespace", ns)
-	return store.Run(ctx)
+	return nil
 }
 
-func awaitNamespace(ctx context.Context, c *kafka.Consumer) (string, bool) {
+// awaitNamespace waits until the consumer knows the namespace; meanwhile
+// it PINGs Redis every redisPingEvery for /health.
+func (a *App) awaitNamespace(ctx context.Context, c *kafka.Consumer) (string, bool) {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
+	var next time.Time
 	for c.Namespace() == "" {
+		if now := time.Now(); now.After(next) {
+			next = now.Add(redisPingEvery)
+			pctx, cancel := context.WithTimeout(ctx, redisPingEvery)
+			a.redis.pinged.Store(a.redis.client.Ping(pctx).Err() == nil)
+			cancel()
+		}
 		select {
 		case <-ctx.Done():
 			return "", false

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
@@ -56,6 +57,12 @@ func (t *topology) LatestHighWatermark(ctx context.Context, p int32) (int64, boo
 	}
 	o, err := d.EndOffset(ctx, p)
 	return o, err == nil
+}
+
+func (t *topology) deepReader() *kafka.DeepReader {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.deep
 }
 
 func (t *topology) setDeep(d *kafka.DeepReader) {
@@ -110,9 +117,49 @@ func (a *App) kafkaConfig(brokers []string) kafka.Config {
 		Security: kafka.Security{Protocol: k.SecurityProtocol, SASLMechanism: k.SASLMechanism,
 			Username: k.SASLUsername, Password: k.SASLPassword, CAFile: k.SSLCALocation,
 			CertFile: k.SSLCertificateLocation, KeyFile: k.SSLKeyLocation},
-		ShutdownTimeout: a.cfg.Shutdown.Timeout / 2,
-		ExtraOpts:       []kgo.Opt{kgo.WithHooks(a.kmetrics)},
+		ShutdownTimeout:       a.cfg.Shutdown.Timeout / 2,
+		ExtraOpts:             []kgo.Opt{kgo.WithHooks(a.kmetrics)},
+		BeforeNamespaceChange: a.dropNamespace,
+		AfterNamespaceChange:  a.adoptedNamespace,
 	}
+}
+
+// closeTopicRecreated is the close code and reason for clients connected
+// when the topic was re-created (SPEC §3.7): 1012 "service restart", so
+// that they re-read /version and resume in the new namespace.
+const (
+	closeTopicRecreated       ws.StatusCode = 1012
+	closeTopicRecreatedReason               = "topic re-created"
+)
+
+// dropNamespace runs when the topic was re-created, before the new
+// namespace is visible and before any record of the new topic is published:
+// nothing of the old namespace may be served for the new one, so the
+// memory tier and the heads are emptied, Kafka's cached log starts
+// forgotten, and the Redis tier switched to the new namespace's keys.
+func (a *App) dropNamespace(old, ns string) {
+	a.mem.Reset()
+	a.hub.ResetHeads()
+	if d := a.topo.deepReader(); d != nil {
+		d.Reset()
+	}
+	if a.redis != nil {
+		if err := a.useRedisNamespace(ns, false); err != nil {
+			a.log.Error("redis tier not switched to the new namespace", "namespace", ns, "err", err)
+		}
+	}
+}
+
+// adoptedNamespace runs once the new namespace is visible: every connected
+// client is closed with 1012 and resumes in it. It waits (bounded) until
+// they are closed, so that none of them is sent a record of the new topic
+// under its old positions.
+func (a *App) adoptedNamespace(old, ns string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	n := a.hub.CloseAll(ctx, closeTopicRecreated, closeTopicRecreatedReason)
+	a.log.Warn("topic re-created: replay store emptied, clients closed to resume in the new namespace",
+		"old_namespace", old, "namespace", ns, "clients_closed", n)
 }
 
 func (a *App) httpConfig() httpserver.Config {
@@ -171,15 +218,17 @@ func (a *App) status() httpserver.Status {
 			RedisMessageTTLSecs: int64(a.cfg.Redis.MessageTTL / time.Second), RedisMaxSequences: a.cfg.Redis.MaxSequences},
 		Breaker: a.breakerStatus(),
 	}
-	if a.redis != nil {
-		if s := a.redis.get(); s == nil || !s.Healthy() {
-			st.Alerts = append(st.Alerts, "redis unavailable: replay served from memory and Kafka")
-		}
+	if a.redis != nil && !a.redis.healthy() {
+		st.Alerts = append(st.Alerts, "redis unavailable: replay served from memory and Kafka")
 	}
 	if c == nil {
 		return st
 	}
 	st.KafkaReachable = c.Reachable()
+	if p := c.TopicProblem(); p != "" {
+		st.NotReady = "topic_unavailable"
+		st.Alerts = append(st.Alerts, p)
+	}
 	if !st.KafkaReachable {
 		st.KafkaState = httpserver.KafkaReconnecting
 	}

@@ -37,6 +37,10 @@ type Status struct {
 	Starting bool
 	// ShuttingDown: shutdown begun. /readyz 503, /ws refused.
 	ShuttingDown bool
+	// NotReady, when not empty, is another reason for /readyz 503 (the
+	// Kafka topic was deleted and is not re-adopted yet); put what it means
+	// in Alerts.
+	NotReady string
 	// Wedged: the consumer loop is stuck while records wait (paused
 	// partitions excluded). /healthz 503.
 	Wedged bool
@@ -255,6 +259,8 @@ func (s *Server) serveReadyz(w http.ResponseWriter, r *http.Request) {
 		reason = "starting"
 	case !st.KafkaReachable:
 		reason = "kafka_unreachable"
+	case st.NotReady != "":
+		reason = st.NotReady
 	}
 	if reason != "" {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": reason})

@@ -20,9 +20,10 @@ import (
 
 // event is what the reader goroutine hands to the writer.
 type event struct {
-	text  []byte // a client text message, parsed by the writer
-	reply []byte // a frame to send as is (pong, error); may come with close
-	close ws.StatusCode
+	text   []byte // a client text message, parsed by the writer
+	reply  []byte // a frame to send as is (pong, error); may come with close
+	close  ws.StatusCode
+	reason string // of the close frame, with close
 }
 
 // accept upgrades the connection and starts its reader goroutine. The

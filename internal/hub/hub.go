@@ -26,6 +26,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -256,6 +258,46 @@ func (h *Hub) Clients() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.sessions)
+}
+
+// ResetHeads forgets every partition head: the topic was re-created and its
+// offsets restart (SPEC §3.7). Publish must not run concurrently with it
+// for the reset to be exact (the consumer calls it between sessions).
+func (h *Hub) ResetHeads() {
+	h.publish.Lock()
+	h.heads.Store(&heads{offsets: map[int32]int64{}})
+	h.publish.Unlock()
+}
+
+// CloseAll closes every connected session with code and reason (1012
+// "topic re-created", say), after what was already queued for it, and
+// waits until their writers finished (nothing more is written to them) or
+// ctx ends. Each writer sends the close frame with a 1 s deadline. It
+// returns how many sessions it closed.
+func (h *Hub) CloseAll(ctx context.Context, code ws.StatusCode, reason string) int {
+	h.mu.Lock()
+	closing := make([]*session, 0, len(h.sessions))
+	for s := range h.sessions {
+		closing = append(closing, s)
+		ev := event{close: code, reason: reason}
+		select {
+		case s.events <- ev:
+			s.kick()
+		default:
+			// The reader filled the queue: hand the event over without
+			// blocking, or give up when the session ends.
+			go s.send(ev)
+		}
+	}
+	h.mu.Unlock()
+	for _, s := range closing {
+		select {
+		case <-s.writerDone:
+		case <-ctx.Done():
+			return len(closing)
+		}
+	}
+	return len(closing)
 }
 
 // ErrClosing is returned when a connection arrives during shutdown.

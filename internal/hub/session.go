@@ -277,7 +277,7 @@ func (s *session) drainEvents(ctx context.Context) *closeReason {
 func (s *session) handle(ctx context.Context, ev event) *closeReason {
 	s.active = true
 	if ev.close != 0 {
-		cr := &closeReason{code: ev.close}
+		cr := &closeReason{code: ev.close, reason: ev.reason}
 		if ev.reply != nil {
 			cr.frames = [][]byte{ev.reply}
 		}

@@ -102,6 +102,17 @@ type Config struct {
 	// ExtraOpts are appended to the options of every Kafka client (for
 	// example franz-go metrics hooks). Nil: none.
 	ExtraOpts []kgo.Opt
+	// BeforeNamespaceChange runs when the topic was deleted and re-created
+	// (new topic id, SPEC §3.7) and its new session is about to start:
+	// Namespace still returns old and nothing is being published, so the
+	// caller drops what belongs to the old namespace (replay tiers, heads).
+	// AfterNamespaceChange runs right after Namespace returns new, before
+	// the first record of the new topic is published (the caller closes
+	// connected clients so that they resume in the new namespace). Both run
+	// on Run's goroutine and must not call back into the consumer's
+	// control methods. Nil: nothing.
+	BeforeNamespaceChange func(old, new string)
+	AfterNamespaceChange  func(old, new string)
 }
 
 // DLQConfig bounds the dead-letter producer (SPEC §2.6).

@@ -46,11 +46,12 @@ type Sink interface {
 	Publish(recs []*replay.Record)
 }
 
-// Connection backoff: capped and jittered.
+// Connection backoff: capped and jittered, so that consumption starts
+// within about backoffMax of the broker coming up.
 const (
 	backoffBase = 250 * time.Millisecond
-	backoffMax  = 30 * time.Second
-	dialTimeout = 15 * time.Second
+	backoffMax  = 5 * time.Second
+	dialTimeout = 10 * time.Second
 )
 
 // Consumer reads every partition of the topic. Build it with New and run it
@@ -67,11 +68,14 @@ type Consumer struct {
 	e2e   prometheus.Observer
 	seq   *sequenceTracker // consumer goroutine only
 
-	view        view
-	reachable   atomic.Bool
-	lastMessage atomic.Int64 // unix nanoseconds of the last valid record, 0 none
-	namespace   atomic.Pointer[string]
-	nsWarned    atomic.Bool // the topic's identity changed: warned once
+	view         view
+	reachable    atomic.Bool
+	lastMessage  atomic.Int64 // unix nanoseconds of the last valid record, 0 none
+	namespace    atomic.Pointer[string]
+	topicProblem atomic.Pointer[string] // see TopicProblem; nil: none
+	failing      failClock              // polls or re-connects failing while Kafka answers
+	logs         *logLimiter            // conditions logged at most once per logEvery
+	lastRead     atomic.Int64           // unix nanos of the last response any client read
 
 	ctrl    chan func(*session) // requests run by the consumer goroutine
 	wakeMu  sync.Mutex
@@ -124,6 +128,7 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 		e2e:   m.E2ELatencyMs.WithLabelValues(metrics.StageProducerToConsumer),
 		ctrl:  make(chan func(*session), 16),
 		done:  make(chan struct{}),
+		logs:  &logLimiter{log: log},
 	}
 	c.seq = newSequenceTracker(cfg.SequenceTrackerSize, seqCounters{
 		gaps: m.SequenceGaps, duplicates: m.SequenceDuplicates, reorders: m.SequenceReorders, gapSize: m.SequenceGapSize,
@@ -131,13 +136,17 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 	c.opts = slices.Concat([]kgo.Opt{
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ClientID(cfg.ClientID),
-		kgo.WithLogger(kgoLogger{log}),
+		kgo.WithLogger(kgoLogger{c.logs}),
+		kgo.WithHooks(readHook{&c.lastRead}),
 	}, sec, cfg.ExtraOpts)
 	return c, nil
 }
 
 // Run connects (retrying with capped, jittered backoff while ctx lives, so
-// callers keep serving meanwhile), then consumes until ctx ends. On the way
+// callers keep serving meanwhile), then consumes until ctx ends. When the
+// topic is deleted and re-created under it (SPEC §3.7) it drops the old
+// session and connects again: the new topic is read from its log start
+// under its new namespace (see Config.BeforeNamespaceChange). On the way
 // out it stops fetching, flushes the DLQ producer and saves progress, each
 // bounded by Config.ShutdownTimeout. It returns nil when ctx ends (a failed
 // final commit is logged: the next start re-reads at most what it missed),
@@ -148,36 +157,51 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return ErrAlreadyRunning
 	}
 	defer close(c.done)
-	s, err := c.connect(ctx)
-	if errors.Is(err, ErrInvalidConfig) {
-		return err
+	for {
+		s, err := c.connect(ctx)
+		if errors.Is(err, ErrInvalidConfig) {
+			return err
+		}
+		if err != nil {
+			return nil // ctx ended before Kafka answered
+		}
+		recreated := c.serve(ctx, s)
+		// The offsets of a re-created topic's old session mean nothing in
+		// the new one: no final commit then.
+		c.shutdown(s, !recreated)
+		s.close()
+		if !recreated {
+			return nil
+		}
 	}
-	if err != nil {
-		return nil // ctx ended before Kafka answered
-	}
-	defer s.close()
-	c.serve(ctx, s)
-	c.shutdown(s)
-	return nil
 }
 
 // serve runs the consumer goroutine (this one) and the background loops
-// until ctx ends.
-func (c *Consumer) serve(ctx context.Context, s *session) {
+// until ctx ends or the topic's identity changes; it reports the latter.
+func (c *Consumer) serve(ctx context.Context, s *session) (recreated bool) {
 	loopCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	var changed atomic.Bool
 	wg.Go(func() { c.lagLoop(loopCtx, s) })
 	wg.Go(func() { c.progressLoop(loopCtx, s) })
 	wg.Go(func() { c.partitionLoop(loopCtx, s) })
+	wg.Go(func() {
+		c.healthLoop(loopCtx, s, func(string) {
+			changed.Store(true)
+			stop()
+		})
+	})
 	c.running.Store(true)
-	c.consume(ctx, s)
+	c.consume(loopCtx, s)
 	c.running.Store(false)
 	stop()
 	wg.Wait()
+	return changed.Load() && ctx.Err() == nil
 }
 
-// shutdown stops fetching, then flushes dead letters and saves progress.
-func (c *Consumer) shutdown(s *session) {
+// shutdown stops fetching, then flushes dead letters and, with commit,
+// saves progress.
+func (c *Consumer) shutdown(s *session, commit bool) {
 	s.cl.Close()
 	s.cl = nil
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
@@ -185,17 +209,22 @@ func (c *Consumer) shutdown(s *session) {
 	if err := s.dlq.flush(ctx); err != nil {
 		c.log.Warn("kafka: DLQ flush at shutdown incomplete", "err", err)
 	}
+	if !commit {
+		return
+	}
 	if err := c.commit(ctx, s); err != nil {
 		c.log.Warn("kafka: final progress commit failed", "group", c.group, "err", err)
 	}
 }
 
-// connect dials until it succeeds or ctx ends.
+// connect dials until it succeeds or ctx ends. Each failure is counted;
+// it is logged at most once per logEvery.
 func (c *Consumer) connect(ctx context.Context) (*session, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.dial(ctx)
 		if err == nil {
-			c.reachable.Store(true)
+			c.setReachable(true)
+			c.failing.clear()
 			c.log.Info("kafka: consuming", "topic", c.cfg.Topic, "partitions", len(s.parts), "group", c.group, "namespace", c.Namespace())
 			return s, nil
 		}
@@ -203,8 +232,19 @@ func (c *Consumer) connect(ctx context.Context) (*session, error) {
 			return nil, err
 		}
 		c.m.KafkaError("connect")
+		if errors.Is(err, ErrTopicNotFound) {
+			c.setReachable(true) // Kafka answered; the topic is what is missing
+			c.setTopicProblem(topicMissing)
+		} else {
+			c.setReachable(false)
+		}
+		if c.Namespace() != "" && c.Reachable() {
+			// Adopting a re-created topic keeps failing although Kafka
+			// answers: a stall if it lasts (Stalled).
+			c.failing.fail(c.now())
+		}
 		wait := backoff(attempt)
-		c.log.Warn("kafka: not connected, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
+		c.logs.warn("connect", "kafka: not connected, retrying", "attempt", attempt+1, "retry_in", wait, "err", err)
 		if !sleep(ctx, wait) {
 			return nil, ctx.Err()
 		}
@@ -278,8 +318,8 @@ func (c *Consumer) Namespace() string {
 	return ""
 }
 
-// Reachable reports whether the last request for Kafka metadata or offsets
-// succeeded (false until connected).
+// Reachable reports whether the last metadata request succeeded (checked
+// every second while connected; false until connected).
 func (c *Consumer) Reachable() bool { return c.reachable.Load() }
 
 // LastMessage is when the last valid record was read; zero before any.
@@ -301,13 +341,22 @@ func (c *Consumer) Paused() []int32 { return c.view.paused() }
 func (c *Consumer) HighWatermark(p int32) (int64, bool) { return c.view.highWatermark(p) }
 
 // Stalled reports a true stall: a partition that is not paused has had
-// records waiting (lag > 0) without moving for longer than since. A quiet
-// topic is never stalled.
-func (c *Consumer) Stalled(since time.Duration) bool { return c.view.stalled(c.now(), since) }
+// records waiting (lag > 0) without moving for longer than since, or the
+// consumer has kept failing (every poll an error, or re-connecting to a
+// re-created topic) for longer than since while Kafka answers metadata
+// requests. A quiet topic is never stalled, and neither is a consumer
+// waiting for an unreachable Kafka (a dependency outage, shown by
+// Reachable).
+func (c *Consumer) Stalled(since time.Duration) bool {
+	now := c.now()
+	return c.view.stalled(now, since) || (c.Reachable() && c.failing.longer(now, since))
+}
 
-// kgoLogger forwards franz-go's warnings and errors to slog; its info and
-// debug output is too chatty for a service log.
-type kgoLogger struct{ l *slog.Logger }
+// kgoLogger forwards franz-go's warnings and errors to slog, each message
+// at most once per logEvery (a client retrying an unreachable broker warns
+// on every attempt); its info and debug output is too chatty for a service
+// log.
+type kgoLogger struct{ l *logLimiter }
 
 func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
 
@@ -316,5 +365,5 @@ func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	if level == kgo.LogLevelError {
 		lvl = slog.LevelError
 	}
-	k.l.Log(context.Background(), lvl, "kafka client: "+msg, keyvals...)
+	k.l.at(lvl, "kgo:"+msg, "kafka client: "+msg, keyvals...)
 }

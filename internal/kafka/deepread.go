@@ -281,6 +281,14 @@ func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max in
 	return page.Records, page.LogStart, err
 }
 
+// Reset forgets the cached log starts; the app calls it when the topic was
+// re-created (its offsets restarted).
+func (d *DeepReader) Reset() {
+	d.startMu.Lock()
+	defer d.startMu.Unlock()
+	d.starts, d.startAt = nil, time.Time{}
+}
+
 // LogStart implements replay.DeepReader: the partition's log start offset
 // as Kafka reported it at most maxAge ago (maxAge 0: ask now). An older
 // cache is refreshed by one ListStartOffsets shared by concurrent callers

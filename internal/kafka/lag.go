@@ -44,7 +44,6 @@ func (c *Consumer) checkLag(ctx context.Context, s *session) {
 		c.lagPollFailed(ctx)
 		return
 	}
-	c.reachable.Store(true)
 	now := c.now()
 	c.view.setWatermarks(hwm, lso, now)
 	for _, l := range c.view.lagSamples(now) {
@@ -58,8 +57,7 @@ func (c *Consumer) lagPollFailed(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // stopping, not failing
 	}
-	c.m.KafkaLagPollFailures.Inc()
-	c.reachable.Store(false)
+	c.m.KafkaLagPollFailures.Inc() // reachability is the health loop's (healthLoop)
 }
 
 // listOffsets runs one kadm List*Offsets call and keeps the partitions of

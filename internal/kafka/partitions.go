@@ -29,17 +29,19 @@ func every(ctx context.Context, period time.Duration, fn func()) {
 	}
 }
 
+// A changed topic identity is the health loop's to act on (healthLoop);
+// partitions are added only while the identity is the session's.
 func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
 	ns, parts, err := c.topicMetadata(ctx, s.adm)
 	if err != nil {
 		if ctx.Err() == nil {
 			c.m.KafkaError("metadata")
-			c.reachable.Store(false)
 		}
 		return
 	}
-	c.reachable.Store(true)
-	c.setNamespace(ns)
+	if ns != c.Namespace() {
+		return
+	}
 	known := c.view.partitions()
 	var added []int32
 	for _, p := range parts {

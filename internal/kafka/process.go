@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -25,25 +26,69 @@ type failure struct {
 	err  error
 }
 
+// pollWait bounds one poll: a quiet topic wakes the consumer goroutine
+// every pollWait.
+const pollWait = time.Second
+
+// Backoff after a poll that returned only errors: capped and jittered, so a
+// fetch error that repeats at once (a deleted topic, say) never spins.
+const (
+	pollBackoffBase = 100 * time.Millisecond
+	pollBackoffMax  = 2 * time.Second
+)
+
 // consume is the consumer goroutine: poll, process, publish, until ctx ends.
+// A poll that returned only errors is followed by a backoff.
 func (c *Consumer) consume(ctx context.Context, s *session) {
+	fails := 0
 	for ctx.Err() == nil {
-		c.pollOnce(ctx, s)
+		if c.pollOnce(ctx, s) {
+			fails = 0
+			continue
+		}
+		d := min(pollBackoffMax, pollBackoffBase<<min(fails, 10))
+		fails++
+		c.idle(ctx, s, d/2+rand.N(d/2+1))
+	}
+}
+
+// idle waits d, running control requests meanwhile.
+func (c *Consumer) idle(ctx context.Context, s *session, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		case fn := <-c.ctrl:
+			fn(s)
+		}
 	}
 }
 
 // pollOnce runs queued control requests, then polls. The poll's context is
-// cancelled by enqueue so that a request does not wait for a fetch.
-func (c *Consumer) pollOnce(ctx context.Context, s *session) {
-	pollCtx, cancel := context.WithCancel(ctx)
+// cancelled by enqueue so that a request does not wait for a fetch. It
+// reports false when the poll returned errors and no records: the fetches
+// are failing.
+func (c *Consumer) pollOnce(ctx context.Context, s *session) bool {
+	pollCtx, cancel := context.WithTimeout(ctx, pollWait)
 	defer cancel()
 	c.wakeMu.Lock()
 	c.wake = cancel
 	c.wakeMu.Unlock()
 	c.runControls(s)
 	fs := s.cl.PollRecords(pollCtx, maxPollRecords)
-	c.countFetchErrors(fs)
+	failed := c.countFetchErrors(fs) && fs.NumRecords() == 0
+	switch {
+	case failed:
+		c.failing.fail(c.now())
+	case fs.NumRecords() > 0:
+		c.failing.clear() // progress
+	}
 	c.process(s, fs)
+	return !failed
 }
 
 func (c *Consumer) runControls(s *session) {
@@ -217,15 +262,21 @@ func (c *Consumer) resume(s *session, p int32) error {
 	return nil
 }
 
-// countFetchErrors counts fetch errors by Kafka error name. Context errors
-// are this consumer waking or stopping, not failures.
-func (c *Consumer) countFetchErrors(fs kgo.Fetches) {
-	fs.EachError(func(_ string, _ int32, err error) {
+// countFetchErrors counts fetch errors by Kafka error name, logs each kind
+// at most once per logEvery, and reports whether there was any. Context
+// errors are this consumer waking or stopping, not failures.
+func (c *Consumer) countFetchErrors(fs kgo.Fetches) bool {
+	failed := false
+	fs.EachError(func(topic string, p int32, err error) {
 		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, kgo.ErrClientClosed) {
 			return
 		}
-		c.m.KafkaError(kafkaErrorType(err))
+		failed = true
+		typ := kafkaErrorType(err)
+		c.m.KafkaError(typ)
+		c.logs.warn("fetch:"+typ, "kafka: fetch failed", "topic", topic, "partition", p, "err", err)
 	})
+	return failed
 }
 
 // kafkaErrorType is a short, bounded name for a client error.

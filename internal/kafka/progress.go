@@ -12,7 +12,7 @@ import (
 func (c *Consumer) progressLoop(ctx context.Context, s *session) {
 	every(ctx, c.cfg.ProgressInterval, func() {
 		if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
-			c.log.Warn("kafka: saving progress failed", "group", c.group, "err", err)
+			c.logs.warn("commit", "kafka: saving progress failed", "group", c.group, "err", err)
 		}
 	})
 }
@@ -23,9 +23,10 @@ func (c *Consumer) progressLoop(ctx context.Context, s *session) {
 // re-reads at most what was not yet saved and never skips a record.
 func (c *Consumer) commit(ctx context.Context, s *session) error {
 	var offs kadm.Offsets
+	ns := c.Namespace() // commit metadata: see savedProgress
 	for p, next := range c.view.progress() {
 		if old, ok := s.committed[p]; !ok || old != next {
-			offs.AddOffset(c.cfg.Topic, p, next, -1)
+			offs.Add(kadm.Offset{Topic: c.cfg.Topic, Partition: p, At: next, LeaderEpoch: -1, Metadata: ns})
 		}
 	}
 	if len(offs) == 0 {

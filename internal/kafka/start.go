@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -27,7 +29,7 @@ type startPlan struct {
 func (c *Consumer) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	admCl, err := kgo.NewClient(c.opts...)
+	admCl, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.RetryBackoffFn(adminRetryBackoff))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin client: %v", ErrInvalidConfig, err)
 	}
@@ -37,6 +39,15 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// adminRetryBackoff is the admin client's pause between retries of one
+// request (franz-go's default grows to 2.5 s): a broker that just came up
+// is noticed within about half a second, and a dead one costs a refused
+// connection every half second at most.
+func adminRetryBackoff(tries int) time.Duration {
+	d := min(500*time.Millisecond, 50*time.Millisecond<<min(tries, 10))
+	return d/2 + rand.N(d/2+1)
 }
 
 func (c *Consumer) prepare(ctx context.Context, s *session) error {
@@ -52,8 +63,7 @@ func (c *Consumer) prepare(ctx context.Context, s *session) error {
 		return fmt.Errorf("%w: consumer client: %v", ErrInvalidConfig, err)
 	}
 	s.parts, s.committed = plan.states, plan.saved
-	c.view.reset(plan.states)
-	c.setNamespace(plan.namespace)
+	c.adoptNamespace(plan.namespace, func() { c.view.reset(plan.states) })
 	return nil
 }
 
@@ -79,9 +89,14 @@ func (c *Consumer) plan(ctx context.Context, adm *kadm.Client) (startPlan, error
 	if err != nil {
 		return startPlan{}, err
 	}
-	saved, err := c.savedProgress(ctx, adm)
+	saved, foreign, err := c.savedProgress(ctx, adm, ns)
 	if err != nil {
 		return startPlan{}, err
+	}
+	reset := c.cfg.AutoOffsetReset
+	if cur := c.Namespace(); foreign || (cur != "" && cur != ns) {
+		// A re-created topic: everything in it is new (SPEC §3.7).
+		reset = ResetEarliest
 	}
 	bs, err := listBounds(ctx, adm, c.cfg.Topic)
 	if err != nil {
@@ -94,7 +109,7 @@ func (c *Consumer) plan(ctx context.Context, adm *kadm.Client) (startPlan, error
 			return startPlan{}, fmt.Errorf("kafka: no offsets for %s/%d", c.cfg.Topic, p)
 		}
 		off, has := saved[p]
-		plan.states[p] = newPartState(p, startOffset(off, has, b, c.cfg.AutoOffsetReset, c.cfg.WarmRecords), b.end)
+		plan.states[p] = newPartState(p, startOffset(off, has, b, reset, c.cfg.WarmRecords), b.end)
 	}
 	return plan, nil
 }
@@ -125,23 +140,30 @@ func (c *Consumer) topicMetadata(ctx context.Context, adm *kadm.Client) (string,
 	return namespaceOf(md.Cluster, c.cfg.Topic, td.ID), td.Partitions.Numbers(), nil
 }
 
-// savedProgress reads this instance's saved next offsets. A group that never
-// committed has none.
-func (c *Consumer) savedProgress(ctx context.Context, adm *kadm.Client) (map[int32]int64, error) {
+// savedProgress reads this instance's saved next offsets in namespace ns. A
+// group that never committed has none. Progress is saved with its
+// namespace as commit metadata: offsets saved for another namespace (the
+// topic was re-created) are ignored and reported as foreign. Offsets saved
+// without metadata (by older versions) are taken as they are.
+func (c *Consumer) savedProgress(ctx context.Context, adm *kadm.Client, ns string) (saved map[int32]int64, foreign bool, err error) {
 	resp, err := adm.FetchOffsets(ctx, c.group)
 	if errors.Is(err, kerr.GroupIDNotFound) {
-		return map[int32]int64{}, nil
+		return map[int32]int64{}, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kafka: fetch progress of %s: %w", c.group, err)
+		return nil, false, fmt.Errorf("kafka: fetch progress of %s: %w", c.group, err)
 	}
-	saved := make(map[int32]int64)
+	saved = make(map[int32]int64)
 	for p, o := range resp[c.cfg.Topic] {
-		if o.Err == nil && o.At >= 0 {
+		switch {
+		case o.Err != nil || o.At < 0:
+		case o.Metadata != "" && o.Metadata != ns:
+			foreign = true
+		default:
 			saved[p] = o.At
 		}
 	}
-	return saved, nil
+	return saved, foreign, nil
 }
 
 // listBounds lists the log start and end offsets of every partition.
@@ -169,15 +191,29 @@ func listBounds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 	return out, nil
 }
 
-// setNamespace records the namespace the first time; a later, different one
-// (the topic was re-created) is logged, not applied: cursors handed out by
-// this process stay in one namespace.
-func (c *Consumer) setNamespace(ns string) {
-	if c.namespace.CompareAndSwap(nil, &ns) {
+// adoptNamespace makes ns the namespace of the session about to start;
+// resetView installs the session's partitions. A changed namespace (the
+// topic was re-created, SPEC §3.7) runs Config.BeforeNamespaceChange first,
+// while the old one is still visible and nothing is published, then
+// publishes ns and runs Config.AfterNamespaceChange.
+func (c *Consumer) adoptNamespace(ns string, resetView func()) {
+	old := c.Namespace()
+	if old == "" || old == ns {
+		resetView()
+		c.namespace.Store(&ns)
+		c.setTopicProblem("")
 		return
 	}
-	if old := c.Namespace(); old != ns && c.nsWarned.CompareAndSwap(false, true) {
-		c.log.Warn("kafka: topic identity changed (re-created?); restart to adopt the new resume namespace",
-			"topic", c.cfg.Topic, "namespace", old, "new_namespace", ns)
+	if c.cfg.BeforeNamespaceChange != nil {
+		c.cfg.BeforeNamespaceChange(old, ns)
 	}
+	resetView()
+	c.seq = newSequenceTracker(c.cfg.SequenceTrackerSize, c.seq.c)
+	c.namespace.Store(&ns)
+	if c.cfg.AfterNamespaceChange != nil {
+		c.cfg.AfterNamespaceChange(old, ns)
+	}
+	c.setTopicProblem("")
+	c.log.Warn("kafka: adopted the re-created topic from its log start; connected clients must resume in the new namespace",
+		"topic", c.cfg.Topic, "old_namespace", old, "namespace", ns)
 }

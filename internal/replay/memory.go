@@ -284,6 +284,18 @@ func (m *Memory) Clear() {
 	m.bytes, m.total = 0, 0
 }
 
+// Reset drops everything and forgets every offset, as if the tier were new:
+// for a new namespace (a re-created topic restarts its offsets, SPEC §3.7),
+// where the old offsets mean nothing. Unlike Clear it keeps no knowledge of
+// what existed.
+func (m *Memory) Reset() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.parts = map[int32]*partLog{}
+	m.order = fifo{}
+	m.bytes, m.total = 0, 0
+}
+
 type slot struct {
 	partition int32
 	offset    int64

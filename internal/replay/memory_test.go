@@ -334,6 +334,33 @@ func TestMemoryClear(t *testing.T) {
 	bounds(t, m, 0, 10, 12)
 }
 
+// TestMemoryReset: after Reset (a new namespace: a re-created topic
+// restarts its offsets) nothing of the old offsets is held or remembered:
+// offsets from 0 are appended again, and a read from the start is covered
+// by memory alone (Clear would send it to the lower tiers).
+func TestMemoryReset(t *testing.T) {
+	m := NewMemory(MemoryConfig{})
+	m.Append(chain(0, 0, 99))
+	m.Append(chain(1, 0, 9))
+	m.Reset()
+	if recs, bytes := m.Stats(); recs != 0 || bytes != 0 {
+		t.Fatalf("stats after reset %d, %d", recs, bytes)
+	}
+	if _, covered := m.Read(0, -1, 10, 1<<20); !covered {
+		t.Fatal("an empty reset tier reports offsets it does not hold")
+	}
+	if n := m.Append(chain(0, 0, 2)); n != 3 {
+		t.Fatalf("append of offsets 0-2 after reset added %d", n)
+	}
+	recs, covered := m.Read(0, -1, 10, 1<<20)
+	if !covered || len(recs) != 3 || recs[0].Offset != 0 {
+		t.Fatalf("read after reset: %d records, covered %v", len(recs), covered)
+	}
+	if _, _, ok := m.Bounds(1); ok {
+		t.Fatal("partition 1 still held after reset")
+	}
+}
+
 // TestMemoryOrderBounded appends a million small records with a small
 // per-partition cap: the global order (and every partition's slice) must stay
 // proportional to what is held, not to what was ever appended.
