@@ -82,7 +82,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
 	if cfg.Redis.Enabled() {
-		client, err := newRedisClient(cfg.Redis.URL)
+		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
