@@ -42,16 +42,18 @@ func TestRedisClusterConformance(t *testing.T) {
 	}
 }
 
-// masterOf returns the address of the master serving slot.
+// masterOf returns the node ID of the master serving slot.
 func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
 	t.Helper()
-	slots, err := cc.ClusterSlots(bg(t)).Result()
+	shards, err := cc.ClusterShards(bg(t)).Result()
 	if err != nil {
-		t.Fatalf("cluster slots: %v", err)
+		t.Fatalf("cluster shards: %v", err)
 	}
-	for _, s := range slots {
-		if int64(s.Start) <= slot && slot <= int64(s.End) {
-			return s.Nodes[0].Addr
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End && len(sh.Nodes) > 0 {
+				return sh.Nodes[0].ID
+			}
 		}
 	}
 	t.Fatalf("slot %d has no master", slot)

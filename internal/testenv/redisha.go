@@ -50,7 +50,7 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 func (c *RedisCluster) Kill(t testing.TB) { t.Helper(); c.svc.kill(t) }
 
 // RedisSentinel is a private Redis master, its replica and one Sentinel
-// (quorum 1, down-after 1 s) owned by one test, started by
+// (quorum 1) owned by one test, started by
 // `scripts/redis-ha.sh sentinel start` on free ports.
 type RedisSentinel struct {
 	// SentinelAddrs is the sentinel's host:port, the REDIS_SENTINEL_ADDRS value.
@@ -65,14 +65,16 @@ type RedisSentinel struct {
 }
 
 // StartRedisSentinel starts the Sentinel setup and stops it when t ends;
-// skipped like StartRedisCluster.
-func StartRedisSentinel(t testing.TB) *RedisSentinel {
+// skipped like StartRedisCluster. The sentinel deems a silent master down
+// after downAfter (zero means 1 s) and then promotes the replica.
+func StartRedisSentinel(t testing.TB, downAfter time.Duration) *RedisSentinel {
 	t.Helper()
 	s := newHAService(t, "sentinel")
 	dir := t.TempDir() // before the stop below: cleanups run last-in first-out
 	t.Cleanup(func() { s.stop(t) })
 	ports := startWithFreePorts(t, s, 3, func(ports []int) []string {
-		return haEnv(s, dir, "REDIS_SENTINEL_PORTS", ports)
+		env := haEnv(s, dir, "REDIS_SENTINEL_PORTS", ports)
+		return append(env, "REDIS_SENTINEL_DOWN_MS="+strconv.FormatInt(max(downAfter, time.Second).Milliseconds(), 10))
 	})
 	addrs := loopback(ports)
 	r := &RedisSentinel{SentinelAddrs: addrs[2:], MasterName: "dashstream", MasterAddr: addrs[0], ReplicaAddr: addrs[1], svc: s}
