@@ -10,15 +10,16 @@ import (
 // Redis Cluster and Sentinel: alternatives to REDIS_URL. Credentials and TLS
 // are given the way REDIS_URL gives them: an address is host:port or a
 // redis:// / rediss:// URL, and user, password and scheme of the entries that
-// are URLs apply to every node (they must agree). For Sentinel they are the
-// master's and replicas' credentials; the sentinels' own password is
-// REDIS_SENTINEL_PASSWORD.
+// are URLs apply to every node (they must agree). For Sentinel the user and
+// password are the master's and replicas' (the sentinels' own password is
+// REDIS_SENTINEL_PASSWORD) and rediss:// turns TLS on for the sentinels and
+// the master alike.
 
 func (c *Config) redisHAVars() []variable {
 	rd := &c.Redis
 	return []variable{
 		{name: "REDIS_CLUSTER_ADDRS", help: "comma-separated Redis Cluster seed nodes, host:port or redis[s]://[user:password@]host:port; instead of REDIS_URL", v: listValue{&rd.ClusterAddrs}},
-		{name: "REDIS_SENTINEL_ADDRS", help: "comma-separated Redis Sentinel addresses, host:port or redis[s]://[user:password@]host:port[/db] (credentials and TLS of the master); instead of REDIS_URL", v: listValue{&rd.SentinelAddrs}},
+		{name: "REDIS_SENTINEL_ADDRS", help: "comma-separated Redis Sentinel addresses, host:port or redis[s]://[user:password@]host:port[/db] (user and password of the master; rediss: TLS to sentinels and master); instead of REDIS_URL", v: listValue{&rd.SentinelAddrs}},
 		{name: "REDIS_SENTINEL_MASTER", help: "master name monitored by the sentinels (required with REDIS_SENTINEL_ADDRS)", v: stringValue{&rd.SentinelMaster}},
 		{name: "REDIS_SENTINEL_PASSWORD", help: "password of the sentinels themselves (their requirepass); empty: none", v: stringValue{&rd.SentinelPassword}, secret: true},
 	}
