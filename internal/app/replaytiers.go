@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
@@ -19,7 +21,7 @@ import (
 // is drained at shutdown. Until the first store exists, Redis is PINGed
 // directly so that /health reports Redis itself, not the wait for Kafka.
 type redisTier struct {
-	client *redis.Client
+	client redis.UniversalClient
 	done   chan struct{} // closed when runRedis returned (every writer stopped)
 	pinged atomic.Bool   // the last direct PING answered (before a store exists)
 
@@ -49,18 +51,50 @@ func (rt *redisTier) healthy() bool {
 	return rt.pinged.Load()
 }
 
-// newRedisClient builds a go-redis client whose timeouts follow the
-// contexts of the store's calls, with few retries (the circuit breaker does
-// the waiting).
-func newRedisClient(url string) (*redis.Client, error) {
-	opts, err := redis.ParseURL(url)
-	if err != nil {
-		return nil, fmt.Errorf("app: REDIS_URL: %w", err)
+// newRedisClient builds a go-redis universal client (single node from
+// REDIS_URL, Redis Cluster from REDIS_CLUSTER_ADDRS, Sentinel-managed master
+// from REDIS_SENTINEL_ADDRS) whose timeouts follow the contexts of the
+// store's calls, with few retries (the circuit breaker does the waiting).
+func newRedisClient(cfg config.Redis) (redis.UniversalClient, error) {
+	if cfg.URL != "" {
+		o, err := redis.ParseURL(cfg.URL)
+		if err != nil {
+			return nil, fmt.Errorf("app: REDIS_URL: %w", err)
+		}
+		o.ContextTimeoutEnabled, o.MaxRetries, o.DialTimeout = true, 1, 2*time.Second
+		return redis.NewClient(o), nil
 	}
-	opts.ContextTimeoutEnabled = true
-	opts.MaxRetries = 1
-	opts.DialTimeout = 2 * time.Second
-	return redis.NewClient(opts), nil
+	opts := &redis.UniversalOptions{IsClusterMode: len(cfg.ClusterAddrs) > 0}
+	entries, name := cfg.ClusterAddrs, "REDIS_CLUSTER_ADDRS"
+	if !opts.IsClusterMode {
+		entries, name = cfg.SentinelAddrs, "REDIS_SENTINEL_ADDRS"
+		opts.MasterName, opts.SentinelPassword = cfg.SentinelMaster, cfg.SentinelPassword
+	}
+	if err := redisNodes(opts, entries); err != nil {
+		return nil, fmt.Errorf("app: %s: %w", name, err)
+	}
+	opts.ContextTimeoutEnabled, opts.MaxRetries, opts.DialTimeout = true, 1, 2*time.Second
+	return redis.NewUniversalClient(opts), nil
+}
+
+// redisNodes sets the addresses of entries, and the credentials, TLS and
+// database that their URLs carry (config validated that they agree).
+func redisNodes(opts *redis.UniversalOptions, entries []string) error {
+	for _, e := range entries {
+		a, err := config.ParseRedisAddr(e)
+		if err != nil {
+			return err
+		}
+		opts.Addrs = append(opts.Addrs, a.Addr)
+		if a.HasURL {
+			opts.Username, opts.Password, opts.DB = a.Username, a.Password, a.DB
+			if a.TLS {
+				// ServerName stays empty: crypto/tls takes each node's host.
+				opts.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+		}
+	}
+	return nil
 }
 
 // redisPingEvery is how often Redis is PINGed while no store exists yet.

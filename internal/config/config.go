@@ -169,10 +169,26 @@ type Redis struct {
 	MaxSequences int
 	// MaxConcurrentWrites bounds in-flight writes (REDIS_MAX_CONCURRENT_WRITES).
 	MaxConcurrentWrites int
+	// ClusterAddrs are Redis Cluster seed nodes (REDIS_CLUSTER_ADDRS), each
+	// host:port or a URL carrying credentials and TLS as REDIS_URL does.
+	// Empty: no cluster.
+	ClusterAddrs []string
+	// SentinelAddrs are Redis Sentinel addresses (REDIS_SENTINEL_ADDRS),
+	// entries as for ClusterAddrs. Empty: no Sentinel.
+	SentinelAddrs []string
+	// SentinelMaster is the master name the sentinels monitor
+	// (REDIS_SENTINEL_MASTER); required with SentinelAddrs.
+	SentinelMaster string
+	// SentinelPassword authenticates to the sentinels themselves
+	// (REDIS_SENTINEL_PASSWORD). Empty: they need none.
+	SentinelPassword string
 }
 
-// Enabled reports whether the Redis tier is configured.
-func (r Redis) Enabled() bool { return r.URL != "" }
+// Enabled reports whether the Redis tier is configured (REDIS_URL,
+// REDIS_CLUSTER_ADDRS or REDIS_SENTINEL_ADDRS).
+func (r Redis) Enabled() bool {
+	return r.URL != "" || len(r.ClusterAddrs) > 0 || len(r.SentinelAddrs) > 0
+}
 
 // SlowClient configures when a lagging client is disconnected.
 type SlowClient struct {

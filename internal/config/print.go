@@ -37,6 +37,14 @@ func redactedValue(v variable) string {
 		return ""
 	case v.name == "REDIS_URL":
 		return redactURL(s)
+	case v.name == "REDIS_CLUSTER_ADDRS" || v.name == "REDIS_SENTINEL_ADDRS":
+		parts := strings.Split(s, ",")
+		for i, p := range parts {
+			if strings.Contains(p, "://") {
+				parts[i] = redactURL(p)
+			}
+		}
+		return strings.Join(parts, ",")
 	case v.secret:
 		return redacted
 	}

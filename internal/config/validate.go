@@ -24,6 +24,7 @@ func (c *Config) Validate() error {
 	}
 	c.validateKafka(check)
 	c.validateServer(check)
+	c.validateRedisHA(check)
 	c.validateSecurity(check)
 	return errors.Join(errs...)
 }

@@ -41,6 +41,7 @@ func (c *Config) vars() []variable {
 	vs = append(vs, c.dlqVars()...)
 	vs = append(vs, c.serverVars()...)
 	vs = append(vs, c.replayVars()...)
+	vs = append(vs, c.redisHAVars()...)
 	vs = append(vs, c.securityVars()...)
 	vs = append(vs, c.jwtVars()...)
 	vs = append(vs, c.tlsVars()...)

@@ -1,14 +1,7 @@
-//go:build linux
-
 package replay_test
 
 import (
-	"context"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,49 +12,50 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
-// startClusterNode runs a private one-node Redis Cluster (cluster mode on,
-// every slot assigned to the node) and returns a cluster client for it. In
-// cluster mode Redis refuses any command whose keys span slots (CROSSSLOT),
-// which is what this proves the tier never sends.
-func startClusterNode(t *testing.T) *redis.ClusterClient {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if testenv.Integration() {
-			t.Fatal("redis-server not installed")
-		}
-		t.Skip("redis-server not installed")
-	}
-	dir, port := t.TempDir(), strconv.Itoa(testenv.FreePort(t))
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--cluster-enabled", "yes",
-		"--cluster-config-file", filepath.Join(dir, "nodes.conf"), "--dir", dir,
-		"--save", "", "--appendonly", "no", "--loglevel", "warning")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // no orphan if the test binary dies
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start cluster node: %v", err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	node := newClient(t, "redis://127.0.0.1:"+port)
-	testenv.WaitFor(t, 10*time.Second, func() bool { return node.Ping(context.Background()).Err() == nil }, "cluster node up")
-	if err := node.Do(bg(t), "CLUSTER", "ADDSLOTSRANGE", 0, 16383).Err(); err != nil {
-		t.Fatalf("assign slots: %v", err)
-	}
-	testenv.WaitFor(t, 10*time.Second, func() bool {
-		return strings.Contains(node.ClusterInfo(context.Background()).Val(), "cluster_state:ok")
-	}, "cluster state ok")
+// TestRedisClusterConformance runs the shared suite against a real
+// three-master Redis Cluster (scripts/redis-ha.sh). A cluster refuses any
+// command or script whose keys span slots (CROSSSLOT) and redirects keys of
+// another master's slots (MOVED), so this proves every call of the tier keeps
+// to one hash slot and that partitions and threads spread over the masters.
+func TestRedisClusterConformance(t *testing.T) {
+	rc := testenv.StartRedisCluster(t)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs: []string{"127.0.0.1:" + port}, ContextTimeoutEnabled: true, DialTimeout: 250 * time.Millisecond,
+		Addrs: rc.Addrs, ContextTimeoutEnabled: true, DialTimeout: 250 * time.Millisecond,
 	})
 	t.Cleanup(func() { cc.Close() })
-	return cc
-}
-
-func TestRedisClusterConformance(t *testing.T) {
-	cc := startClusterNode(t)
 	n := 0
 	replaytest.Run(t, func(t *testing.T) replay.Store {
 		n++
 		cfg := replay.RedisConfig{Namespace: "cluster-" + strconv.Itoa(n), TTL: conformanceTTL, MaxPerPartition: 64}
 		return startRedis(t, cc, cfg, true)
 	}, conformanceOptions())
+	spread := map[string]bool{}
+	for _, k := range []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
+		slot := redis.NewIntCmd(bg(t), "cluster", "keyslot", "dashstream-replay:{cluster-1:"+k+"}:log")
+		if err := cc.Process(bg(t), slot); err != nil {
+			t.Fatalf("cluster keyslot: %v", err)
+		}
+		spread[masterOf(t, cc, slot.Val())] = true
+	}
+	if len(spread) < 2 {
+		t.Errorf("8 partitions' logs all on one master: the hash tags do not spread them")
+	}
+}
+
+// masterOf returns the node ID of the master serving slot.
+func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
+	t.Helper()
+	shards, err := cc.ClusterShards(bg(t)).Result()
+	if err != nil {
+		t.Fatalf("cluster shards: %v", err)
+	}
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End && len(sh.Nodes) > 0 {
+				return sh.Nodes[0].ID
+			}
+		}
+	}
+	t.Fatalf("slot %d has no master", slot)
+	return ""
 }

@@ -2,6 +2,7 @@ package replay_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,15 +75,28 @@ func (s *redisStore) flush(t testing.TB) {
 	}
 }
 
-// keys lists every key of the store's namespace.
+// keys lists every key of the store's namespace, on every master of a
+// cluster (SCAN sees one node's keys only).
 func (s *redisStore) keys(t testing.TB) []string {
 	t.Helper()
+	var mu sync.Mutex
 	var out []string
-	iter := s.client.Scan(context.Background(), 0, "dashstream-replay:{"+s.cfg.Namespace+":*", 1000).Iterator()
-	for iter.Next(context.Background()) {
-		out = append(out, iter.Val())
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		iter := c.Scan(ctx, 0, "dashstream-replay:{"+s.cfg.Namespace+":*", 1000).Iterator()
+		for iter.Next(ctx) {
+			mu.Lock()
+			out = append(out, iter.Val())
+			mu.Unlock()
+		}
+		return iter.Err()
 	}
-	if err := iter.Err(); err != nil {
+	var err error
+	if cc, ok := s.client.(*redis.ClusterClient); ok {
+		err = cc.ForEachMaster(bg(t), func(ctx context.Context, c *redis.Client) error { return scan(ctx, c) })
+	} else {
+		err = scan(bg(t), s.client)
+	}
+	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}
 	return out

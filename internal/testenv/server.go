@@ -62,8 +62,9 @@ func (l *ProxiedListener) properties(port, controllerPort int) []string {
 
 // service drives one scripts/*.sh instance with a private state dir.
 type service struct {
-	name         string // "kafka" or "redis": script scripts/<name>.sh
+	name         string // "kafka", "redis" or "redis-ha": script scripts/<name>.sh
 	script       string
+	mode         []string // arguments before the verb ("cluster" for redis-ha.sh)
 	env          []string
 	startTimeout time.Duration
 	stopTimeout  time.Duration
@@ -75,7 +76,7 @@ type service struct {
 func (s *service) run(verb string, timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", s.script, verb)
+	cmd := exec.CommandContext(ctx, "bash", slices.Concat([]string{s.script}, s.mode, []string{verb})...)
 	cmd.Env = append(os.Environ(), s.env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
