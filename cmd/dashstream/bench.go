@@ -182,7 +182,7 @@ func startEmbedded(ctx context.Context, o benchOptions, log *slog.Logger, stderr
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan error, 1)
 	go func() { done <- a.Run(actx) }()
-	stop := func() { cancel(); <-done }
+	stop := func() { cancel(); <-done } //nolint:errcheck // its error was reported by awaitApp, or no longer matters
 	if err := awaitApp(ctx, a, done); err != nil {
 		stop()
 		return bench.Target{}, nil, err
@@ -200,7 +200,7 @@ func awaitApp(ctx context.Context, a *app.App, done chan error) error {
 		return nil
 	case err := <-done:
 		done <- err // stop() waits on it again
-		return fmt.Errorf("embedded gateway stopped: %v", err)
+		return fmt.Errorf("embedded gateway stopped: %w", err)
 	case <-timeout.C:
 		return errors.New("embedded gateway not ready within 30s")
 	case <-ctx.Done():
@@ -210,7 +210,7 @@ func awaitApp(ctx context.Context, a *app.App, done chan error) error {
 
 // startCPUProfile profiles this process until the returned func is called.
 func startCPUProfile(path string) (func(), error) {
-	f, err := os.Create(path)
+	f, err := os.Create(path) //nolint:gosec // G304: the --cpuprofile path the user asked for
 	if err != nil {
 		return nil, fmt.Errorf("cpu profile: %w", err)
 	}

@@ -32,7 +32,7 @@ func startChild(ctx context.Context, o benchOptions, log *slog.Logger, stderr io
 	env := embeddedEnv(o)
 	env["WEBSOCKET_PORT"] = strconv.Itoa(httpPort)
 	env["EMBEDDED_KAFKA_ADDR"] = "127.0.0.1:" + strconv.Itoa(kafkaPort)
-	cmd := exec.Command(exe, "serve")
+	cmd := exec.Command(exe, "serve") //nolint:gosec // G204: exe is this very program (os.Executable)
 	cmd.Env = childEnv(env)
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Start(); err != nil {

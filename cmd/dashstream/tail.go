@@ -340,7 +340,7 @@ func (t *tail) onControl(c wsclient.Control) error {
 }
 
 func (t *tail) onDisconnect(err error, retryIn time.Duration) {
-	t.save() // a crash while disconnected must not lose the position
+	_ = t.save() // best effort: a crash while disconnected must not lose the position; save reports its own failure
 	fmt.Fprintf(t.errw, "disconnected: %v; reconnecting in %s\n", err, retryIn.Round(time.Millisecond))
 }
 

@@ -68,7 +68,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, ready: make(chan struct{})}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
-		metrics.RegisterRuntime(a.reg)
+		if err := metrics.RegisterRuntime(a.reg); err != nil {
+			return nil, fmt.Errorf("app: runtime metrics: %w", err)
+		}
 	}
 	a.m = metrics.New(a.reg)
 	km, err := kafka.NewClientMetrics(a.reg)

@@ -314,7 +314,7 @@ func coreParseProm(t testing.TB, body []byte) []corePromSample {
 			continue
 		}
 		s := corePromSample{labels: map[string]string{}}
-		rest := line
+		var rest string
 		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
 			s.name = line[:i]
 			j := strings.LastIndex(line, "}")

@@ -308,7 +308,7 @@ func rpRead(c *wsclient.Conn, s *rpStream, timeout time.Duration, fn func(wsclie
 		if m.Kind == wsclient.KindRecord && s != nil {
 			m.Record.Value = bytes.Clone(m.Record.Value)
 			if err := s.apply(m.Record); err != nil {
-				return fmt.Errorf("%w: %v", errRPExact, err)
+				return fmt.Errorf("%w: %w", errRPExact, err)
 			}
 		}
 		done, err := fn(m)

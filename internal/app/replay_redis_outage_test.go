@@ -52,7 +52,7 @@ func TestReplayRedisOutageDuringTraffic(t *testing.T) {
 	srv.Start(t)
 	restarted := time.Now()
 	testenv.WaitFor(t, rpArrive, func() bool { return !redisAlert(rpGetHealth(t, g)) }, "redis alert cleared")
-	recover := time.Since(restarted)
+	recovered := time.Since(restarted)
 	since := l.ends()
 	testenv.WaitFor(t, rpArrive, func() bool {
 		for p, e := range since {
@@ -72,6 +72,6 @@ func TestReplayRedisOutageDuringTraffic(t *testing.T) {
 	}
 	up := rpGetHealth(t, g)
 	t.Logf("outage detected in %v (alert %q); recovered %v after restart; %d records exactly once; write failures %d, dropped %d; status now %s",
-		detect.Round(time.Millisecond), down.Alert, recover.Round(time.Millisecond), s.n,
+		detect.Round(time.Millisecond), down.Alert, recovered.Round(time.Millisecond), s.n,
 		up.ReplayBuffer.RedisWriteFailures, up.ReplayBuffer.RedisWriteDropped, up.Status)
 }

@@ -47,7 +47,7 @@ func rpStartObserver(t testing.TB, g *gateway, l *rpLog) *rpObserver {
 			} else {
 				d, err := dec.Decode(m.Record.Value)
 				if err != nil || len(d.Headers) == 0 {
-					return false, fmt.Errorf("observer: decode p%d@%d: %v", m.Record.Partition, m.Record.Offset, err)
+					return false, fmt.Errorf("observer: decode p%d@%d: %w", m.Record.Partition, m.Record.Offset, err)
 				}
 				lat := now.Sub(time.UnixMicro(d.Headers[0].TimestampUs))
 				ob.mu.Lock()

@@ -20,7 +20,7 @@ func measureIdle(ctx context.Context, t Target, n, addrBase int) (int64, error) 
 	defer func() {
 		for _, c := range conns {
 			if c != nil {
-				c.CloseNow()
+				_ = c.CloseNow() // teardown
 			}
 		}
 	}()

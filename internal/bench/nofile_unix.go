@@ -25,7 +25,7 @@ func raiseNoFile(need uint64) error {
 	}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
 		want.Cur, want.Max = lim.Max, lim.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want)
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want) // fall back to the hard limit; the error below says why it is short
 		return fmt.Errorf("bench: open-file limit %d is below the %d needed: %w", lim.Max, need, err)
 	}
 	return nil

@@ -136,7 +136,7 @@ func (g *Gateway) Start() {
 		g.t.Fatalf("chaos: start gateway %s: %v", g.Name, err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	go func() { _ = cmd.Wait(); close(done) }() // the exit status is read from ProcessState
 	g.mu.Lock()
 	g.cmd, g.done = cmd, done
 	g.mu.Unlock()
@@ -190,7 +190,7 @@ func (g *Gateway) Status(path string) int {
 	if err != nil {
 		return 0
 	}
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // drain for keep-alive; the status is the answer
 	resp.Body.Close()
 	return resp.StatusCode
 }

@@ -29,8 +29,8 @@ const (
 	maxCount = math.MaxInt32
 )
 
-func secs(p *time.Duration, min float64) durationValue {
-	return durationValue{p: p, unit: time.Second, min: min, max: maxSecs}
+func secs(p *time.Duration, lowest float64) durationValue {
+	return durationValue{p: p, unit: time.Second, min: lowest, max: maxSecs}
 }
 
 // vars lists every variable bound to the fields of c, in the order Print

@@ -8,17 +8,18 @@ import (
 // LogIDMax is the byte bound for untrusted ids (thread ids) in logs.
 const LogIDMax = 256
 
-// TruncateID bounds an untrusted id to at most max bytes without splitting a
-// UTF-8 sequence: the cut moves back to the start of the rune it would split.
-// Bytes that are not valid UTF-8 count as one-byte runes. A max <= 0 yields "".
-func TruncateID(s string, max int) string {
-	if len(s) <= max {
+// TruncateID bounds an untrusted id to at most limit bytes without splitting
+// a UTF-8 sequence: the cut moves back to the start of the rune it would
+// split. Bytes that are not valid UTF-8 count as one-byte runes. A limit <= 0
+// yields "".
+func TruncateID(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	if max <= 0 {
+	if limit <= 0 {
 		return ""
 	}
-	cut := max
+	cut := limit
 	// Back up over continuation bytes (at most 3) to a rune start, then keep
 	// that rune only if it ends within the bound.
 	start := cut

@@ -44,13 +44,13 @@ func TestTruncateID(t *testing.T) {
 
 func TestTruncateIDNeverSplitsARune(t *testing.T) {
 	s := strings.Repeat("aé✓🚀", 100) // 1+2+3+4 bytes
-	for max := 0; max <= len(s); max++ {
-		got := TruncateID(s, max)
-		if len(got) > max || !utf8.ValidString(got) || !strings.HasPrefix(s, got) {
-			t.Fatalf("TruncateID(.., %d) = %q (%d bytes)", max, got, len(got))
+	for limit := 0; limit <= len(s); limit++ {
+		got := TruncateID(s, limit)
+		if len(got) > limit || !utf8.ValidString(got) || !strings.HasPrefix(s, got) {
+			t.Fatalf("TruncateID(.., %d) = %q (%d bytes)", limit, got, len(got))
 		}
-		if max-len(got) > 3 {
-			t.Fatalf("TruncateID(.., %d) dropped %d bytes", max, max-len(got))
+		if limit-len(got) > 3 {
+			t.Fatalf("TruncateID(.., %d) dropped %d bytes", limit, limit-len(got))
 		}
 	}
 	thread300 := strings.Repeat("✓", 100) // 300 bytes

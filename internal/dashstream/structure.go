@@ -23,10 +23,10 @@ var (
 )
 
 // checkStructure walks the wire bytes without allocating and fails when the
-// message holds more than max nested messages. Malformed bytes are left to
+// message holds more than limit nested messages. Malformed bytes are left to
 // proto.Unmarshal to classify (it reports them precisely).
-func checkStructure(b []byte, max int) error {
-	budget := max
+func checkStructure(b []byte, limit int) error {
+	budget := limit
 	err := walk(b, rootDescriptor, &budget, 0)
 	if errors.Is(err, errMalformed) {
 		return nil

@@ -153,8 +153,8 @@ type kfakeLogger struct{ log *slog.Logger }
 func (l kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
 	switch level {
 	case kfake.LogLevelError:
-		l.log.Error("devbroker: "+fmt.Sprintf(format, args...), "component", "devbroker")
+		l.log.Error("devbroker: broker error", "component", "devbroker", "detail", fmt.Sprintf(format, args...))
 	case kfake.LogLevelWarn:
-		l.log.Warn("devbroker: "+fmt.Sprintf(format, args...), "component", "devbroker")
+		l.log.Warn("devbroker: broker warning", "component", "devbroker", "detail", fmt.Sprintf(format, args...))
 	}
 }

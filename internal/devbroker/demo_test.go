@@ -63,9 +63,9 @@ func loggedCount(t *testing.T, logs, key string) int {
 	return n
 }
 
-// consumeAll reads topic from the start until at least min records arrived
+// consumeAll reads topic from the start until at least want records arrived
 // and a poll returns nothing more.
-func consumeAll(t *testing.T, b *Broker, topic string, min int) []*kgo.Record {
+func consumeAll(t *testing.T, b *Broker, topic string, want int) []*kgo.Record {
 	t.Helper()
 	cl := newTestClient(t, b, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var out []*kgo.Record
@@ -76,11 +76,11 @@ func consumeAll(t *testing.T, b *Broker, topic string, min int) []*kgo.Record {
 		cancel()
 		before := len(out)
 		out = append(out, fs.Records()...)
-		if len(out) >= min && len(out) == before {
+		if len(out) >= want && len(out) == before {
 			return out
 		}
 	}
-	t.Fatalf("consumed %d records, want at least %d", len(out), min)
+	t.Fatalf("consumed %d records, want at least %d", len(out), want)
 	return nil
 }
 

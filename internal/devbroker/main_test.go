@@ -1,7 +1,6 @@
 package devbroker
 
 import (
-	"io"
 	"log/slog"
 	"testing"
 
@@ -13,5 +12,5 @@ func TestMain(m *testing.M) {
 }
 
 func discardLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
+	return slog.New(slog.DiscardHandler)
 }

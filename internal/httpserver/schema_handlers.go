@@ -128,7 +128,7 @@ func pinFromFields(f map[string]json.RawMessage) (SchemaPin, int, string) {
 }
 
 // optionalString decodes a JSON string or null (nil) of at most max bytes.
-func optionalString(raw json.RawMessage, max int) (*string, error) {
+func optionalString(raw json.RawMessage, limit int) (*string, error) {
 	if raw == nil || string(raw) == "null" {
 		return nil, nil
 	}
@@ -136,8 +136,8 @@ func optionalString(raw json.RawMessage, max int) (*string, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, errors.New("must be a string or null")
 	}
-	if len(s) > max {
-		return nil, fmt.Errorf("longer than %d bytes", max)
+	if len(s) > limit {
+		return nil, fmt.Errorf("longer than %d bytes", limit)
 	}
 	return &s, nil
 }

@@ -74,14 +74,14 @@ func OpenSchemaStore(path string, now func() time.Time) (*SchemaStore, error) {
 	}
 	aside := fmt.Sprintf("%s.corrupt-%d", path, now().Unix())
 	if rerr := os.Rename(path, aside); rerr != nil {
-		return s, fmt.Errorf("schemas: load %s: %w (and moving it aside failed: %v)", path, err, rerr)
+		return s, fmt.Errorf("schemas: load %s: %w (and moving it aside failed: %w)", path, err, rerr)
 	}
 	return s, fmt.Errorf("schemas: load %s: %w; moved to %s, starting empty", path, err, aside)
 }
 
 // readSchemas reads an object keyed by graph name, or an array of entries.
 func readSchemas(path string) (map[string]SchemaEntry, error) {
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(path) //nolint:gosec // G304: EXPECTED_SCHEMAS_PATH, set by the operator
 	if err != nil {
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func writeFileAtomic(path string, v any) error {
 		return err
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
@@ -205,7 +205,7 @@ func writeAndSync(f *os.File, data []byte) error {
 }
 
 func syncDir(dir string) error {
-	d, err := os.Open(dir)
+	d, err := os.Open(dir) //nolint:gosec // G304: the directory of EXPECTED_SCHEMAS_PATH
 	if err != nil {
 		return err
 	}

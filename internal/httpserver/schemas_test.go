@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -237,7 +238,7 @@ func TestSchemaStoreCap(t *testing.T) {
 	for i := range maxSchemaEntries {
 		s.entries[fmt.Sprint(i)] = SchemaEntry{}
 	}
-	if _, err := s.Put("new", SchemaPin{SchemaID: "a"}); err != ErrTooManySchemas {
+	if _, err := s.Put("new", SchemaPin{SchemaID: "a"}); !errors.Is(err, ErrTooManySchemas) {
 		t.Fatalf("err %v", err)
 	}
 	if _, err := s.Put("1", SchemaPin{SchemaID: "a"}); err != nil {

@@ -48,7 +48,7 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
 	s.setExpiry(id.Expires)
 	if err := h.add(s); err != nil {
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
-		conn.Write(closeFrame(ws.StatusGoingAway, "shutting down"))
+		_, _ = conn.Write(closeFrame(ws.StatusGoingAway, "shutting down")) // best effort: the connection is closed next
 		conn.Close()
 		h.m.Rejected("shutdown")
 		return nil, err
@@ -353,7 +353,7 @@ var errSendTimeout = errors.New("hub: send deadline exceeded")
 func (s *session) closeWith(code ws.StatusCode, reason string, before ...[]byte) {
 	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
 	bufs := append(net.Buffers(before), closeFrame(code, reason))
-	bufs.WriteTo(s.conn)
+	_, _ = bufs.WriteTo(s.conn) // best effort within the deadline: the socket is closed next either way
 	s.conn.Close()
 }
 

@@ -112,11 +112,11 @@ func refRead(b []byte) (got []string, fail ws.StatusCode) {
 			p[i] = b[i] ^ key[i%4]
 		}
 		b = b[n:]
-		switch {
-		case opc == 9 || opc == 10:
+		switch opc {
+		case 9, 10:
 			got = append(got, describe(ws.OpCode(opc), p, 0))
 			continue
-		case opc == 8:
+		case 8:
 			code, f := refClose(p)
 			if f != 0 {
 				return got, f

@@ -341,7 +341,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.remove(s)
 		release()
 	}
-	go s.run(context.Background()) // the request context would pin net/http state
+	go s.run(context.Background()) //nolint:gosec // G118: the session outlives its request on purpose; the request context would pin net/http state
 }
 
 // Shutdown closes every session with 1001 and waits for them, bounded by ctx.

@@ -133,12 +133,12 @@ func (k movedKafka) LogStart(_ context.Context, _ int32, maxAge time.Duration) (
 	return movedStart, nil
 }
 
-func (movedKafka) ReadAfter(_ context.Context, p int32, after int64, max int) ([]*replay.Record, int64, error) {
+func (movedKafka) ReadAfter(_ context.Context, p int32, after int64, limit int) ([]*replay.Record, int64, error) {
 	if after+1 < movedStart {
 		return nil, movedStart, nil
 	}
 	var recs []*replay.Record
-	for o := after + 1; o < 50 && len(recs) < max; o++ {
+	for o := after + 1; o < 50 && len(recs) < limit; o++ {
 		r := &replay.Record{Partition: p, Offset: o, Prev: o - 1, Value: []byte("v-" + itoa(p) + "-" + itoa64(o))}
 		r.EncodeFrames()
 		recs = append(recs, r)

@@ -113,9 +113,10 @@ func TestResumeCursor(t *testing.T) {
 			th := resumeFixture(t, cfg)
 			c := th.dial(t)
 			msg := map[string]any{"type": "resume", "lastOffsetsByPartition": tc.resume}
-			if tc.name == "namespace mismatch" {
+			switch tc.name {
+			case "namespace mismatch":
 				msg["namespace"] = "ns-b"
-			} else if tc.name == "namespace match" {
+			case "namespace match":
 				msg["namespace"] = "ns-a"
 			}
 			c.send(msg)

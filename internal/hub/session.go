@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync/atomic"
 	"time"
@@ -315,7 +316,7 @@ func (s *session) write(frames ...[]byte) *closeReason {
 	switch {
 	case err == nil:
 		return nil
-	case err != errSendTimeout:
+	case !errors.Is(err, errSendTimeout):
 		return peerGone
 	}
 	cr := s.slowDisconnect("socket did not drain within the send deadline")

@@ -111,8 +111,8 @@ type Config struct {
 	// connected clients so that they resume in the new namespace). Both run
 	// on Run's goroutine and must not call back into the consumer's
 	// control methods. Nil: nothing.
-	BeforeNamespaceChange func(old, new string)
-	AfterNamespaceChange  func(old, new string)
+	BeforeNamespaceChange func(from, to string)
+	AfterNamespaceChange  func(from, to string)
 }
 
 // DLQConfig bounds the dead-letter producer (SPEC §2.6).
@@ -144,7 +144,7 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.InstanceID == "" {
 		host, err := os.Hostname()
 		if err != nil {
-			return cfg, fmt.Errorf("%w: no instance id and no host name: %v", ErrInvalidConfig, err)
+			return cfg, fmt.Errorf("%w: no instance id and no host name: %w", ErrInvalidConfig, err)
 		}
 		cfg.InstanceID = host
 	}

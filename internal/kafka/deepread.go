@@ -234,11 +234,11 @@ func (d *DeepReader) leader(ctx context.Context, p int32) (int32, [16]byte, erro
 
 // records turns fetched records into replay records. The fetch started
 // right after 'after', so nothing exists between after and the first one.
-func (d *DeepReader) records(in []*kgo.Record, after int64, max int) []*replay.Record {
-	out := make([]*replay.Record, 0, min(len(in), max))
+func (d *DeepReader) records(in []*kgo.Record, after int64, limit int) []*replay.Record {
+	out := make([]*replay.Record, 0, min(len(in), limit))
 	prev := after
 	for _, r := range in {
-		if len(out) == max {
+		if len(out) == limit {
 			break
 		}
 		if r.Offset <= after {
@@ -276,8 +276,8 @@ func (d *DeepReader) record(r *kgo.Record, prev int64) *replay.Record {
 }
 
 // ReadAfter implements replay.DeepReader.
-func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, max int) ([]*replay.Record, int64, error) {
-	page, err := d.Read(ctx, p, after, max)
+func (d *DeepReader) ReadAfter(ctx context.Context, p int32, after int64, limit int) ([]*replay.Record, int64, error) {
+	page, err := d.Read(ctx, p, after, limit)
 	return page.Records, page.LogStart, err
 }
 

@@ -253,5 +253,5 @@ func (l *logLimiter) at(level slog.Level, key, msg string, args ...any) {
 	if missed > 0 {
 		args = append(args, "suppressed", missed)
 	}
-	l.log.Log(context.Background(), level, msg, args...)
+	l.log.Log(context.Background(), level, msg, args...) //nolint:sloglint // forwards franz-go's own messages
 }

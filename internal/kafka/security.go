@@ -118,7 +118,7 @@ func tlsConfig(sec Security) (*tls.Config, error) {
 	if sec.CAFile != "" {
 		pem, err := os.ReadFile(sec.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: read CA file: %v", ErrInvalidSecurity, err)
+			return nil, fmt.Errorf("%w: read CA file: %w", ErrInvalidSecurity, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -129,7 +129,7 @@ func tlsConfig(sec Security) (*tls.Config, error) {
 	if sec.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(sec.CertFile, sec.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: load client certificate: %v", ErrInvalidSecurity, err)
+			return nil, fmt.Errorf("%w: load client certificate: %w", ErrInvalidSecurity, err)
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -48,10 +48,10 @@ type sequenceTracker struct {
 	c          seqCounters
 }
 
-func newSequenceTracker(max int, c seqCounters) *sequenceTracker {
+func newSequenceTracker(limit int, c seqCounters) *sequenceTracker {
 	return &sequenceTracker{
 		seed:  maphash.MakeSeed(),
-		max:   max,
+		max:   limit,
 		index: make(map[uint64]int32),
 		head:  -1,
 		tail:  -1,

@@ -9,9 +9,9 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
-func newTestTracker(max int) (*sequenceTracker, *metrics.Metrics) {
+func newTestTracker(limit int) (*sequenceTracker, *metrics.Metrics) {
 	m := metrics.New(nil)
-	return newSequenceTracker(max, seqCounters{
+	return newSequenceTracker(limit, seqCounters{
 		gaps: m.SequenceGaps, duplicates: m.SequenceDuplicates, reorders: m.SequenceReorders, gapSize: m.SequenceGapSize,
 	}), m
 }

@@ -31,7 +31,7 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 	defer cancel()
 	admCl, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.RetryBackoffFn(adminRetryBackoff))...)
 	if err != nil {
-		return nil, fmt.Errorf("%w: admin client: %v", ErrInvalidConfig, err)
+		return nil, fmt.Errorf("%w: admin client: %w", ErrInvalidConfig, err)
 	}
 	s := &session{admCl: admCl, adm: kadm.NewClient(admCl)}
 	if err := c.prepare(ctx, s); err != nil {
@@ -56,11 +56,11 @@ func (c *Consumer) prepare(ctx context.Context, s *session) error {
 		return err
 	}
 	if s.dlqCl, err = kgo.NewClient(slices.Concat(c.opts, dlqProducerOpts(c.cfg))...); err != nil {
-		return fmt.Errorf("%w: DLQ producer: %v", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: DLQ producer: %w", ErrInvalidConfig, err)
 	}
 	s.dlq = newDeadLetters(s.dlqCl, c.cfg, c.m, c.now)
 	if s.cl, err = kgo.NewClient(slices.Concat(c.opts, c.consumerOpts(plan.states))...); err != nil {
-		return fmt.Errorf("%w: consumer client: %v", ErrInvalidConfig, err)
+		return fmt.Errorf("%w: consumer client: %w", ErrInvalidConfig, err)
 	}
 	s.parts, s.committed = plan.states, plan.saved
 	c.adoptNamespace(plan.namespace, func() { c.view.reset(plan.states) })
@@ -135,7 +135,7 @@ func (c *Consumer) topicMetadata(ctx context.Context, adm *kadm.Client) (string,
 	}
 	td, ok := md.Topics[c.cfg.Topic]
 	if !ok || td.Err != nil || len(td.Partitions) == 0 {
-		return "", nil, fmt.Errorf("%w: %s: %v", ErrTopicNotFound, c.cfg.Topic, td.Err)
+		return "", nil, fmt.Errorf("%w: %s: %w", ErrTopicNotFound, c.cfg.Topic, td.Err)
 	}
 	return namespaceOf(md.Cluster, c.cfg.Topic, td.ID), td.Partitions.Numbers(), nil
 }

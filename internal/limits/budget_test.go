@@ -1,6 +1,7 @@
 package limits
 
 import (
+	"errors"
 	"sync"
 	"testing"
 )
@@ -49,7 +50,7 @@ func TestGate(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatal(err1, err2)
 	}
-	if _, err := g.Acquire(); err != ErrServerFull {
+	if _, err := g.Acquire(); !errors.Is(err, ErrServerFull) {
 		t.Fatalf("third acquire: %v, want ErrServerFull", err)
 	}
 	r1()
@@ -61,7 +62,7 @@ func TestGate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := g.Acquire(); err != ErrServerFull {
+	if _, err := g.Acquire(); !errors.Is(err, ErrServerFull) {
 		t.Fatal("double release freed an extra place")
 	}
 	r2()

@@ -13,12 +13,12 @@ type Gate struct {
 	active atomic.Int64
 }
 
-// NewGate returns a gate admitting max holders; max <= 0 admits everyone.
-func NewGate(max int) *Gate {
-	if max <= 0 {
+// NewGate returns a gate admitting limit holders; limit <= 0 admits everyone.
+func NewGate(limit int) *Gate {
+	if limit <= 0 {
 		return nil
 	}
-	return &Gate{max: int64(max)}
+	return &Gate{max: int64(limit)}
 }
 
 // Acquire takes a place. On success release must be called when the holder

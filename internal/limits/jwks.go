@@ -28,7 +28,7 @@ const (
 
 	fetchTimeout   = 10 * time.Second
 	maxFetchBytes  = 1 << 20
-	retryMin       = time.Second
+	retryFirst     = time.Second
 	discoveryPath  = "/.well-known/openid-configuration"
 	maxLoggedKeyID = 8
 )
@@ -217,7 +217,7 @@ func (s *keySource) getJSON(ctx context.Context, u string, v any) error {
 // up to the refresh interval) and refreshes it every refresh interval, until
 // ctx is done. Failures are logged here; the cached keys stay in use.
 func (s *keySource) run(ctx context.Context) error {
-	backoff := retryMin
+	backoff := retryFirst
 	for {
 		wait := s.refreshGap
 		if err := s.refresh(ctx, true); err != nil {
@@ -226,13 +226,13 @@ func (s *keySource) run(ctx context.Context) error {
 			}
 			wait = min(backoff, s.refreshGap)
 			backoff = min(2*backoff, s.refreshGap)
-			msg := "jwks refresh failed; cached keys stay in use"
 			if s.count() == 0 {
-				msg = "jwks not loaded yet; tokens are refused until it is"
+				s.log.Warn("jwks not loaded yet; tokens are refused until it is", "err", err, "retry_in", wait)
+			} else {
+				s.log.Warn("jwks refresh failed; cached keys stay in use", "err", err, "cached_keys", s.count(), "retry_in", wait)
 			}
-			s.log.Warn(msg, "err", err, "cached_keys", s.count(), "retry_in", wait)
 		} else {
-			backoff = retryMin
+			backoff = retryFirst
 		}
 		t := time.NewTimer(wait)
 		select {

@@ -3,6 +3,7 @@ package limits
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -159,7 +160,7 @@ func (l *Listener) answer(c net.Conn) {
 func readHead(r *bufio.Reader) {
 	for {
 		line, err := r.ReadSlice('\n')
-		if err != nil && err != bufio.ErrBufferFull {
+		if err != nil && !errors.Is(err, bufio.ErrBufferFull) {
 			return
 		}
 		if err == nil && len(bytes.TrimRight(line, "\r\n")) == 0 {

@@ -50,7 +50,7 @@ func (s *memoryStore) Bounds(_ context.Context, p int32) (int64, int64, bool, er
 	return o, n, ok, nil
 }
 
-func (s *memoryStore) ThreadRefs(_ context.Context, thread string, after uint64, max int) ([]replay.Ref, error) {
+func (s *memoryStore) ThreadRefs(_ context.Context, thread string, after uint64, limit int) ([]replay.Ref, error) {
 	var refs []replay.Ref
 	for _, p := range s.partitions() {
 		for off := int64(-1); ; {
@@ -67,7 +67,7 @@ func (s *memoryStore) ThreadRefs(_ context.Context, thread string, after uint64,
 	slices.SortFunc(refs, func(a, b replay.Ref) int {
 		return cmp.Or(cmp.Compare(a.Sequence, b.Sequence), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 	})
-	return refs[:min(len(refs), max)], nil
+	return refs[:min(len(refs), limit)], nil
 }
 
 func appendRefs(refs []replay.Ref, r *replay.Record, thread string, after uint64) []replay.Ref {

@@ -109,7 +109,7 @@ func checkNamespace(ns string) error {
 		return fmt.Errorf("namespace must be 1 to 128 bytes, got %d", len(ns))
 	}
 	for _, c := range []byte(ns) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+		if !namespaceByte(c) {
 			return fmt.Errorf("namespace %q: only [A-Za-z0-9._-] allowed", dashstream.TruncateID(ns, 64))
 		}
 	}
@@ -249,13 +249,13 @@ func (r *Redis) Bounds(ctx context.Context, p int32) (oldest, newest int64, ok b
 
 // ThreadRefs returns up to max references of thread with sequence > after,
 // in ascending (sequence, partition, offset) order.
-func (r *Redis) ThreadRefs(ctx context.Context, thread string, after uint64, max int) ([]Ref, error) {
-	if max <= 0 {
+func (r *Redis) ThreadRefs(ctx context.Context, thread string, after uint64, limit int) ([]Ref, error) {
+	if limit <= 0 {
 		return nil, nil
 	}
 	var members []string
 	err := r.do(ctx, opThreadRefs, func(ctx context.Context) (err error) {
-		by := &redis.ZRangeBy{Min: refsAfter(after), Max: "+", Count: int64(max)}
+		by := &redis.ZRangeBy{Min: refsAfter(after), Max: "+", Count: int64(limit)}
 		members, err = r.client.ZRangeByLex(ctx, r.threadKey(thread), by).Result()
 		return err
 	})
@@ -316,4 +316,9 @@ func isOutage(err error) bool {
 		}
 	}
 	return false
+}
+
+// namespaceByte reports whether c may appear in a namespace: [A-Za-z0-9._-].
+func namespaceByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
 }

@@ -109,7 +109,7 @@ func decodeFields(r *Record, v map[string]any) error {
 	ts, err2 := strconv.ParseInt(str(v[fieldTS]), 10, 64)
 	threads, err3 := decodeThreads(str(v[fieldThreads]))
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return fmt.Errorf("%w: %v", errCorrupt, err)
+		return fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	r.Prev, r.TimestampUs, r.Threads, r.Tenant = prev, ts, threads, str(v[fieldTenant])
 	if kind, ok := v[fieldSkipped]; ok {

@@ -108,7 +108,7 @@ func TestRefsAfterExclusive(t *testing.T) {
 		start := refsAfter(s)[1:]
 		lo := refMember(s, math.MaxInt32, math.MaxInt64)
 		hi := refMember(s+1, 0, 0)
-		if !(lo < start && start < hi) {
+		if lo >= start || start >= hi {
 			t.Fatalf("seq %d: %q < %q < %q does not hold", s, lo, start, hi)
 		}
 	}

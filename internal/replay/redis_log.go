@@ -19,6 +19,6 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	if l.log.Enabled(ctx, slog.LevelDebug) {
-		l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
+		l.log.DebugContext(ctx, fmt.Sprintf(format, v...)) //nolint:sloglint // forwards go-redis's own messages
 	}
 }

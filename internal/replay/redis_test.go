@@ -49,7 +49,7 @@ func TestRedisConformance(t *testing.T) {
 }
 
 // checkTTLs checks that every key of the store has a TTL in (0, max].
-func checkTTLs(t *testing.T, s *redisStore, max time.Duration) {
+func checkTTLs(t *testing.T, s *redisStore, limit time.Duration) {
 	t.Helper()
 	keys := s.keys(t)
 	if len(keys) == 0 {
@@ -57,8 +57,8 @@ func checkTTLs(t *testing.T, s *redisStore, max time.Duration) {
 	}
 	for _, k := range keys {
 		ttl, err := s.client.PTTL(bg(t), k).Result()
-		if err != nil || ttl <= 0 || ttl > max {
-			t.Fatalf("key %s: PTTL %v (%v), want in (0, %v]", k, ttl, err, max)
+		if err != nil || ttl <= 0 || ttl > limit {
+			t.Fatalf("key %s: PTTL %v (%v), want in (0, %v]", k, ttl, err, limit)
 		}
 	}
 }
@@ -107,8 +107,8 @@ func TestRedisTTLRefreshedAndExpires(t *testing.T) {
 // more than MaxPerPartition entries, even with concurrent instances.
 func TestRedisTrimAtomic(t *testing.T) {
 	env := testenv.Redis(t)
-	const max = 50
-	cfg := replay.RedisConfig{Namespace: env.Prefix, MaxPerPartition: max}
+	const limit = 50
+	cfg := replay.RedisConfig{Namespace: env.Prefix, MaxPerPartition: limit}
 	var stores []*redisStore
 	for range 4 {
 		stores = append(stores, startRedis(t, env.Client, cfg, true))
@@ -123,8 +123,8 @@ func TestRedisTrimAtomic(t *testing.T) {
 				return
 			default:
 			}
-			if n := env.Client.XLen(context.Background(), key).Val(); n > max {
-				t.Errorf("XLEN %d > %d", n, max)
+			if n := env.Client.XLen(context.Background(), key).Val(); n > limit {
+				t.Errorf("XLEN %d > %d", n, limit)
 				return
 			}
 		}
@@ -144,8 +144,8 @@ func TestRedisTrimAtomic(t *testing.T) {
 	close(stop)
 	watch.Wait()
 	o, n, ok, err := stores[0].Bounds(bg(t), 0)
-	if err != nil || !ok || n-o+1 != max {
-		t.Fatalf("bounds %d..%d ok=%v err=%v, want %d records", o, n, ok, err, max)
+	if err != nil || !ok || n-o+1 != limit {
+		t.Fatalf("bounds %d..%d ok=%v err=%v, want %d records", o, n, ok, err, limit)
 	}
 }
 

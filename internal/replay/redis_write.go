@@ -96,8 +96,8 @@ func (q *writeQueue) release(n int) {
 }
 
 // dropPending removes every record not in flight and returns their number.
-// With close, the queue refuses everything from then on.
-func (q *writeQueue) dropPending(close bool) int {
+// With final, the queue refuses everything from then on.
+func (q *writeQueue) dropPending(final bool) int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	n := 0
@@ -105,7 +105,7 @@ func (q *writeQueue) dropPending(close bool) int {
 		n += len(recs)
 		delete(q.pending, p)
 	}
-	q.closed = q.closed || close
+	q.closed = q.closed || final
 	q.release(n)
 	return n
 }

@@ -205,13 +205,13 @@ func (d kafkaLog) without(drop func(int64) bool) kafkaLog {
 	return d
 }
 
-func (d kafkaLog) ReadAfter(_ context.Context, _ int32, after int64, max int) ([]*Record, int64, error) {
+func (d kafkaLog) ReadAfter(_ context.Context, _ int32, after int64, limit int) ([]*Record, int64, error) {
 	if d.err != nil {
 		return nil, 0, d.err
 	}
 	var out []*Record
 	for _, r := range d.log {
-		if r.Offset > after && r.Offset >= d.start && len(out) < max {
+		if r.Offset > after && r.Offset >= d.start && len(out) < limit {
 			out = append(out, r)
 		}
 	}

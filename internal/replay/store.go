@@ -23,7 +23,7 @@ type Store interface {
 	Bounds(ctx context.Context, p int32) (oldest, newest int64, ok bool, err error)
 	// ThreadRefs returns, in ascending sequence order, up to max references
 	// to records holding an event of thread with a sequence > after.
-	ThreadRefs(ctx context.Context, thread string, after uint64, max int) ([]Ref, error)
+	ThreadRefs(ctx context.Context, thread string, after uint64, limit int) ([]Ref, error)
 	// Clear drops everything this store holds (admin operation).
 	Clear(ctx context.Context) error
 }

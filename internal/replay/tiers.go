@@ -21,7 +21,7 @@ type DeepReader interface {
 	// partition's log start offset as Kafka reported it for this read (the
 	// fetch response, or a fresh ListOffsets after an offset-out-of-range
 	// fetch): offsets below it are gone from Kafka.
-	ReadAfter(ctx context.Context, p int32, after int64, max int) ([]*Record, int64, error)
+	ReadAfter(ctx context.Context, p int32, after int64, limit int) ([]*Record, int64, error)
 	// LogStart is the partition's log start offset as Kafka reported it at
 	// most maxAge ago: an older cached answer is asked for again.
 	LogStart(ctx context.Context, p int32, maxAge time.Duration) (int64, error)

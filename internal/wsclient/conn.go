@@ -79,6 +79,9 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		dopts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
 	}
 	ws, resp, err := websocket.Dial(ctx, url, dopts)
+	if resp != nil && resp.Body != nil {
+		defer resp.Body.Close() // a refusal's body (after an upgrade, a no-op)
+	}
 	if err != nil {
 		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
 			return nil, fmt.Errorf("wsclient: dial %s: %w", url, &HandshakeError{Status: resp.StatusCode})
@@ -137,7 +140,7 @@ func (c *Conn) readErr(ctx context.Context, err error) error {
 		return &CloseError{Code: int(ce.Code), Reason: ce.Reason}
 	}
 	if errors.Is(err, websocket.ErrMessageTooBig) {
-		return fmt.Errorf("%w: %v", ErrProtocol, err)
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	return fmt.Errorf("wsclient: read: %w", err)
 }

@@ -185,7 +185,7 @@ func TestPairing(t *testing.T) {
 				c := dialT(t, tr, scriptServer(t, tc.frames...), Options{})
 				n, err := drain(c)
 				var ce *CloseError
-				if _, isClose := tc.wantErr.(*CloseError); isClose {
+				if _, isClose := tc.wantErr.(*CloseError); isClose { //nolint:errorlint // tc.wantErr is the table's own value, never wrapped
 					if !errors.As(err, &ce) || ce.Code != 1000 {
 						t.Fatalf("err = %v, want close 1000", err)
 					}

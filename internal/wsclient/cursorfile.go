@@ -113,7 +113,7 @@ func (c *Cursor) Save(path string) error {
 // LoadCursor reads a cursor saved by Save. A missing file is an error
 // wrapping fs.ErrNotExist.
 func LoadCursor(path string) (*Cursor, error) {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // G304: the --cursor-file the user named
 	if err != nil {
 		return nil, fmt.Errorf("wsclient: load cursor: %w", err)
 	}

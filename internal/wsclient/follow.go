@@ -94,7 +94,7 @@ func (f *Follower) session(ctx context.Context) (progressed bool, err error) {
 	for {
 		msg, err := conn.Next(ctx)
 		if err != nil {
-			conn.CloseNow()
+			_ = conn.CloseNow() // the read error is the one to report
 			return f.started, err
 		}
 		if err := f.handle(msg); err != nil {

@@ -154,6 +154,6 @@ func (l *Lean) peerClosed(p []byte) error {
 		ce.Reason = string(p[2:])
 		reply = ws.NewCloseFrameBody(ws.StatusCode(ce.Code), "")
 	}
-	l.writeFrame(ws.OpClose, reply)
+	_ = l.writeFrame(ws.OpClose, reply) // best effort: the peer already closed
 	return ce
 }

@@ -207,7 +207,7 @@ func (l *Lean) Close() error {
 	}
 	l.gen++
 	l.cmu.Unlock()
-	l.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+	_ = l.writeFrame(ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, "")) // best effort; closing is what matters
 	return l.conn.Close()
 }
 

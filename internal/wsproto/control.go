@@ -236,9 +236,9 @@ func unquote(v json.RawMessage) string {
 }
 
 // boundString bounds an untrusted string on a UTF-8 boundary.
-func boundString(s string, max int) string {
-	if len(s) <= max {
+func boundString(s string, limit int) string {
+	if len(s) <= limit {
 		return s
 	}
-	return strings.ToValidUTF8(s[:max], "")
+	return strings.ToValidUTF8(s[:limit], "")
 }

@@ -14,8 +14,7 @@ import (
 // readFrame decodes one server frame with gobwas/ws, an independent decoder.
 func readFrame(t *testing.T, r io.Reader) ws.Frame {
 	t.Helper()
-	//lint:ignore SA1019 the frames here are our own, bounded by the test
-	f, err := ws.ReadFrame(r)
+	f, err := ws.ReadFrame(r) //nolint:staticcheck // SA1019: the frames here are our own, bounded by the test
 	if err != nil {
 		t.Fatalf("ReadFrame: %v", err)
 	}

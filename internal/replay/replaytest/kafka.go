@@ -36,11 +36,11 @@ func (k WindowKafka) LogStart(_ context.Context, p int32, _ time.Duration) (int6
 
 // ReadAfter implements replay.DeepReader: what memory holds after 'after',
 // or nothing when after+1 lies below the log start (offset out of range).
-func (k WindowKafka) ReadAfter(ctx context.Context, p int32, after int64, max int) ([]*replay.Record, int64, error) {
+func (k WindowKafka) ReadAfter(ctx context.Context, p int32, after int64, limit int) ([]*replay.Record, int64, error) {
 	ls, _ := k.LogStart(ctx, p, 0)
 	if after+1 < ls {
 		return nil, ls, nil
 	}
-	recs, _ := k.Memory.Read(p, after, max, math.MaxInt)
+	recs, _ := k.Memory.Read(p, after, limit, math.MaxInt)
 	return recs, ls, nil
 }

@@ -171,11 +171,11 @@ func (e *env) wantBounds(p int32, oldest, newest int64) {
 	}
 }
 
-func (e *env) refs(thread string, after uint64, max int) []replay.Ref {
+func (e *env) refs(thread string, after uint64, limit int) []replay.Ref {
 	e.t.Helper()
-	refs, err := e.s.ThreadRefs(ctx(e.t), thread, after, max)
+	refs, err := e.s.ThreadRefs(ctx(e.t), thread, after, limit)
 	if err != nil {
-		e.t.Fatalf("ThreadRefs(after %d, max %d): %v", after, max, err)
+		e.t.Fatalf("ThreadRefs(after %d, limit %d): %v", after, limit, err)
 	}
 	return refs
 }
