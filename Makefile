@@ -9,7 +9,8 @@ GO    ?= go
 FUZZTIME ?= 30s
 export FUZZTIME
 
-.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser chaos proto build demo
+.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser chaos proto build demo \
+	image release-snapshot deploy-check
 
 ## test: everything CI checks; services are stopped even when a phase fails
 test:
@@ -40,3 +41,17 @@ build:
 
 demo:
 	$(GO) run ./cmd/dashstream demo
+
+# The container image (Containerfile) built with buildah, as root; see scripts/image.sh.
+IMAGE ?= dashstream:dev
+image:
+	bash scripts/image.sh $(IMAGE)
+
+# Every release archive and checksums.txt into dist/, without a tag or publishing.
+GORELEASER := github.com/goreleaser/goreleaser/v2@v2.15.1
+release-snapshot:
+	CGO_ENABLED=0 $(GO) run $(GORELEASER) release --snapshot --clean --skip=publish
+
+## deploy-check: goreleaser, Helm chart, alert rules, systemd unit, dashboard metrics, image
+deploy-check:
+	bash scripts/deploy-check.sh
