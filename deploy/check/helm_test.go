@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -260,13 +261,22 @@ func secretRef(t *testing.T, c corev1.Container, name string) *corev1.SecretKeyS
 
 func TestChartDefaultValues(t *testing.T) {
 	r := render(t)
-	checkPod(t, r.deployment, "http")
+	checkPod(t, r.deployment, "internal")
 	c := r.deployment.Spec.Template.Spec.Containers[0]
 	if ref := secretRef(t, c, "WEBSOCKET_AUTH_TOKEN"); ref.Name != "dashstream-auth" || ref.Key != "token" {
 		t.Errorf("default auth token reference %+v", ref)
 	}
-	if _, ok := envOf(c)["INTERNAL_ADDR"]; ok {
-		t.Error("INTERNAL_ADDR set although internalListener is off by default")
+	if got := envOf(c)["INTERNAL_ADDR"].Value; got != "0.0.0.0:9002" {
+		t.Errorf("INTERNAL_ADDR = %q by default, want the internal listener on 0.0.0.0:9002", got)
+	}
+	offValues := filepath.Join(t.TempDir(), "internal-off.yaml")
+	if err := os.WriteFile(offValues, []byte("internalListener:\n  enabled: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	off := render(t, offValues)
+	checkPod(t, off.deployment, "http")
+	if _, ok := envOf(off.deployment.Spec.Template.Spec.Containers[0])["INTERNAL_ADDR"]; ok {
+		t.Error("INTERNAL_ADDR set although internalListener is off")
 	}
 	if r.pdb == nil || r.networkPolicy == nil {
 		t.Error("PodDisruptionBudget and NetworkPolicy are on by default")
