@@ -18,7 +18,7 @@
 #   TOOLS_DIR       where the pinned tools are built (~/.cache/dashstream/tools)
 #   MAX_EXPOSURE    highest accepted `systemd-analyze security` exposure (2.0)
 set -uo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
 TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/dashstream/tools}"
 MAX_EXPOSURE="${MAX_EXPOSURE:-2.0}"

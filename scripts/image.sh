@@ -20,7 +20,7 @@ die() { echo "image: $*" >&2; exit 1; }
 [[ $(id -u) == 0 ]] || die "buildah needs root here (vfs storage, chroot isolation)"
 if ! command -v buildah >/dev/null 2>&1; then
 	echo "image: installing buildah" >&2
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null ||
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null; } ||
 		die "apt-get install buildah failed"
 fi
 [[ -r $CA_BUNDLE ]] || die "$CA_BUNDLE missing (apt-get install ca-certificates)"

@@ -6,13 +6,13 @@
 #                                  ShellCheck of scripts/, cross-build, vulncheck,
 #                                  services-up, go test -race with integration
 #                                  tests, the fast chaos scenarios, the browser
-#                                  test of the UI, fuzz; services-down always,
-#                                  even on failure
+#                                  test of the UI, deploy-check, fuzz;
+#                                  services-down always, even on failure
 #   scripts/test.sh chaos          every chaos scenario (make chaos)
 #   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
 #                                  staticcheck shellcheck cross-build vulncheck
 #                                  services-up services-down go-test chaos-fast
-#                                  fuzz
+#                                  browser deploy-check fuzz
 #
 # Environment (all optional):
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
@@ -40,6 +40,7 @@ FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
 	"FuzzReadFrame ./internal/hub"
+	"FuzzParseJWKS ./internal/limits"
 )
 
 SUMMARY=()
@@ -214,6 +215,11 @@ browser_test() {
 	bash scripts/browser.sh test
 }
 
+# deploy_check runs scripts/deploy-check.sh: goreleaser, the Helm chart
+# decoded into the Kubernetes types, the alert rules under promtool, the
+# systemd unit, the dashboard's metrics on a running gateway, the image.
+deploy_check() { bash scripts/deploy-check.sh; }
+
 # dump_logs shows the services' logs after a failed test run.
 dump_logs() {
 	local f
@@ -254,6 +260,7 @@ all() {
 	trap print_summary EXIT
 	phase chaos-fast chaos fast
 	phase browser browser_test
+	phase deploy-check deploy_check
 	phase fuzz fuzz
 }
 
@@ -274,8 +281,9 @@ chaos-fast) phase chaos-fast chaos fast ;;
 chaos) phase chaos chaos full ;;
 fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
+deploy-check) phase deploy-check deploy_check ;;
 *)
-	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|fuzz]" >&2
+	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
 	exit 2
 	;;
 esac
