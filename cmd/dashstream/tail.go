@@ -347,7 +347,7 @@ func reachCause(err error, timeout time.Duration) string {
 func shownURL(u string) string {
 	pu, err := url.Parse(u)
 	if err != nil {
-		return u
+		return "<unparsable URL>" // it may hold a secret all the same
 	}
 	if _, ok := pu.User.Password(); ok {
 		pu.User = url.UserPassword(pu.User.Username(), "redacted")
