@@ -169,7 +169,7 @@ func loadConfig(h *helpText, args []string, e env) (*config.Config, int) {
 	return cfg, -1
 }
 
-// signalContext is cancelled by the first SIGINT/SIGTERM; a second one exits
+// signalContext is canceled by the first SIGINT/SIGTERM; a second one exits
 // at once.
 func signalContext() (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())

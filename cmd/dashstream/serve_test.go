@@ -149,7 +149,7 @@ func waitForPage(t *testing.T, url string) {
 	for {
 		resp, err := http.Get(url)
 		if err == nil {
-			io.Copy(io.Discard, resp.Body)
+			_, _ = io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return

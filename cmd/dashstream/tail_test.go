@@ -339,8 +339,8 @@ func TestTailURLAndTokenSources(t *testing.T) {
 	closed := closedURL(t)
 	dir := t.TempDir()
 	rightFile, wrongFile := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
-	os.WriteFile(rightFile, []byte("  "+right+"\n"), 0o600)
-	os.WriteFile(wrongFile, []byte(wrong+"\n"), 0o600)
+	writeFile(t, rightFile, "  "+right+"\n")
+	writeFile(t, wrongFile, wrong+"\n")
 	tests := []struct {
 		name string
 		args []string
@@ -392,11 +392,18 @@ func TestTailURLAndTokenSources(t *testing.T) {
 	}
 }
 
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestTailDefaultsAndTokenFiles(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
 		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o600)
+		writeFile(t, p, content)
 		return p
 	}
 	tests := []struct {
