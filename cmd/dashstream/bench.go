@@ -18,17 +18,24 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/config"
 )
 
-const benchUsage = `usage: dashstream bench [flags]
-
-End-to-end load benchmark: produces DashStream records into the gateway's
-Kafka topic at --rate, reads them through --clients WebSocket clients and
-reports throughput, producer-to-client latency and exactness (lost,
-duplicated, out-of-order records) as text or --json. Without --url it starts
-a gateway in this process (embedded Kafka broker, free ports); with --url it
-benchmarks a running gateway on this machine, producing to --brokers/--topic
-(memory is reported with --server-pid). Only loopback targets are accepted.
-
-`
+var benchHelp = helpText{
+	name:    "bench",
+	args:    "[flags]",
+	summary: "End-to-end load benchmark: throughput, producer-to-client latency and exactness.",
+	about: `Produces DashStream records into the gateway's Kafka topic at --rate, reads
+them through --clients WebSocket clients and reports throughput,
+producer-to-client latency and exactness (lost, duplicated, out-of-order
+records) as text or --json. Without --url it starts a gateway (embedded Kafka
+broker, free ports); with --url it benchmarks a running gateway on this
+machine, producing to --brokers/--topic (memory is reported with
+--server-pid). Only loopback targets are accepted.
+Exit status: 0, 1 on a failure, 2 on a usage error.`,
+	examples: []string{
+		"dashstream bench --clients 1000 --rate 1000 --size 512 --duration 20s",
+		"dashstream bench --clients 1 --idle-clients 10000 --duration 2s   # memory per idle connection",
+		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
+	},
+}
 
 // benchOptions are the parsed flags of `dashstream bench`.
 type benchOptions struct {
@@ -42,9 +49,9 @@ type benchOptions struct {
 	inProcess                 bool
 }
 
-func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
+func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	var o benchOptions
-	fs := newFlagSet("bench", benchUsage, stderr)
+	fs := newFlagSet(&benchHelp)
 	fs.StringVar(&o.url, "url", "", "gateway WebSocket URL (empty: start an embedded gateway)")
 	fs.StringVar(&o.brokers, "brokers", "127.0.0.1:9092", "with --url: the gateway's Kafka brokers, comma-separated")
 	fs.StringVar(&o.topic, "topic", "dashstream-quality", "the gateway's topic")
@@ -61,14 +68,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (benchOptions, int) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
-	if code := parseFlags(fs, args); code >= 0 {
-		return o, code
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "dashstream bench: unexpected arguments")
-		return o, 2
-	}
-	return o, -1
+	return o, fs.parse(args, e, 0)
 }
 
 func (o benchOptions) config(log *slog.Logger) bench.Config {
@@ -77,11 +77,12 @@ func (o benchOptions) config(log *slog.Logger) bench.Config {
 }
 
 // runBench implements `dashstream bench`.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, code := parseBenchFlags(args, stderr)
+func runBench(ctx context.Context, args []string, e env) int {
+	o, code := parseBenchFlags(args, e)
 	if code >= 0 {
 		return code
 	}
+	stdout, stderr := e.stdout, e.stderr
 	log := benchLogger(stderr, o.quiet)
 	if o.cpuProfile != "" {
 		stopProfile, err := startCPUProfile(o.cpuProfile)

@@ -16,7 +16,7 @@ func TestBenchEmbedded(t *testing.T) {
 	}
 	var out, errOut bytes.Buffer
 	code := runBench(context.Background(), []string{"--in-process", "--clients", "20", "--rate", "200", "--size", "300",
-		"--duration", "2s", "--warmup", "300ms", "--grace", "5s", "--idle-clients", "10", "--json", "--quiet"}, &out, &errOut)
+		"--duration", "2s", "--warmup", "300ms", "--grace", "5s", "--idle-clients", "10", "--json", "--quiet"}, testEnv(nil, &out, &errOut, nil))
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
@@ -50,16 +50,16 @@ func TestBenchUsage(t *testing.T) {
 		code int
 		err  string
 	}{
-		{[]string{"extra"}, 2, "unexpected arguments"},
+		{[]string{"extra"}, 2, "unexpected argument"},
 		{[]string{"--clients", "x"}, 2, "invalid value"},
 		{[]string{"--url", "ws://10.1.2.3:3002/ws", "--quiet"}, 1, "only loopback"},
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--clients", "0", "--quiet"}, 1, "clients 0"},
-		{[]string{"-h"}, 0, "usage: dashstream bench"},
+		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {
 		var out, errOut bytes.Buffer
-		code := runBench(context.Background(), tc.args, &out, &errOut)
-		if code != tc.code || !strings.Contains(errOut.String(), tc.err) {
+		code := runBench(context.Background(), tc.args, testEnv(nil, &out, &errOut, nil))
+		if code != tc.code || !strings.Contains(errOut.String()+out.String(), tc.err) {
 			t.Errorf("%v: exit %d, stderr %q", tc.args, code, errOut.String())
 		}
 	}

@@ -15,31 +15,41 @@ import (
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 )
 
-const decodeUsage = `usage: dashstream decode [--json] [--max-payload N] FILE...
-
-Decodes DashStream record values (one per file, "-" for stdin) the way the
-gateway does and prints what they hold. Exit status: 0 when every input is
-valid, 1 when any is not, 2 on a usage error.
-`
+var decodeHelp = helpText{
+	name:    "decode",
+	args:    "[flags] FILE...",
+	summary: "Decode captured DashStream record values the way the gateway does.",
+	about: `Decodes record values (one per file, "-" for stdin) and prints what they
+hold, or why the gateway would dead-letter them.
+Exit status: 0 when every input is valid, 1 when any is not, 2 on a usage
+error.`,
+	examples: []string{
+		"dashstream decode record.bin",
+		"dashstream decode --json testdata/dashstream/*.bin",
+		"dashstream decode - < captured-value.bin",
+	},
+}
 
 // readErrorKind marks an input that could not be read at all (not a §2.6 kind).
 const readErrorKind = "read_error"
 
 // runDecode implements `dashstream decode`.
-func runDecode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("decode", decodeUsage, stderr)
+func runDecode(args []string, e env) int {
+	fs := newFlagSet(&decodeHelp)
 	asJSON := fs.Bool("json", false, "print one JSON object per input")
 	maxPayload := fs.Int("max-payload", dashstream.DefaultMaxPayload, "payload cap in bytes (after framing byte and decompression)")
-	if code := parseFlags(fs, args); code >= 0 {
+	if code := fs.parse(args, e, -1); code >= 0 {
 		return code
 	}
-	if fs.NArg() == 0 || *maxPayload < 1 {
-		fs.Usage()
-		return 2
+	switch {
+	case fs.NArg() == 0:
+		return decodeHelp.usageError(e.stderr, "no input files")
+	case *maxPayload < 1:
+		return decodeHelp.usageError(e.stderr, "--max-payload %d: must be >= 1", *maxPayload)
 	}
 	d := decodeCmd{
 		dec: dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: *maxPayload}),
-		max: *maxPayload, json: *asJSON, stdin: stdin, out: stdout,
+		max: *maxPayload, json: *asJSON, stdin: e.stdin, out: e.stdout,
 	}
 	return d.run(fs.Args())
 }

@@ -66,7 +66,7 @@ func loadVectors(t *testing.T) []manifestVector {
 func runDecodeForTest(t *testing.T, stdin io.Reader, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = runDecode(args, stdin, &out, &errOut)
+	code = runDecode(args, testEnv(stdin, &out, &errOut, nil))
 	return code, out.String(), errOut.String()
 }
 

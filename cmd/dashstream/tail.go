@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
@@ -18,80 +21,15 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-const tailUsage = `usage: dashstream tail [flags]
-
-Prints the gateway's stream, one JSON line per record (or one short line with
---pretty). Protocol events (gap, skipped, cursor_stale, disconnect, error)
-go to stderr. On a disconnect it reconnects with backoff and resumes from
-its cursor, so it never loses or repeats a record. With --cursor-file it
-resumes from the file when it exists, and saves it every --save-every
-records and on exit. Exit status: 0 on interrupt or after --max records,
-1 on failure (or --timeout before --max records), 2 on a usage error.
-
-`
-
-// tailOptions are the parsed flags of `dashstream tail`.
-type tailOptions struct {
-	url        string
-	cursorFile string
-	from       string
-	thread     string
-	lastSeq    uint64
-	pretty     bool
-	token      string
-	origin     string
-	max        int
-	timeout    time.Duration
-	saveEvery  int
-}
-
-func parseTailFlags(args []string, stderr io.Writer) (tailOptions, int) {
-	var o tailOptions
-	fs := newFlagSet("tail", tailUsage, stderr)
-	fs.StringVar(&o.url, "url", "ws://127.0.0.1:3002/ws", "gateway WebSocket URL")
-	fs.StringVar(&o.cursorFile, "cursor-file", "", "resume from and save the cursor to this file")
-	fs.StringVar(&o.from, "from", wsclient.FromLatest, "start without a cursor file: latest, cursor or earliest")
-	fs.StringVar(&o.thread, "thread", "", "start with a thread resume of this thread id (replays its newer events)")
-	fs.Uint64Var(&o.lastSeq, "last-sequence", 0, "with --thread: the last sequence already seen")
-	fs.BoolVar(&o.pretty, "pretty", false, "print one short human-readable line per record")
-	fs.StringVar(&o.token, "token", "", "bearer token for the gateway")
-	fs.StringVar(&o.origin, "origin", "", "Origin header to send (none by default)")
-	fs.IntVar(&o.max, "max", 0, "exit after this many records (0: no limit)")
-	fs.DurationVar(&o.timeout, "timeout", 0, "stop after this long (0: no limit)")
-	fs.IntVar(&o.saveEvery, "save-every", 100, "save the cursor file every N records")
-	if code := parseFlags(fs, args); code >= 0 {
-		return o, code
-	}
-	if err := o.validate(fs.NArg()); err != nil {
-		fmt.Fprintf(stderr, "dashstream tail: %v\n", err)
-		return o, 2
-	}
-	return o, -1
-}
-
-func (o *tailOptions) validate(extra int) error {
-	switch {
-	case extra > 0:
-		return errors.New("unexpected arguments")
-	case o.from != wsclient.FromLatest && o.from != wsclient.FromCursor && o.from != wsclient.FromEarliest:
-		return fmt.Errorf("--from %q: want latest, cursor or earliest", o.from)
-	case o.max < 0 || o.saveEvery < 1 || o.timeout < 0:
-		return errors.New("--max, --timeout must be >= 0 and --save-every >= 1")
-	case !strings.HasPrefix(o.url, "ws://") && !strings.HasPrefix(o.url, "wss://"):
-		return fmt.Errorf("--url %q: want ws:// or wss://", o.url)
-	}
-	return nil
-}
-
 // runTail implements `dashstream tail`.
-func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, code := parseTailFlags(args, stderr)
+func runTail(ctx context.Context, args []string, e env) int {
+	o, code := parseTailFlags(args, e)
 	if code >= 0 {
 		return code
 	}
-	t, err := newTail(o, stdout, stderr)
+	t, err := newTail(o, e.stdout, e.stderr)
 	if err != nil {
-		fmt.Fprintf(stderr, "dashstream tail: %v\n", err)
+		fmt.Fprintf(e.stderr, "dashstream tail: %v\n", err)
 		return 1
 	}
 	return t.run(ctx)
@@ -110,6 +48,11 @@ type tail struct {
 	resumed   bool // the cursor came from the file
 	printed   int
 	sinceSave int
+
+	// The follower's callbacks run on Run's goroutine: no lock needed.
+	connected bool               // a connection was made at least once
+	lastErr   error              // why the last attempt before the first connection failed
+	giveUp    context.CancelFunc // ends Run once connecting failed without --timeout
 }
 
 func newTail(o tailOptions, stdout, stderr io.Writer) (*tail, error) {
@@ -131,36 +74,117 @@ func newTail(o tailOptions, stdout, stderr io.Writer) (*tail, error) {
 	return t, nil
 }
 
-func (t *tail) run(ctx context.Context) int {
+func (t *tail) run(parent context.Context) int {
+	ctx, giveUp := context.WithCancel(parent)
+	defer giveUp()
+	t.giveUp = giveUp
 	if t.o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.o.timeout)
 		defer cancel()
 	}
 	err := t.follower().Run(ctx)
-	code := t.exitCode(ctx, err)
+	code := t.exitCode(parent, ctx, err)
 	if ferr := t.out.Flush(); ferr != nil && code == 0 {
 		code = 1
 	}
 	if serr := t.save(); serr != nil {
-		fmt.Fprintf(t.errw, "dashstream tail: %v\n", serr)
+		t.errorf("%v", serr)
 		code = 1
 	}
 	return code
 }
 
-func (t *tail) exitCode(ctx context.Context, err error) int {
+// exitCode reports how Run ended. parent ends on an interrupt, ctx also at
+// --timeout or when connecting failed without --timeout.
+func (t *tail) exitCode(parent, ctx context.Context, err error) int {
 	switch {
 	case errors.Is(err, errMaxReached):
 		return 0
 	case err != nil:
-		fmt.Fprintf(t.errw, "dashstream tail: %v\n", err)
+		t.errorf("%s", t.refusal(err))
 		return 1
+	case !t.connected && parent.Err() == nil:
+		t.errorf("%s", t.unreachable())
+		return exitUnreachable
 	case t.o.max > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded):
-		fmt.Fprintf(t.errw, "dashstream tail: timed out after %d of %d records\n", t.printed, t.o.max)
+		t.errorf("timed out after %d of %d records", t.printed, t.o.max)
 		return 1
 	}
 	return 0
+}
+
+// errorf writes one "dashstream tail: " line to stderr, secrets redacted.
+func (t *tail) errorf(format string, a ...any) {
+	fmt.Fprintln(t.errw, t.redact("dashstream tail: "+fmt.Sprintf(format, a...)))
+}
+
+// redact hides the token, wherever an error message repeats it (a URL
+// with ?token= in a dial error, say).
+func (t *tail) redact(s string) string {
+	for _, secret := range append(urlSecrets(t.o.url), t.o.token) {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "<redacted>")
+		}
+	}
+	return s
+}
+
+// refusal explains an error that ended Run: most often the gateway
+// refusing the handshake for good.
+func (t *tail) refusal(err error) string {
+	var he *wsclient.HandshakeError
+	if !errors.As(err, &he) {
+		return err.Error()
+	}
+	hint := ""
+	switch he.Status {
+	case http.StatusUnauthorized:
+		hint = ": check the token (--token, --token-file, " + envToken + " or " + envTokenFile + ")"
+	case http.StatusForbidden:
+		hint = ": check the token and --origin"
+	case http.StatusNotFound:
+		hint = ": check the URL's path (the gateway serves /ws)"
+	}
+	return fmt.Sprintf("%s refused the connection (HTTP %d)%s", shownURL(t.o.url), he.Status, hint)
+}
+
+// unreachable is the one line that explains why no connection was made.
+func (t *tail) unreachable() string {
+	hint := "is it running? try 'dashstream demo'"
+	var he *wsclient.HandshakeError
+	switch {
+	case errors.As(t.lastErr, &he):
+		hint = "it answers but does not accept connections now; retry, or wait with --timeout"
+	case !loopbackURL(t.o.url):
+		hint = "is it running, and reachable from here?"
+	}
+	return fmt.Sprintf("cannot reach %s (%s): %s", shownURL(t.o.url), reachCause(t.lastErr, t.o.timeout), hint)
+}
+
+// reachCause is the short reason of a failed dial: "connection refused",
+// "no such host", "HTTP 503", "no answer within 5s".
+func reachCause(err error, timeout time.Duration) string {
+	var he *wsclient.HandshakeError
+	var dnsErr *net.DNSError
+	var errno syscall.Errno
+	switch {
+	case err == nil || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded):
+		if timeout > 0 {
+			return "no answer within " + timeout.String()
+		}
+		return "no answer"
+	case errors.As(err, &he):
+		return "HTTP " + strconv.Itoa(he.Status)
+	case errors.As(err, &dnsErr):
+		return dnsErr.Err
+	case errors.As(err, &errno):
+		return errno.Error()
+	}
+	for u := errors.Unwrap(err); u != nil; u = errors.Unwrap(err) {
+		err = u
+	}
+	return err.Error()
 }
 
 func (t *tail) follower() *wsclient.Follower {
@@ -169,7 +193,8 @@ func (t *tail) follower() *wsclient.Follower {
 		h.Set("Authorization", "Bearer "+t.o.token)
 	}
 	f := &wsclient.Follower{URL: t.o.url, Options: wsclient.Options{Header: h, Origin: t.o.origin},
-		Cursor: t.cursor, From: t.o.from, OnRecord: t.onRecord, OnControl: t.onControl, OnDisconnect: t.onDisconnect}
+		Cursor: t.cursor, From: t.o.from, OnRecord: t.onRecord, OnControl: t.onControl,
+		OnConnect: func() { t.connected = true }, OnDisconnect: t.onDisconnect}
 	if t.resumed {
 		f.From = wsclient.FromCursor
 	} else if t.o.thread != "" {
@@ -339,9 +364,19 @@ func (t *tail) onControl(c wsclient.Control) error {
 	return nil
 }
 
+// onDisconnect reports a lost connection. Before the first connection it
+// only keeps the reason: tail waits quietly until --timeout, or without one
+// gives up at once (exitCode explains it in one line).
 func (t *tail) onDisconnect(err error, retryIn time.Duration) {
+	if !t.connected {
+		t.lastErr = err
+		if t.o.timeout == 0 {
+			t.giveUp()
+		}
+		return
+	}
 	_ = t.save() // best effort: a crash while disconnected must not lose the position; save reports its own failure
-	fmt.Fprintf(t.errw, "disconnected: %v; reconnecting in %s\n", err, retryIn.Round(time.Millisecond))
+	fmt.Fprintln(t.errw, t.redact(fmt.Sprintf("disconnected: %v; reconnecting in %s", err, retryIn.Round(time.Millisecond))))
 }
 
 // controlLine renders a control frame for stderr; "" for frames not worth a

@@ -93,7 +93,7 @@ func tailVectors(t *testing.T) []tailVector {
 func runTailForTest(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code = runTail(context.Background(), args, &out, &errOut)
+	code = runTail(context.Background(), args, testEnv(nil, &out, &errOut, nil))
 	return code, out.String(), errOut.String()
 }
 

@@ -6,6 +6,8 @@
 package config
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"strconv"
 	"time"
@@ -29,6 +31,7 @@ type Config struct {
 
 	// InsecurePublic allows binding a non-loopback address without auth
 	// (--insecure-public, INSECURE_PUBLIC). False: such a start is refused.
+	// It never waives KAFKA_BROKERS on such an address (CheckBind).
 	InsecurePublic bool
 	// Args are the command-line arguments left after the flags.
 	Args []string
@@ -37,7 +40,8 @@ type Config struct {
 // Kafka configures every Kafka client (consumer, DLQ producer, deep replay).
 type Kafka struct {
 	// Brokers are host:port seed brokers (KAFKA_BROKERS). Empty: the
-	// embedded development broker is used (see Embedded).
+	// embedded development broker is used (see Embedded), on a loopback
+	// bind only (CheckBind).
 	Brokers []string
 	// Topic is the DashStream topic (KAFKA_TOPIC). Never empty after Load.
 	Topic string
@@ -314,6 +318,30 @@ func (c *Config) BindsPublic() bool {
 	}
 	ip := net.ParseIP(c.Server.Host)
 	return ip == nil || !ip.IsLoopback()
+}
+
+// ErrUnsafeBind is wrapped by CheckBind's errors: serving on this bind would
+// expose a development setup (SPEC §7). The process exits with status 2.
+var ErrUnsafeBind = errors.New("unsafe bind")
+
+// CheckBind reports why serving on Server.Host must not start: on a
+// non-loopback address the embedded development broker is refused (a
+// production deployment without KAFKA_BROKERS must not look healthy), and so
+// is a bind without client authentication unless InsecurePublic waives that
+// one rule. Nil: the bind is acceptable.
+func (c *Config) CheckBind() error {
+	if !c.BindsPublic() {
+		return nil
+	}
+	if len(c.Kafka.Brokers) == 0 {
+		return fmt.Errorf("%w: refusing to listen on %s without KAFKA_BROKERS: the embedded development broker "+
+			"is for loopback development only; set KAFKA_BROKERS, or bind WEBSOCKET_HOST=127.0.0.1", ErrUnsafeBind, c.Server.Host)
+	}
+	if !c.AuthConfigured() && !c.InsecurePublic {
+		return fmt.Errorf("%w: refusing to listen on %s without client authentication; "+
+			"set WEBSOCKET_AUTH_TOKEN (or JWT settings), or pass --insecure-public to accept the risk", ErrUnsafeBind, c.Server.Host)
+	}
+	return nil
 }
 
 // AuthConfigured reports whether any client authentication is configured.

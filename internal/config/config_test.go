@@ -318,6 +318,37 @@ func TestBindsPublic(t *testing.T) {
 	}
 }
 
+func TestCheckBind(t *testing.T) {
+	brokers := map[string]string{"KAFKA_BROKERS": "kafka-1:9092"}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string // substring of the error; "" = accepted
+	}{
+		{"loopback, embedded broker", nil, nil, ""},
+		{"localhost, embedded broker", []string{"--websocket-host", "localhost"}, nil, ""},
+		{"public, embedded broker", []string{"--websocket-host", "0.0.0.0"}, nil, "without KAFKA_BROKERS"},
+		{"public, embedded broker, auth", []string{"--websocket-host", "0.0.0.0", "--websocket-auth-token", "s"}, nil, "without KAFKA_BROKERS"},
+		{"public, embedded broker, insecure-public", []string{"--websocket-host", "::", "--insecure-public"}, nil, "without KAFKA_BROKERS"},
+		{"public, brokers, no auth", []string{"--websocket-host", "10.1.2.3"}, brokers, "without client authentication"},
+		{"public, brokers, insecure-public", []string{"--websocket-host", "10.1.2.3", "--insecure-public"}, brokers, ""},
+		{"public, brokers, auth", []string{"--websocket-host", "0.0.0.0", "--websocket-auth-token", "s"}, brokers, ""},
+		{"public, brokers, jwt", []string{"--websocket-host", "0.0.0.0", "--websocket-jwt-secret", strings.Repeat("k", 32)}, brokers, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := mustLoad(t, tt.args, tt.env).CheckBind()
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want != "" && (!errors.Is(err, ErrUnsafeBind) || !strings.Contains(err.Error(), tt.want)):
+				t.Fatalf("err = %v, want ErrUnsafeBind with %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestInstanceIDFallback(t *testing.T) {
 	c := &Config{Server: Server{Port: 9}}
 	c.fillDerived(func() (string, error) { return "", errors.New("no host") })

@@ -101,14 +101,21 @@ func (c *Config) fillDerived(hostname func() (string, error)) {
 	}
 }
 
-// Usage writes every flag with its variable, default and meaning to w.
+// Usage writes every flag, its variable, default and meaning to w, one
+// entry per variable in the command help's style:
+//
+//	--kafka-topic (KAFKA_TOPIC, default "dashstream-quality")
+//	    DashStream topic
 func Usage(w io.Writer) {
-	fmt.Fprintln(w, "Flags win over environment variables; durations are in the unit the name says.")
 	for _, v := range (&Config{}).vars() {
 		name := "--" + flagName(v.name)
 		if v.alias != "" {
 			name += ", --" + v.alias
 		}
-		fmt.Fprintf(w, "  %s (%s, default %q)\n      %s\n", name, v.name, v.def, v.help)
+		meta := v.name
+		if v.def != "" {
+			meta += fmt.Sprintf(", default %q", v.def)
+		}
+		fmt.Fprintf(w, "  %s (%s)\n      %s\n", name, meta, v.help)
 	}
 }

@@ -51,7 +51,7 @@ func (c *Config) vars() []variable {
 func (c *Config) kafkaVars() []variable {
 	k := &c.Kafka
 	return []variable{
-		{name: "KAFKA_BROKERS", help: "comma-separated host:port seed brokers; empty starts the embedded development broker", v: listValue{&k.Brokers}},
+		{name: "KAFKA_BROKERS", help: "comma-separated host:port seed brokers; empty starts the embedded development broker (loopback binds only)", v: listValue{&k.Brokers}},
 		{name: "KAFKA_TOPIC", def: "dashstream-quality", help: "DashStream topic", v: stringValue{&k.Topic}},
 		{name: "KAFKA_GROUP_ID", def: "websocket-server-v4", help: "prefix of the per-instance progress group <group>.<instance>", v: stringValue{&k.GroupID}},
 		{name: "INSTANCE_ID", help: "instance name (default host name + \"-\" + port)", v: stringValue{&k.InstanceID}},
@@ -83,7 +83,7 @@ func (c *Config) dlqVars() []variable {
 func (c *Config) serverVars() []variable {
 	s, sc := &c.Server, &c.SlowClient
 	return []variable{
-		{name: "WEBSOCKET_HOST", def: "127.0.0.1", help: "bind address; non-loopback needs auth or --insecure-public", v: stringValue{&s.Host}},
+		{name: "WEBSOCKET_HOST", def: "127.0.0.1", help: "bind address; non-loopback needs KAFKA_BROKERS, and auth or --insecure-public", v: stringValue{&s.Host}},
 		{name: "WEBSOCKET_PORT", def: "3002", help: "bind port (0: any free port)", v: intValue{&s.Port, 0, 65535}},
 		{name: "WEBSOCKET_MAX_PAYLOAD_BYTES", def: "10485760", help: "largest record value, also after decompression", v: intValue{&s.MaxPayloadBytes, 1024, 1 << 30}},
 		{name: "WEBSOCKET_SEND_TIMEOUT_SECS", def: "5", help: "seconds one WebSocket write may take", v: secs(&s.SendTimeout, minSecs)},
@@ -160,7 +160,7 @@ func (c *Config) processVars() []variable {
 		{name: "EMBEDDED_KAFKA_PARTITIONS", def: "4", help: "partitions of the embedded broker's topic", v: intValue{&c.EmbeddedKafka.Partitions, 1, 1024}},
 		{name: "EXPECTED_SCHEMAS_PATH", def: ".dashflow/expected_schemas.json", help: "file of pinned expected graph schemas", v: stringValue{&c.Schemas.Path}},
 		{name: "WEBSOCKET_UI_DIR", alias: "ui-dir", help: "serve this static build at / instead of the built-in UI", v: stringValue{&c.UI.Dir}},
-		{name: "INSECURE_PUBLIC", def: "false", help: "allow binding a non-loopback address without client auth", v: boolValue{&c.InsecurePublic}, isBool: true},
+		{name: "INSECURE_PUBLIC", def: "false", help: "allow binding a non-loopback address without client auth (KAFKA_BROKERS is still required there)", v: boolValue{&c.InsecurePublic}, isBool: true},
 		{name: "LOG_LEVEL", def: "info", help: "debug, info, warn or error", v: enumValue{&c.Log.Level, []string{"debug", "info", "warn", "error"}}},
 		{name: "LOG_FORMAT", def: "text", help: "text or json", v: enumValue{&c.Log.Format, []string{"text", "json"}}},
 		{name: "DEBUG_PPROF_ADDR", help: "serve Go's /debug/pprof on this loopback host:port (unset: off)", v: stringValue{&c.Log.PprofAddr}},

@@ -33,8 +33,11 @@ type Follower struct {
 	// OnControl receives every control frame after the cursor saw it. Nil:
 	// ignored. A non-nil error stops Run.
 	OnControl func(Control) error
-	// OnDisconnect is told why a connection ended and when the next attempt
-	// is. Nil: silent.
+	// OnConnect is called after each successful dial, before any message of
+	// that connection. Nil: silent.
+	OnConnect func()
+	// OnDisconnect is told why a connection (or an attempt to open one)
+	// ended and when the next attempt is. Nil: silent.
 	OnDisconnect func(err error, retryIn time.Duration)
 	// MinBackoff and MaxBackoff bound the reconnect delay. Zero: 250 ms, 10 s.
 	MinBackoff, MaxBackoff time.Duration
@@ -90,6 +93,9 @@ func (f *Follower) session(ctx context.Context) (progressed bool, err error) {
 	}
 	if ns != "" {
 		f.Cursor.Namespace = ns // what this connection delivers belongs to it
+	}
+	if f.OnConnect != nil {
+		f.OnConnect()
 	}
 	for {
 		msg, err := conn.Next(ctx)

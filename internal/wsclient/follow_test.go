@@ -145,3 +145,42 @@ func TestFollowerEndsWithContext(t *testing.T) {
 		t.Fatalf("Run = %v", err)
 	}
 }
+
+// TestFollowerOnConnect: OnConnect marks each successful dial, before the
+// connection's first message; failed dials only reach OnDisconnect.
+func TestFollowerOnConnect(t *testing.T) {
+	ln := httptest.NewServer(http.NotFoundHandler())
+	closed := "ws://" + strings.TrimPrefix(ln.URL, "http://") + "/ws"
+	ln.Close() // nothing listens there any more
+	var connects, failures int
+	f := &Follower{URL: closed, MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+		OnConnect:    func() { connects++ },
+		OnDisconnect: func(error, time.Duration) { failures++ },
+		OnRecord:     func(Record, Verdict) error { return nil }}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := f.Run(ctx); err != nil || connects != 0 || failures == 0 {
+		t.Fatalf("closed port: Run = %v, %d connects, %d failures", err, connects, failures)
+	}
+
+	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
+	th.publish(0, 0, 3)
+	connects = 0
+	f = &Follower{URL: th.url(), From: FromEarliest,
+		OnConnect: func() { connects++ },
+		OnControl: func(Control) error {
+			if connects != 1 {
+				t.Errorf("control frame with %d connects", connects)
+			}
+			return nil
+		},
+		OnRecord: func(r Record, _ Verdict) error {
+			if r.Offset == 2 {
+				return errEnough
+			}
+			return nil
+		}}
+	if err := f.Run(context.Background()); !errors.Is(err, errEnough) || connects != 1 {
+		t.Fatalf("live hub: Run = %v, %d connects", err, connects)
+	}
+}
