@@ -34,7 +34,7 @@ func TestBenchEmbedded(t *testing.T) {
 		t.Errorf("result %v", res)
 	}
 	lat := res["latency_ms"].(map[string]any)
-	if p50, limit := lat["p50"].(float64), lat["limit"].(float64); p50 <= 0 || limit > 2000 || p50 > limit {
+	if p50, limit := lat["p50"].(float64), lat["max"].(float64); p50 <= 0 || limit > 2000 || p50 > limit {
 		t.Errorf("latency %v", lat)
 	}
 	for _, k := range []string{"process_rss_bytes", "rss_per_idle_conn_bytes", "go_version", "cpus"} {
