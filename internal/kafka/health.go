@@ -31,10 +31,11 @@ const (
 )
 
 // healthLoop checks reachability and the topic's identity every
-// healthInterval until ctx ends; partitions added to the topic are started
-// from the same metadata (within about healthInterval of their creation). A new topic identity (the topic was
-// deleted and re-created, SPEC §3.7) is handed to recreated, which ends
-// the session so that Run adopts the new topic.
+// healthInterval until ctx ends, and starts the partitions added to the
+// topic that the same metadata lists (within about healthInterval of their
+// creation). A new topic identity (the topic was deleted and re-created,
+// SPEC §3.7) is handed to recreated, which ends the session so that Run
+// adopts the new topic.
 func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns string)) {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()

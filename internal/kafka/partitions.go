@@ -65,9 +65,9 @@ func (c *Consumer) startAdded(ctx context.Context, s *session, parts []int32) {
 	}
 }
 
-// addTimeout bounds the offset look-ups of new partitions (a failure is
-// retried at the next check).
-const addTimeout = 5 * time.Second
+// addTimeout bounds the offset look-ups of new partitions, so that the
+// health loop keeps its pace; a failure is retried at the next check.
+const addTimeout = healthTimeout
 
 // addPartitions reads the new partitions' offsets here, then has the
 // consumer goroutine start them. A failure is retried at the next check.
