@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -124,6 +125,10 @@ type Hub struct {
 type heads struct {
 	offsets    map[int32]int64
 	partitions []int32 // sorted keys of offsets
+	// added holds the partitions added to the topic while the consumer
+	// ran, with the offset it started each at (see PartitionsAdded).
+	// Shared between snapshots: replaced, never changed.
+	added map[int32]int64
 }
 
 // Appender stores published records in the replay tiers without blocking.
@@ -225,7 +230,7 @@ func (h *Hub) fireWake() {
 }
 
 func (hs *heads) advance(recs []*replay.Record) *heads {
-	next := &heads{offsets: make(map[int32]int64, len(hs.offsets)+1)}
+	next := &heads{offsets: make(map[int32]int64, len(hs.offsets)+1), added: hs.added}
 	for p, o := range hs.offsets {
 		next.offsets[p] = o
 	}
@@ -239,6 +244,25 @@ func (hs *heads) advance(recs []*replay.Record) *heads {
 	}
 	slices.Sort(next.partitions)
 	return next
+}
+
+// PartitionsAdded records partitions added to the topic while the consumer
+// runs, each with the first offset the consumer reads of it (its log start
+// when it was added). The consumer calls it before it publishes any of
+// their records. A session that resumed before such a partition had a
+// record starts it there instead of at the replay window's oldest record:
+// all of it is new to the client (see session.start).
+func (h *Hub) PartitionsAdded(first map[int32]int64) {
+	if len(first) == 0 {
+		return
+	}
+	h.publish.Lock()
+	defer h.publish.Unlock()
+	hs := h.heads.Load()
+	added := make(map[int32]int64, len(hs.added)+len(first))
+	maps.Copy(added, hs.added)
+	maps.Copy(added, first)
+	h.heads.Store(&heads{offsets: hs.offsets, partitions: hs.partitions, added: added})
 }
 
 // Heads returns the highest offset handed to the hub per partition.

@@ -43,6 +43,7 @@ func (s *session) startResume(ctx context.Context, r *wsproto.Resume) *closeReas
 	s.tail = nil
 	s.lag = lagState{}
 	s.pos = make(map[int32]int64, len(hs.offsets))
+	s.resumed = hs.offsets
 	now := time.Now()
 	s.rp = &replayRun{mode: mode, targets: hs.offsets, start: now,
 		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
@@ -225,17 +226,33 @@ func (s *session) gapFrame(p int32, from, to int64, mode string) []byte {
 }
 
 // position returns the last offset delivered on p, starting a partition the
-// client has no position on at the oldest record of the replay window.
+// client has no position on (see start).
 func (s *session) position(ctx context.Context, p int32, head int64) int64 {
 	if o, ok := s.pos[p]; ok {
 		return o
 	}
-	o := head
-	if oldest, ok := s.h.source.Oldest(ctx, p); ok {
-		o = oldest - 1
-	}
+	o := s.start(ctx, p, head)
 	s.pos[p] = o
 	return o
+}
+
+// start is the position of a partition the client has no position on. A
+// partition added to the topic after the session's resume starts at its
+// beginning as the consumer started it: every record in it is new to the
+// client, as everything in a re-created topic is, and the lower tiers serve
+// what memory evicted (a gap only on Kafka's proof, docs/PROTOCOL.md §3.4). Any other partition (one that existed at the resume but was
+// not listed, or one the consumer read from its start) begins at the oldest
+// record of the replay window.
+func (s *session) start(ctx context.Context, p int32, head int64) int64 {
+	if _, existed := s.resumed[p]; !existed {
+		if first, ok := s.h.heads.Load().added[p]; ok {
+			return first - 1
+		}
+	}
+	if oldest, ok := s.h.source.Oldest(ctx, p); ok {
+		return oldest - 1
+	}
+	return head
 }
 
 // replayDone reports whether every partition reached its replay target, or

@@ -38,6 +38,7 @@ type session struct {
 	active     bool          // the writer did something since the last sweep
 
 	pos     map[int32]int64  // last offset delivered (or passed) per partition
+	resumed map[int32]int64  // the heads the last resume saw (partitions that existed then)
 	rp      *replayRun       // the running replay part of a resume, if any
 	tail    *replayRun       // a capped replay whose rest is still owed (thread mode: filtered)
 	lag     lagState         // slow-client catch-up accounting

@@ -210,12 +210,24 @@ func lastBatchOffset(raw []byte) int64 {
 }
 
 // leader looks the partition's leader and the topic id up in cached metadata.
+// A partition the cache does not know yet (added to the topic since) is
+// looked up again in fresh metadata.
 func (d *DeepReader) leader(ctx context.Context, p int32) (int32, [16]byte, error) {
+	l, id, err := d.cachedLeader(ctx, p, 0)
+	if errors.Is(err, ErrUnknownPartition) {
+		l, id, err = d.cachedLeader(ctx, p, time.Nanosecond)
+	}
+	return l, id, err
+}
+
+// cachedLeader is leader with metadata cached at most maxAge ago (0: the
+// client's MetadataMinAge).
+func (d *DeepReader) cachedLeader(ctx context.Context, p int32, maxAge time.Duration) (int32, [16]byte, error) {
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()
 	t.Topic = kmsg.StringPtr(d.cfg.Topic)
 	req.Topics = append(req.Topics, t)
-	meta, err := d.cl.RequestCachedMetadata(ctx, req, 0)
+	meta, err := d.cl.RequestCachedMetadata(ctx, req, maxAge)
 	if err != nil {
 		return 0, [16]byte{}, err
 	}

@@ -206,3 +206,42 @@ func TestIntegrationDeepReadSkipsAbortedTransactions(t *testing.T) {
 		t.Fatalf("read after %d: %d records %+v; want %v, Prev-chained from %d", before, len(recs), recs, committed, before)
 	}
 }
+
+// A partition added to the topic after the deep reader cached the topic's
+// metadata is read at once (the cache is asked again), not refused as
+// unknown until the cached metadata ages out.
+func TestIntegrationDeepReadAddedPartition(t *testing.T) {
+	t.Parallel()
+	k, topic, _ := realKafka(t, 1)
+	v := vector(t, "event_node_end_plain")
+	k.Produce(t, topic, 0, v)
+	d := newDeepReader(t, k.Brokers, topic)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := d.ReadAfter(ctx, 0, -1, 10); err != nil { // caches the metadata
+		t.Fatal(err)
+	}
+	resp, err := k.Admin.CreatePartitions(ctx, 1, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner())) // its metadata knows p1
+	var offs []int64
+	for range 2 {
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 1, Value: v}).First()
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs = append(offs, r.Offset)
+	}
+	recs, logStart, err := d.ReadAfter(ctx, 1, -1, 10)
+	if err != nil {
+		t.Fatalf("read of the added partition: %v", err)
+	}
+	if logStart != 0 || len(recs) != 2 || recs[0].Offset != offs[0] || recs[1].Offset != offs[1] {
+		t.Fatalf("added partition: log start %d, %d records; want 0 and offsets %v", logStart, len(recs), offs)
+	}
+}

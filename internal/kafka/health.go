@@ -31,9 +31,11 @@ const (
 )
 
 // healthLoop checks reachability and the topic's identity every
-// healthInterval until ctx ends. A new topic identity (the topic was
-// deleted and re-created, SPEC §3.7) is handed to recreated, which ends
-// the session so that Run adopts the new topic.
+// healthInterval until ctx ends, and starts the partitions added to the
+// topic that the same metadata lists (within about healthInterval of their
+// creation). A new topic identity (the topic was deleted and re-created,
+// SPEC §3.7) is handed to recreated, which ends the session so that Run
+// adopts the new topic.
 func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns string)) {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()
@@ -90,6 +92,7 @@ func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
 		return ns
 	}
 	c.setTopicProblem("")
+	c.startAdded(ctx, s, md.ids)
 	return ""
 }
 
@@ -100,6 +103,7 @@ type topicState struct {
 	err        error // the topic's error code
 	id         kadm.TopicID
 	partitions int
+	ids        []int32 // the partitions' numbers
 }
 
 // probeMetadata asks a broker for the topic's metadata. It is a direct
@@ -122,6 +126,9 @@ func probeMetadata(ctx context.Context, cl *kgo.Client, topic string) (topicStat
 	for _, t := range resp.Topics {
 		if t.Topic != nil && *t.Topic == topic {
 			st.found, st.err, st.id, st.partitions = true, kerr.ErrorForCode(t.ErrorCode), kadm.TopicID(t.TopicID), len(t.Partitions)
+			for _, tp := range t.Partitions {
+				st.ids = append(st.ids, tp.Partition)
+			}
 		}
 	}
 	return st, nil

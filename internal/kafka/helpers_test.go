@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"sync"
@@ -90,6 +91,33 @@ type recordingSink struct {
 	mu    sync.Mutex
 	recs  []*replay.Record
 	calls int
+	// added is what PartitionsAdded reported; early counts the records of
+	// such a partition published before it was reported.
+	added map[int32]int64
+	early int
+}
+
+// PartitionsAdded implements PartitionSink.
+func (s *recordingSink) PartitionsAdded(first map[int32]int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.added == nil {
+		s.added = map[int32]int64{}
+	}
+	for p, o := range first {
+		s.added[p] = o
+		for _, r := range s.recs {
+			if r.Partition == p {
+				s.early++
+			}
+		}
+	}
+}
+
+func (s *recordingSink) addedPartitions() (map[int32]int64, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.added), s.early
 }
 
 func (s *recordingSink) Publish(recs []*replay.Record) {

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -179,6 +180,45 @@ func TestIntegrationNewPartitionPickedUp(t *testing.T) {
 	eventually(t, "records of the new partition", func() bool { return len(r.sink.byPartition()[2]) == 2 })
 	if got := r.sink.byPartition()[2]; got[0].Offset != offs[0] || got[1].Offset != offs[1] {
 		t.Fatalf("new partition offsets %d, %d", got[0].Offset, got[1].Offset)
+	}
+}
+
+// Partitions added to the topic are read within a few seconds without the
+// slow partition check (the 1 s metadata health check finds them), from
+// their log start, and the sink hears of them, with that offset, before any
+// of their records is published. Partitions read from the consumer's start
+// are not reported.
+func TestIntegrationNewPartitionsSeenByHealthCheck(t *testing.T) {
+	t.Parallel()
+	k, topic, cfg := realKafka(t, 2)
+	cfg.PartitionCheckInterval = time.Hour
+	r := startConsumer(t, cfg)
+	eventually(t, "connected", func() bool { return len(r.Partitions()) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	created := time.Now()
+	resp, err := k.Admin.CreatePartitions(ctx, 2, topic)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := vector(t, "event_node_end_plain")
+	offs := k.Produce(t, topic, 3, v, v, v)
+	eventually(t, "new partitions", func() bool { return slices.Equal(r.Partitions(), []int32{0, 1, 2, 3}) })
+	seen := time.Since(created)
+	eventually(t, "records of the new partition", func() bool { return len(r.sink.byPartition()[3]) == 3 })
+	if got := r.sink.byPartition()[3]; got[0].Offset != offs[0] || offs[0] != 0 {
+		t.Fatalf("new partition starts at %d, produced from %d", got[0].Offset, offs[0])
+	}
+	added, early := r.sink.addedPartitions()
+	if !maps.Equal(added, map[int32]int64{2: 0, 3: 0}) || early != 0 {
+		t.Fatalf("PartitionsAdded reported %v with %d of their records published before, want {2:0 3:0} before any", added, early)
+	}
+	t.Logf("new partitions read %v after their creation", seen.Round(time.Millisecond))
+	if seen > 10*time.Second {
+		t.Errorf("new partitions read %v after their creation, want within a few seconds", seen)
 	}
 }
 

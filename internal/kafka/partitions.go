@@ -42,6 +42,15 @@ func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
 	if ns != c.Namespace() {
 		return
 	}
+	c.startAdded(ctx, s, parts)
+}
+
+// startAdded starts the partitions of parts (the topic's partitions as
+// metadata of the session's topic identity lists them) that the consumer
+// does not read yet. The health loop calls it every healthInterval, so new
+// partitions are read within a second or two of their creation;
+// partitionLoop is the slower fallback.
+func (c *Consumer) startAdded(ctx context.Context, s *session, parts []int32) {
 	known := c.view.partitions()
 	var added []int32
 	for _, p := range parts {
@@ -50,9 +59,15 @@ func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
 		}
 	}
 	if len(added) > 0 {
+		ctx, cancel := context.WithTimeout(ctx, addTimeout)
+		defer cancel()
 		c.addPartitions(ctx, s, added)
 	}
 }
+
+// addTimeout bounds the offset look-ups of new partitions, so that the
+// health loop keeps its pace; a failure is retried at the next check.
+const addTimeout = healthTimeout
 
 // addPartitions reads the new partitions' offsets here, then has the
 // consumer goroutine start them. A failure is retried at the next check.
@@ -73,6 +88,16 @@ func (c *Consumer) addPartitions(ctx context.Context, s *session, added []int32)
 	}
 }
 
+// PartitionSink is a Sink that is told about partitions added to the topic
+// while the consumer runs, with the first offset it reads of each (the
+// partition's log start when it was added), before any of their records
+// is published. Every record of such a partition is new to a client
+// connected before it existed.
+type PartitionSink interface {
+	Sink
+	PartitionsAdded(first map[int32]int64)
+}
+
 // startPartitions runs on the consumer goroutine.
 func (c *Consumer) startPartitions(s *session, states map[int32]*partState) {
 	offsets := make(map[int32]kgo.Offset, len(states))
@@ -86,6 +111,13 @@ func (c *Consumer) startPartitions(s *session, states map[int32]*partState) {
 	}
 	if len(offsets) == 0 {
 		return
+	}
+	if ps, ok := c.sink.(PartitionSink); ok {
+		first := make(map[int32]int64, len(offsets))
+		for p := range offsets {
+			first[p] = states[p].next
+		}
+		ps.PartitionsAdded(first)
 	}
 	s.cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{c.cfg.Topic: offsets})
 	c.log.Info("kafka: reading new partitions", "topic", c.cfg.Topic, "partitions", slices.Sorted(maps.Keys(offsets)))
