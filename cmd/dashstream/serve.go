@@ -61,7 +61,7 @@ func runServe(ctx context.Context, args []string, e env, demo bool) int {
 	if cfg == nil {
 		return code
 	}
-	// SPEC §7: a public bind needs real brokers, and auth or its explicit
+	// docs/PROTOCOL.md §7: a public bind needs real brokers, and auth or its explicit
 	// opt-out (/ws enforces whatever AuthConfigured reports).
 	if err := cfg.CheckBind(); err != nil {
 		fmt.Fprintf(e.stderr, "dashstream %s: %v\n", h.name, err)

@@ -1,7 +1,7 @@
 // Package app wires the gateway together and owns its lifecycle: it builds
 // every component from the configuration, starts them in order (HTTP first,
 // so /readyz answers 503 within a second while Kafka is still connecting),
-// and stops them in the order of SPEC §9. It holds no business logic.
+// and stops them in the order of docs/PROTOCOL.md §9. It holds no business logic.
 //
 // An App is started once with Run; its accessors are safe for concurrent use.
 package app

@@ -36,7 +36,7 @@ func coreVector(t testing.TB, name string) []byte {
 // and in order — valid ones as records (byte for byte), dead-lettered ones
 // as a "skipped" frame with their error type — so a failure never looks
 // like a gap. The DLQ topic on real Kafka receives one JSON record per
-// failure with the SPEC §2.6 fields, and /health and /metrics count them.
+// failure with the docs/PROTOCOL.md §2.6 fields, and /health and /metrics count them.
 func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 	k, topic := kafkaEnv(t, 2)
 	g := startGateway(t, gatewayEnv(k, topic))

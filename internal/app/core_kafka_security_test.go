@@ -12,10 +12,11 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// TestCoreKafkaSecurity runs the whole gateway, configured by its SPEC §6
-// variables only, against real Kafka's secure listeners: live delivery, a
-// replay older than the memory tier (Kafka deep reads), a dead-lettered
-// record and /health all go through the authenticated, encrypted clients.
+// TestCoreKafkaSecurity runs the whole gateway, configured by its
+// variables only (README.md, Configuration), against real Kafka's secure
+// listeners: live delivery, a replay older than the memory tier (Kafka
+// deep reads), a dead-lettered record and /health all go through the
+// authenticated, encrypted clients.
 func TestCoreKafkaSecurity(t *testing.T) {
 	k := testenv.Kafka(t)
 	ls := testenv.KafkaSecure(t)

@@ -378,7 +378,7 @@ func windowStart(t testing.TB, s *coreStream, p int32) int64 {
 
 // TestCoreCursorAheadOfConsumer: a client resumes with a cursor that is a
 // real, acknowledged offset which this instance has not consumed yet (it
-// got it from another instance, or this instance is behind). SPEC §3.4:
+// got it from another instance, or this instance is behind). docs/PROTOCOL.md §3.4:
 // "A cursor above this instance's head but below the high watermark (this
 // instance is behind): nothing is sent for that partition until the
 // consumer passes the cursor." The partition is held behind by the pause

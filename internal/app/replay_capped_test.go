@@ -57,7 +57,7 @@ func TestReplayCappedContinuesAsCatchup(t *testing.T) {
 }
 
 // TestReplayCappedRemainderNotSlowClient: the remainder of a capped replay is
-// owed to the client (SPEC §3.4: it "still follows as catch-up … never a
+// owed to the client (docs/PROTOCOL.md §3.4: it "still follows as catch-up … never a
 // hole, never a stall"; the dashboard does not resume again on capped), so a
 // client reading at full speed must not be cut off as a slow client when
 // that remainder exceeds SLOW_CLIENT_DISCONNECT_THRESHOLD (1000) and lies

@@ -87,7 +87,7 @@ func TestReplayReconnectStorm(t *testing.T) {
 		// Every storm client sends its resume at once; under a storm on 2
 		// cores the server's reader can take longer than the harness's 300 ms
 		// (even the default 1 s) to hand it over, and the client is then
-		// treated as from:"latest" first (SPEC §3.2) — see the report.
+		// treated as from:"latest" first (docs/PROTOCOL.md §3.2) — see the report.
 		"WEBSOCKET_RESUME_WAIT_MS":         "10000",
 		"WEBSOCKET_MAX_CONNECTIONS_PER_IP": "1000",
 		"WEBSOCKET_CONNECT_RATE_PER_IP":    "100000",

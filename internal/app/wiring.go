@@ -125,7 +125,7 @@ func (a *App) kafkaConfig(brokers []string) kafka.Config {
 }
 
 // closeTopicRecreated is the close code and reason for clients connected
-// when the topic was re-created (SPEC §3.7): 1012 "service restart", so
+// when the topic was re-created (docs/PROTOCOL.md §3.7): 1012 "service restart", so
 // that they re-read /version and resume in the new namespace.
 const (
 	closeTopicRecreated       ws.StatusCode = 1012
@@ -167,7 +167,7 @@ func (a *App) httpConfig() httpserver.Config {
 		MaxWebSockets: a.cfg.Server.MaxConnections, Internal: a.cfg.Server.InternalAddr != ""}
 }
 
-// authConfig is the client authentication of /ws (SPEC §7).
+// authConfig is the client authentication of /ws (docs/PROTOCOL.md §7).
 func (a *App) authConfig() limits.AuthConfig {
 	s := a.cfg.Security
 	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,

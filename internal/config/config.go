@@ -1,8 +1,9 @@
 // Package config is the only package that reads the environment and the
 // command line. Load builds a Config from flags (which win) and environment
-// variables (the reference names of SPEC §6), rejects every invalid value with
-// an error naming the variable, and fills derived defaults. A Config is a
-// plain value: read it freely, do not mutate it after Load.
+// variables (the reference names of README.md, Configuration), rejects
+// every invalid value with an error naming the variable, and fills derived
+// defaults. A Config is a plain value: read it freely, do not mutate it
+// after Load.
 package config
 
 import (
@@ -321,7 +322,7 @@ func (c *Config) BindsPublic() bool {
 }
 
 // ErrUnsafeBind is wrapped by CheckBind's errors: serving on this bind would
-// expose a development setup (SPEC §7). The process exits with status 2.
+// expose a development setup (docs/PROTOCOL.md §7). The process exits with status 2.
 var ErrUnsafeBind = errors.New("unsafe bind")
 
 // CheckBind reports why serving on Server.Host must not start: on a

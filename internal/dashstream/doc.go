@@ -6,6 +6,6 @@
 //
 // A Decoder is safe for concurrent use by many goroutines. It never allocates
 // more than its payload cap for one value, also while inflating zstd. Every
-// failure is a *DecodeError whose Kind is one of the SPEC §2.6 failure kinds,
+// failure is a *DecodeError whose Kind is one of the docs/PROTOCOL.md §2.6 failure kinds,
 // so callers (the Kafka consumer, the DLQ) branch on the kind, never on text.
 package dashstream

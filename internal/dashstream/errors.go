@@ -2,7 +2,7 @@ package dashstream
 
 import "fmt"
 
-// Kind classifies a decode failure (SPEC §2.6). It is safe to use as a metric
+// Kind classifies a decode failure (docs/PROTOCOL.md §2.6). It is safe to use as a metric
 // label: the set is closed and small.
 type Kind uint8
 
@@ -27,7 +27,7 @@ var kindNames = [...]string{
 	KindSchemaVersionUnsupported: "schema_version_unsupported",
 }
 
-// String returns the SPEC §2.6 name of the kind, e.g. "bad_zstd".
+// String returns the docs/PROTOCOL.md §2.6 name of the kind, e.g. "bad_zstd".
 func (k Kind) String() string {
 	if k.Valid() {
 		return kindNames[k]

@@ -5,10 +5,10 @@ import (
 	"fmt"
 )
 
-// Framing says how a record value wraps its protobuf payload (SPEC §2.2).
+// Framing says how a record value wraps its protobuf payload (docs/PROTOCOL.md §2.2).
 type Framing uint8
 
-// Framings, in SPEC §2.2 order.
+// Framings, in docs/PROTOCOL.md §2.2 order.
 const (
 	FramingPlain      Framing = iota // 0x00 + protobuf
 	FramingZstd                      // 0x01 + exactly one zstd frame

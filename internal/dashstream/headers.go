@@ -5,7 +5,7 @@ import (
 )
 
 // HeaderRef is what replay indexing, sequence tracking and metrics need from
-// a header (SPEC §2.5). ThreadID is untrusted: see TruncateID and KeyID.
+// a header (docs/PROTOCOL.md §2.5). ThreadID is untrusted: see TruncateID and KeyID.
 type HeaderRef struct {
 	ThreadID    string
 	Sequence    uint64 // 0 means absent

@@ -123,7 +123,7 @@ type VersionInfo struct {
 	DecodeErrorPolicy string `json:"decode_error_policy"`
 }
 
-// healthBody is the /health JSON (SPEC §5).
+// healthBody is the /health JSON (docs/PROTOCOL.md §5).
 type healthBody struct {
 	Status           string                 `json:"status"`
 	Metrics          metrics.HealthCounters `json:"metrics"`

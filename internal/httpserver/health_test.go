@@ -13,7 +13,8 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
-// specHealth is the /health example of SPEC §5.
+// specHealth is the /health shape the DashFlow dashboard reads: the example
+// of docs/PROTOCOL.md §5 without the healthExtensions below.
 const specHealth = `{"status":"healthy",
  "metrics":{"kafka_messages_received":1200,"kafka_errors":0,"infrastructure_errors":0,"connected_clients":3,
   "uptime_seconds":812,"last_kafka_message_ago_seconds":0,"dropped_messages":0,"dropped_messages_last_120s":0,

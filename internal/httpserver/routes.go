@@ -13,7 +13,7 @@ import (
 // maxJSONBody bounds request bodies of the JSON API.
 const maxJSONBody = 64 << 10
 
-// routes is the explicit mux of SPEC §5 on the public listener. With an
+// routes is the explicit mux of docs/PROTOCOL.md §5 on the public listener. With an
 // internal listener, the probes, /metrics and the admin API answer 404
 // here: client traffic must not reach them.
 func (s *Server) routes(ui http.Handler) *http.ServeMux {

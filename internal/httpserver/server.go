@@ -2,7 +2,7 @@
 // timeouts and an explicit mux for /ws (origin, authentication, per-IP and
 // global admission in front of the WebSocket handler), /health, /healthz,
 // /readyz, /version, /metrics, the pinned expected-schema API, the admin API
-// and the web UI (SPEC §5). With an internal listener (INTERNAL_ADDR) the
+// and the web UI (docs/PROTOCOL.md §5). With an internal listener (INTERNAL_ADDR) the
 // probes, /metrics, the admin API and /debug/pprof move to a second
 // http.Server that client traffic cannot reach.
 //

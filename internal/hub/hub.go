@@ -62,7 +62,8 @@ type Source interface {
 	Backlog(p int32, after int64) (bytes int64, unknown bool)
 }
 
-// Config tunes client handling. Zero values mean the SPEC defaults noted.
+// Config tunes client handling. Zero values mean the defaults noted
+// (README.md, Configuration).
 type Config struct {
 	QueueBytes     int64         // backlog beyond which a client is catching up; 0 = 4 MiB
 	SendTimeout    time.Duration // deadline of every socket write; 0 = 5 s
@@ -285,7 +286,7 @@ func (h *Hub) Clients() int {
 }
 
 // ResetHeads forgets every partition head: the topic was re-created and its
-// offsets restart (SPEC §3.7). Publish must not run concurrently with it
+// offsets restart (docs/PROTOCOL.md §3.7). Publish must not run concurrently with it
 // for the reset to be exact (the consumer calls it between sessions).
 func (h *Hub) ResetHeads() {
 	h.publish.Lock()

@@ -151,7 +151,7 @@ func (s *session) account(b *batch, full bool) [][]byte {
 }
 
 // owed reports whether the rest of a capped replay (up to the heads seen at
-// its resume) is still being delivered: SPEC §3.4 owes it to the client
+// its resume) is still being delivered: docs/PROTOCOL.md §3.4 owes it to the client
 // without a new resume, so it must not count as slow-client catch-up (a
 // client reading at full speed would otherwise be disconnected after
 // SLOW_CLIENT_DISCONNECT_THRESHOLD records). The send deadline still guards

@@ -21,7 +21,7 @@ const (
 	ResetEarliest = "earliest"
 )
 
-// Values of Config.OnDecodeError (SPEC §2.6).
+// Values of Config.OnDecodeError (docs/PROTOCOL.md §2.6).
 const (
 	// PolicySkip dead-letters a failing record, publishes a skipped marker
 	// for it and moves on.
@@ -103,7 +103,7 @@ type Config struct {
 	// example franz-go metrics hooks). Nil: none.
 	ExtraOpts []kgo.Opt
 	// BeforeNamespaceChange runs when the topic was deleted and re-created
-	// (new topic id, SPEC §3.7) and its new session is about to start:
+	// (new topic id, docs/PROTOCOL.md §3.7) and its new session is about to start:
 	// Namespace still returns old and nothing is being published, so the
 	// caller drops what belongs to the old namespace (replay tiers, heads).
 	// AfterNamespaceChange runs right after Namespace returns new, before
@@ -115,7 +115,7 @@ type Config struct {
 	AfterNamespaceChange  func(from, to string)
 }
 
-// DLQConfig bounds the dead-letter producer (SPEC §2.6).
+// DLQConfig bounds the dead-letter producer (docs/PROTOCOL.md §2.6).
 type DLQConfig struct {
 	// MaxConcurrent bounds the sends in flight; a record arriving when all
 	// slots are taken is dropped and counted (reason "backpressure").

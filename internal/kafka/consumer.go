@@ -1,7 +1,7 @@
 // Package kafka reads the DashStream topic and hands its records to a Sink.
 //
 // Every instance reads every partition by direct assignment (no consumer
-// group membership: any client may resume on any instance, SPEC §1). Each
+// group membership: any client may resume on any instance, docs/PROTOCOL.md §1). Each
 // record is validated by the dashstream decoder; valid records are published
 // with their replay metadata (offset, previous offset, threads, timestamp),
 // failures are counted, dead-lettered to the DLQ topic and published as
@@ -144,7 +144,7 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 
 // Run connects (retrying with capped, jittered backoff while ctx lives, so
 // callers keep serving meanwhile), then consumes until ctx ends. When the
-// topic is deleted and re-created under it (SPEC §3.7) it drops the old
+// topic is deleted and re-created under it (docs/PROTOCOL.md §3.7) it drops the old
 // session and connects again: the new topic is read from its log start
 // under its new namespace (see Config.BeforeNamespaceChange). On the way
 // out it stops fetching, flushes the DLQ producer and saves progress, each
@@ -310,7 +310,7 @@ func (c *Consumer) ResumePartition(ctx context.Context, p int32) error {
 }
 
 // Namespace is the resume namespace derived from the cluster id, topic and
-// topic id (SPEC §4); empty until the first successful metadata request.
+// topic id (docs/PROTOCOL.md §4); empty until the first successful metadata request.
 func (c *Consumer) Namespace() string {
 	if ns := c.namespace.Load(); ns != nil {
 		return *ns

@@ -18,7 +18,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
-// Bounds of one DLQ record (SPEC §2.6).
+// Bounds of one DLQ record (docs/PROTOCOL.md §2.6).
 const (
 	dlqEdgeBytes       = 16        // first_bytes_hex, last_bytes_hex
 	dlqMaxPayload      = 512 << 10 // original_payload_base64, before encoding
@@ -36,7 +36,8 @@ const (
 	dlqReasonEncode       = "encode_error"
 )
 
-// dlqMessage is the JSON value of a DLQ record, field for field SPEC §2.6.
+// dlqMessage is the JSON value of a DLQ record, field for field the
+// dead-letter record of docs/PROTOCOL.md §2.6.
 type dlqMessage struct {
 	TraceID                  string            `json:"trace_id"`
 	Timestamp                string            `json:"timestamp"`

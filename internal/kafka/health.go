@@ -14,7 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Reachability check (docs/PROTOCOL.md, health): one metadata request for
+// Reachability check (docs/PROTOCOL.md §9, "Kafka outage"): one metadata request for
 // the topic every healthInterval, bounded by healthTimeout, so /readyz
 // follows Kafka within about healthInterval+healthTimeout both ways, also
 // on a quiet topic (no fetch needs to succeed) and on a black-holed
@@ -34,7 +34,7 @@ const (
 // healthInterval until ctx ends, and starts the partitions added to the
 // topic that the same metadata lists (within about healthInterval of their
 // creation). A new topic identity (the topic was deleted and re-created,
-// SPEC §3.7) is handed to recreated, which ends the session so that Run
+// docs/PROTOCOL.md §3.7) is handed to recreated, which ends the session so that Run
 // adopts the new topic.
 func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns string)) {
 	t := time.NewTicker(healthInterval)
@@ -171,7 +171,7 @@ func (c *Consumer) setTopicProblem(p string) {
 
 // TopicProblem is why the topic cannot be consumed although Kafka answers
 // (deleted, re-created and not adopted yet), "" when there is none. While
-// it is set the gateway is not ready (SPEC §3.7).
+// it is set the gateway is not ready (docs/PROTOCOL.md §3.7).
 func (c *Consumer) TopicProblem() string {
 	if p := c.topicProblem.Load(); p != nil {
 		return *p
@@ -217,7 +217,7 @@ func (f *failClock) longer(now time.Time, d time.Duration) bool {
 	return !f.since.IsZero() && now.Sub(f.last) <= failGap && f.last.Sub(f.since) >= d
 }
 
-// logEvery is how often one condition is logged at most (SPEC §3.7).
+// logEvery is how often one condition is logged at most (docs/PROTOCOL.md §3.7).
 const logEvery = 10 * time.Second
 
 // logLimiter logs each condition (a key) at most once per logEvery; the

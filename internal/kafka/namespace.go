@@ -7,7 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 )
 
-// namespaceOf derives the resume namespace (SPEC §4) from what identifies the
+// namespaceOf derives the resume namespace (docs/PROTOCOL.md §4) from what identifies the
 // data, not from how it is reached: the cluster id, the topic name and the
 // topic id when the broker reports one. Re-listing brokers keeps it; a
 // re-created topic (new topic id) or another cluster changes it. It is the

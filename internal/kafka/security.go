@@ -33,8 +33,8 @@ const (
 	MechanismOAuthBearer = "OAUTHBEARER"
 )
 
-// Security holds the SPEC §6 Kafka security settings, applied to every
-// client (consumer, DLQ producer, admin, deep replay).
+// Security holds the Kafka security settings (README.md, Configuration),
+// applied to every client (consumer, DLQ producer, admin, deep replay).
 type Security struct {
 	// Protocol is one of the Protocol* values. Empty: plaintext.
 	Protocol string

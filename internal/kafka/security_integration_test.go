@@ -1,8 +1,8 @@
 package kafka
 
-// SPEC §6 security settings against real Apache Kafka: the shared broker of
-// `make test` also listens with SASL_PLAINTEXT, SASL_SSL and SSL (client
-// certificates required) — see scripts/kafka.sh.
+// Kafka security settings (README.md, Configuration) against real Apache
+// Kafka: the shared broker of `make test` also listens with SASL_PLAINTEXT,
+// SASL_SSL and SSL (client certificates required) — see scripts/kafka.sh.
 
 import (
 	"context"

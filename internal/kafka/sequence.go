@@ -18,7 +18,7 @@ const (
 	seqReorder                     // below the last sequence seen: arrived late
 )
 
-// seqCounters are the collectors the tracker feeds (SPEC §8).
+// seqCounters are the collectors the tracker feeds (docs/PROTOCOL.md §8).
 type seqCounters struct {
 	gaps, duplicates, reorders prometheus.Counter
 	gapSize                    prometheus.Observer
@@ -31,7 +31,7 @@ type seqNode struct {
 	prev, next int32  // neighbours towards the most / least recently used end
 }
 
-// sequenceTracker checks per-thread sequences (SPEC §2.7). It is bounded: at
+// sequenceTracker checks per-thread sequences (docs/PROTOCOL.md §2.7). It is bounded: at
 // most max threads, the least recently seen evicted first. Threads are keyed
 // by a 64-bit seeded hash of the id, so memory does not depend on the length
 // of untrusted ids and no id is ever kept, logged or used as a label; a hash

@@ -95,7 +95,7 @@ func (c *Consumer) plan(ctx context.Context, adm *kadm.Client) (startPlan, error
 	}
 	reset := c.cfg.AutoOffsetReset
 	if cur := c.Namespace(); foreign || (cur != "" && cur != ns) {
-		// A re-created topic: everything in it is new (SPEC §3.7).
+		// A re-created topic: everything in it is new (docs/PROTOCOL.md §3.7).
 		reset = ResetEarliest
 	}
 	bs, err := listBounds(ctx, adm, c.cfg.Topic)
@@ -193,7 +193,7 @@ func listBounds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 
 // adoptNamespace makes ns the namespace of the session about to start;
 // resetView installs the session's partitions. A changed namespace (the
-// topic was re-created, SPEC §3.7) runs Config.BeforeNamespaceChange first,
+// topic was re-created, docs/PROTOCOL.md §3.7) runs Config.BeforeNamespaceChange first,
 // while the old one is still visible and nothing is published, then
 // publishes ns and runs Config.AfterNamespaceChange.
 func (c *Consumer) adoptNamespace(ns string, resetView func()) {

@@ -4,7 +4,7 @@ package metrics
 // from one call, so the two never disagree. Label arguments are guarded: an
 // unexpected value beyond a small per-label budget is counted as "other".
 
-// Decode failure kinds (SPEC §2.6), the values of error_type labels.
+// Decode failure kinds (docs/PROTOCOL.md §2.6), the values of error_type labels.
 const (
 	KindEmptyPayload             = "empty_payload"
 	KindPayloadMissing           = "payload_missing"

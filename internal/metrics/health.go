@@ -58,7 +58,7 @@ func (t *tally) sendTimeout(now time.Time) {
 	t.sendTimeoutW.add(now.Unix(), 1)
 }
 
-// HealthCounters is the "metrics" object of the /health JSON (SPEC §5). The
+// HealthCounters is the "metrics" object of the /health JSON (docs/PROTOCOL.md §5). The
 // *AgoSeconds pointers are nil (JSON null) when the event never happened.
 type HealthCounters struct {
 	// KafkaMessagesReceived counts records that decoded successfully.

@@ -39,7 +39,7 @@ const (
 	TierKafka  = "kafka"
 )
 
-// Metrics is every collector of SPEC §8. Fields are named after the metric
+// Metrics is every collector of docs/PROTOCOL.md §8. Fields are named after the metric
 // without its websocket_/dashstream_ prefix and _total suffix. Prefer the
 // event methods (events.go) where one exists: they also feed /health.
 type Metrics struct {

@@ -34,7 +34,7 @@ func newTest(t *testing.T) (*Metrics, *prometheus.Registry, *fakeClock) {
 	return New(reg, WithClock(clk.now)), reg, clk
 }
 
-// specNames is every metric of SPEC §8 (plus the gateway's additions) with
+// specNames is every metric of docs/PROTOCOL.md §8 (plus the gateway's additions) with
 // its type.
 var specNames = map[string]dto.MetricType{
 	"websocket_kafka_messages_total":           dto.MetricType_COUNTER,

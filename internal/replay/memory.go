@@ -285,7 +285,7 @@ func (m *Memory) Clear() {
 }
 
 // Reset drops everything and forgets every offset, as if the tier were new:
-// for a new namespace (a re-created topic restarts its offsets, SPEC §3.7),
+// for a new namespace (a re-created topic restarts its offsets, docs/PROTOCOL.md §3.7),
 // where the old offsets mean nothing. Unlike Clear it keeps no knowledge of
 // what existed.
 func (m *Memory) Reset() {

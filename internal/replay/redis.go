@@ -17,10 +17,11 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
-// Redis key layout (SPEC §4). Every key of one partition shares the hash tag
-// {<namespace>:p<partition>}, every key of one thread {<namespace>:t:<id>},
-// so a Redis Cluster spreads partitions and threads over its nodes and each
-// Lua script touches a single slot.
+// Redis key layout (docs/ARCHITECTURE.md, "Replay tiers and the planner").
+// Every key of one partition shares the hash tag {<namespace>:p<partition>},
+// every key of one thread {<namespace>:t:<id>}, so a Redis Cluster spreads
+// partitions and threads over its nodes and each Lua script touches a
+// single slot.
 //
 //	dashstream-replay:{<ns>:p<partition>}:log   stream, entry ID <offset>-1
 //	dashstream-replay:{<ns>:t:<base64url(thread)>}:seq   sorted set, scores 0

@@ -35,7 +35,7 @@ type partCursor struct {
 
 // Cursor is a client's position: the last offset applied per partition.
 // Offsets strictly increase per partition; a jump is fine only when a gap or
-// skipped frame announced it (SPEC §3.4). Not safe for concurrent use.
+// skipped frame announced it (docs/PROTOCOL.md §3.4). Not safe for concurrent use.
 type Cursor struct {
 	// Namespace is the resume namespace the offsets belong to.
 	Namespace string

@@ -1,4 +1,4 @@
-// Package wsclient is a client of the gateway's WebSocket protocol (SPEC §3):
+// Package wsclient is a client of the gateway's WebSocket protocol (docs/PROTOCOL.md §3):
 // it dials /ws, sends a resume, and returns what the server sends as
 // messages: a Record (a cursor text frame joined with the binary frame that
 // must follow it) or a Control frame (replay_complete, gap, skipped, ...).

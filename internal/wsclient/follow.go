@@ -25,7 +25,7 @@ type Follower struct {
 	// FromLatest, FromEarliest or FromCursor. Empty: FromCursor.
 	From string
 	// Threads, when set, makes the first resume a thread resume: each listed
-	// thread replays its events after the given sequence (SPEC §3.4).
+	// thread replays its events after the given sequence (docs/PROTOCOL.md §3.4).
 	Threads map[string]uint64
 	// OnRecord receives every record that is not a duplicate. A non-nil
 	// error stops Run, which returns it. Required.

@@ -120,7 +120,7 @@ type ErrorFrame struct {
 	Entries []string `json:"entries"`
 }
 
-// pairer enforces SPEC §3.1: every binary frame is immediately preceded by
+// pairer enforces docs/PROTOCOL.md §3.1: every binary frame is immediately preceded by
 // its cursor frame, and a cursor is immediately followed by its binary.
 type pairer struct {
 	pending   bool

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// Starting points of a resume (SPEC §3.2).
+// Starting points of a resume (docs/PROTOCOL.md §3.2).
 const (
 	FromLatest   = "latest"
 	FromCursor   = "cursor"

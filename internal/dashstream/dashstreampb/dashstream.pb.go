@@ -1,4 +1,4 @@
-// DashStream wire schema (SPEC §2.3–2.4).
+// DashStream wire schema (docs/PROTOCOL.md §2.3–2.4).
 //
 // Every Kafka record value on the DashStream topic carries one
 // DashStreamMessage, optionally behind a framing byte (0x00 plain, 0x01 zstd).
