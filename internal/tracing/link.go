@@ -19,47 +19,50 @@ const (
 // value ("<version>-<trace id>-<parent id>-<flags>", lower-case hex), and
 // false when it is malformed, of version ff, or names an all-zero id. A
 // future version may append "-" and more fields.
-func ParseTraceparent(v string) (trace.SpanContext, bool) {
+func ParseTraceparent(v string) (trace.SpanContext, bool) { return parseTraceparent(v) }
+
+// parseTraceparent is ParseTraceparent on a header's bytes or a string,
+// without allocating.
+func parseTraceparent[T ~string | ~[]byte](v T) (trace.SpanContext, bool) {
 	const size = 55 // 2+1+32+1+16+1+2
 	if len(v) < size || v[2] != '-' || v[35] != '-' || v[52] != '-' {
 		return trace.SpanContext{}, false
 	}
-	version, flags := v[:2], v[53:55]
-	if !lowerHex(version) || version == "ff" || !lowerHex(flags) || !lowerHex(v[3:35]) || !lowerHex(v[36:52]) {
+	var version, flags [1]byte
+	var tid trace.TraceID
+	var sid trace.SpanID
+	if !unhex(version[:], v[0:2]) || version[0] == 0xff || !unhex(flags[:], v[53:55]) ||
+		!unhex(tid[:], v[3:35]) || !unhex(sid[:], v[36:52]) || !tid.IsValid() || !sid.IsValid() {
 		return trace.SpanContext{}, false
 	}
-	if (version == "00" && len(v) != size) || (len(v) > size && v[size] != '-') {
+	if (version[0] == 0 && len(v) != size) || (len(v) > size && v[size] != '-') {
 		return trace.SpanContext{}, false
 	}
-	tid, err := trace.TraceIDFromHex(v[3:35])
-	if err != nil {
-		return trace.SpanContext{}, false
-	}
-	sid, err := trace.SpanIDFromHex(v[36:52])
-	if err != nil {
-		return trace.SpanContext{}, false
-	}
-	var f trace.TraceFlags
-	if hexDigit(flags[1])&1 == 1 {
-		f = trace.FlagsSampled
-	}
-	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: f, Remote: true}), true
+	return trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid,
+		TraceFlags: trace.TraceFlags(flags[0]) & trace.FlagsSampled, Remote: true}), true
 }
 
-func lowerHex(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+// unhex decodes lower-case hex src into dst (len(src) == 2*len(dst)).
+func unhex[T ~string | ~[]byte](dst []byte, src T) bool {
+	for i := range dst {
+		hi, ok1 := nibble(src[2*i])
+		lo, ok2 := nibble(src[2*i+1])
+		if !ok1 || !ok2 {
 			return false
 		}
+		dst[i] = hi<<4 | lo
 	}
 	return true
 }
 
-func hexDigit(c byte) byte {
-	if c >= 'a' {
-		return c - 'a' + 10
+func nibble(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
 	}
-	return c - '0'
+	return 0, false
 }
 
 // Links gathers the producer span contexts of a batch's records as span
@@ -70,20 +73,22 @@ type Links struct {
 }
 
 // Add links the span context of one record's traceparent header value; a
-// missing or malformed value adds nothing.
+// missing or malformed value adds nothing. Beyond MaxLinks a header is
+// counted, not parsed.
 func (l *Links) Add(traceparent []byte) {
 	if len(traceparent) == 0 {
-		return
-	}
-	sc, ok := ParseTraceparent(string(traceparent))
-	if !ok {
 		return
 	}
 	if len(l.links) == MaxLinks {
 		l.dropped++
 		return
 	}
-	l.links = append(l.links, trace.Link{SpanContext: sc})
+	if sc, ok := parseTraceparent(traceparent); ok {
+		if l.links == nil {
+			l.links = make([]trace.Link, 0, MaxLinks)
+		}
+		l.links = append(l.links, trace.Link{SpanContext: sc})
+	}
 }
 
 // Links returns the links gathered.
