@@ -146,7 +146,7 @@ func startLoggedGateway(t *testing.T, env map[string]string, logs io.Writer) *ga
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &gateway{App: a, t: t, env: full, cancel: cancel, done: make(chan error, 1)}
 	go func() { g.done <- a.Run(ctx) }()
-	t.Cleanup(func() { g.stop() })
+	t.Cleanup(func() { _ = g.stop() })
 	select {
 	case <-a.Ready():
 	case err := <-g.done:

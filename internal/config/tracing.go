@@ -11,7 +11,7 @@ import (
 // Tracing is OpenTelemetry tracing. The OTel SDK reads the standard OTEL_*
 // variables itself (exporter endpoint, headers, TLS, sampler, batching,
 // resource); the gateway only needs to know whether tracing is on, and
-// refuses settings this build cannot honour.
+// refuses settings this build cannot support.
 type Tracing struct {
 	// Enabled is true when OTEL_EXPORTER_OTLP_ENDPOINT or
 	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, unless OTEL_SDK_DISABLED is
