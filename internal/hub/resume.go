@@ -40,9 +40,14 @@ type replayRun struct {
 	tier string
 }
 
-// tracer traces resumes through the global provider (tracing.Setup
-// installs it; until then, and when tracing is off, spans are no-ops).
-var tracer = otel.Tracer("github.com/dashflow/dashstream-gateway/internal/hub")
+// tracerName is the instrumentation scope of the resume spans.
+const tracerName = "github.com/dashflow/dashstream-gateway/internal/hub"
+
+// tracer traces resumes through the global provider that tracing.Setup
+// installs (without it, and when tracing is off, spans are no-ops). It is
+// looked up per resume: a tracer taken earlier stays bound to the provider
+// of its time, and a process may set up a new one (a restarted App).
+func tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(tracerName) }
 
 // tierDepth orders the replay tiers from the nearest.
 var tierDepth = map[string]int{replay.TierMemory: 1, replay.TierRedis: 2, replay.TierKafka: 3}
@@ -83,7 +88,7 @@ func (s *session) startResume(ctx context.Context, r *wsproto.Resume) *closeReas
 		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
 	// The span travels in the replay's context, so the deep reads it needs
 	// are its children.
-	ctx, s.rp.span = tracer.Start(ctx, "hub.resume", trace.WithAttributes(
+	ctx, s.rp.span = tracer().Start(ctx, "hub.resume", trace.WithAttributes(
 		attribute.String("dashstream.replay.mode", mode), attribute.Int("dashstream.resume.partitions", len(r.Offsets))))
 	s.rp.ctx, s.rp.cancel = context.WithDeadline(ctx, s.rp.deadline)
 	if cr := s.acquireReplaySlot(frames); cr != nil {
