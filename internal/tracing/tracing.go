@@ -15,6 +15,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -40,7 +41,8 @@ type Config struct {
 // Provider owns the SDK tracer provider and its exporter. A nil *Provider
 // is valid and means tracing is off.
 type Provider struct {
-	tp *sdktrace.TracerProvider
+	tp     *sdktrace.TracerProvider
+	closed atomic.Bool // set by Shutdown: the error handler stops using log
 }
 
 // Setup builds the tracer provider when cfg.Enabled and installs it, with
@@ -59,13 +61,15 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (*Provider, error)
 	if err != nil {
 		return nil, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
+	p := &Provider{tp: sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))}
+	otel.SetTracerProvider(p.tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		log.Warn("tracing: export failed", "err", err)
+		if !p.closed.Load() {
+			log.Warn("tracing: export failed", "err", err)
+		}
 	}))
-	return &Provider{tp: tp}, nil
+	return p, nil
 }
 
 // resource describes this process: service.name and service.version by
@@ -97,7 +101,9 @@ func (p *Provider) Shutdown(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.tp.Shutdown(ctx); err != nil {
+	err := p.tp.Shutdown(ctx)
+	p.closed.Store(true)
+	if err != nil {
 		return fmt.Errorf("tracing: shutdown: %w", err)
 	}
 	return nil
