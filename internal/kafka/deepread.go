@@ -133,7 +133,7 @@ func (d *DeepReader) tracedRead(ctx context.Context, p int32, after int64, maxRe
 		attribute.String("messaging.system", "kafka"),
 		attribute.String("messaging.operation.type", "receive"),
 		attribute.String("messaging.destination.name", d.cfg.Topic),
-		attribute.Int("messaging.destination.partition.id", int(p)),
+		attribute.String("messaging.destination.partition.id", strconv.Itoa(int(p))),
 		attribute.Int64("dashstream.after", after),
 		attribute.Int("dashstream.max_records", maxRecords)))
 	page, err := d.read(ctx, p, after, maxRecords)

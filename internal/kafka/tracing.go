@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"strconv"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -88,7 +89,7 @@ func (d *deadLetters) startDLQSend(ctx context.Context, r *kgo.Record, kind stri
 			attribute.String("messaging.system", "kafka"),
 			attribute.String("messaging.operation.type", "send"),
 			attribute.String("messaging.destination.name", d.topic),
-			attribute.Int("messaging.destination.partition.id", int(r.Partition)),
+			attribute.String("messaging.destination.partition.id", strconv.Itoa(int(r.Partition))),
 			attribute.Int64("dashstream.source_offset", r.Offset),
 			attribute.String("error.type", kind)))
 	return span
