@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
@@ -27,6 +28,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/tracing"
 )
 
 // Options changes what Run starts besides the gateway.
@@ -51,6 +53,7 @@ type App struct {
 	hub      *hub.Hub
 	auth     *limits.Authenticator
 	topo     topology
+	tracing  *tracing.Provider // set by Run; nil: tracing off
 
 	ready    chan struct{}
 	stopping atomic.Bool
@@ -65,6 +68,9 @@ type App struct {
 // New builds the parts that need no network. It fails on configuration that
 // cannot work.
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
+	if cfg.Tracing.Enabled {
+		log = slog.New(tracing.LogHandler(log.Handler())) // trace ids in the lines of traced operations
+	}
 	a := &App{cfg: cfg, log: log, opts: opts, reg: opts.Registry, ready: make(chan struct{})}
 	if a.reg == nil {
 		a.reg = prometheus.NewRegistry()
@@ -97,7 +103,14 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 // Run serves until ctx is done, then shuts down within SHUTDOWN_TIMEOUT_SECS.
 // It returns an error when a component failed or shutdown did not finish.
 func (a *App) Run(ctx context.Context) error {
-	a.log.Info("starting dashstream gateway", "config", a.cfg.Redacted())
+	a.log.Info("starting dashstream gateway", "config", a.cfg.Redacted(), "tracing", a.cfg.Tracing.Enabled)
+	tp, err := tracing.Setup(ctx, tracing.Config{Enabled: a.cfg.Tracing.Enabled,
+		ServiceVersion: buildinfo.Get().GitSHA}, a.log.With("component", "tracing"))
+	if err != nil {
+		return fmt.Errorf("app: %w", err)
+	}
+	a.tracing = tp
+	defer a.stopTracing() // last: flushes the spans of the shutdown too
 	ln, err := net.Listen("tcp", a.cfg.Server.Addr())
 	if err != nil {
 		return fmt.Errorf("app: listen on %s: %w", a.cfg.Server.Addr(), err)
@@ -126,6 +139,17 @@ func (a *App) Run(ctx context.Context) error {
 	shutdownErr := a.shutdown(srv, stopHTTP, httpDone)
 	a.closeRedis()
 	return errors.Join(runErr, shutdownErr)
+}
+
+// stopTracing exports the spans still queued, bounded by the shutdown
+// timeout. A collector that cannot be reached costs spans, not a failed
+// shutdown: it is logged.
+func (a *App) stopTracing() {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout)
+	defer cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.log.Warn("tracing: spans not flushed at shutdown", "err", err)
+	}
 }
 
 // listenInternal opens the internal listener (INTERNAL_ADDR) for probes,

@@ -182,7 +182,7 @@ func (a *App) startDeepReads(brokers []string) (func(), error) {
 	kc := a.kafkaConfig(brokers)
 	d, err := kafka.NewDeepReader(kafka.DeepReadConfig{Brokers: brokers, Topic: kc.Topic, Security: kc.Security,
 		MaxConcurrent: a.cfg.Replay.MaxConcurrent, MaxPayload: kc.MaxPayload, MaxSchemaVersion: kc.MaxSchemaVersion,
-		ExtraOpts: kc.ExtraOpts}, a.log.With("component", "deep-read"))
+		ExtraOpts: kc.ExtraOpts, TracerProvider: kc.TracerProvider}, a.log.With("component", "deep-read"))
 	if err != nil {
 		return nil, fmt.Errorf("app: deep reads: %w", err)
 	}

@@ -119,6 +119,7 @@ func (a *App) kafkaConfig(brokers []string) kafka.Config {
 			CertFile: k.SSLCertificateLocation, KeyFile: k.SSLKeyLocation},
 		ShutdownTimeout:       a.cfg.Shutdown.Timeout / 2,
 		ExtraOpts:             []kgo.Opt{kgo.WithHooks(a.kmetrics)},
+		TracerProvider:        a.tracing.TracerProvider(),
 		BeforeNamespaceChange: a.dropNamespace,
 		AfterNamespaceChange:  a.adoptedNamespace,
 	}

@@ -29,6 +29,7 @@ type Config struct {
 	Schemas       Schemas
 	UI            UI
 	Log           Log
+	Tracing       Tracing
 
 	// InsecurePublic allows binding a non-loopback address without auth
 	// (--insecure-public, INSECURE_PUBLIC). False: such a start is refused.

@@ -50,6 +50,7 @@ func Load(args []string, getenv func(string) string) (*Config, error) {
 		return nil, err
 	}
 	c.Args = fs.Args()
+	c.Tracing = loadTracing(getenv)
 	c.fillDerived(os.Hostname)
 	if err := c.Validate(); err != nil {
 		return nil, err

@@ -20,12 +20,17 @@ func (c *Config) Redacted() map[string]string {
 	return out
 }
 
-// Print writes NAME=value lines in a stable order, secrets redacted.
+// Print writes NAME=value lines in a stable order, secrets redacted, then
+// the derived tracing lines: TRACING=on|off, the traces endpoint in effect
+// (OTEL_TRACES_ENDPOINT, its password redacted) and OTEL_SERVICE_NAME.
 func (c *Config) Print(w io.Writer) error {
 	for _, v := range c.vars() {
 		if _, err := fmt.Fprintf(w, "%s=%s\n", v.name, redactedValue(v)); err != nil {
 			return fmt.Errorf("config: print: %w", err)
 		}
+	}
+	if err := c.printTracing(w); err != nil {
+		return fmt.Errorf("config: print: %w", err)
 	}
 	return nil
 }

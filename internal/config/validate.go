@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	c.validateServer(check)
 	c.validateRedisHA(check)
 	c.validateSecurity(check)
+	c.validateTracing(check)
 	return errors.Join(errs...)
 }
 

@@ -191,6 +191,7 @@ func (s *session) enterCatchup(now time.Time) {
 // countTierHit counts a page served to a replay or a catch-up by its tier
 // (live reads of the newest records are not replay hits).
 func (s *session) countTierHit(page replay.Page) {
+	s.rp.noteTier(page.Tier)
 	if page.Tier != "" && (s.rp != nil || s.lag.catching || page.Tier != replay.TierMemory) {
 		s.h.m.ReplayTierHit(page.Tier)
 	}

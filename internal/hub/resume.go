@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
@@ -30,6 +34,42 @@ type replayRun struct {
 	// unread holds the listed cursors the planner found retained whose
 	// partition has not been read yet (see staleOnFirstPage).
 	unread map[int32]int64
+	// span traces the replay (a non-recording one when tracing is off);
+	// tier is the deepest replay tier that served it, for the span.
+	span trace.Span
+	tier string
+}
+
+// tracerName is the instrumentation scope of the resume spans.
+const tracerName = "github.com/dashflow/dashstream-gateway/internal/hub"
+
+// tracer traces resumes through the global provider that tracing.Setup
+// installs (without it, and when tracing is off, spans are no-ops). It is
+// looked up per resume: a tracer taken earlier stays bound to the provider
+// of its time, and a process may set up a new one (a restarted App).
+func tracer() trace.Tracer { return otel.GetTracerProvider().Tracer(tracerName) }
+
+// tierDepth orders the replay tiers from the nearest.
+var tierDepth = map[string]int{replay.TierMemory: 1, replay.TierRedis: 2, replay.TierKafka: 3}
+
+// noteTier records that tier served a page of the replay.
+func (rp *replayRun) noteTier(tier string) {
+	if rp != nil && tierDepth[tier] > tierDepth[rp.tier] {
+		rp.tier = tier
+	}
+}
+
+// endSpan ends the replay's span with what the replay did.
+func (rp *replayRun) endSpan() {
+	tier := rp.tier
+	if tier == "" {
+		tier = "none"
+	}
+	rp.span.SetAttributes(attribute.String("dashstream.replay.tier", tier),
+		attribute.Int("dashstream.replay.records", rp.sent),
+		attribute.Int("dashstream.replay.bytes", rp.bytes),
+		attribute.Bool("dashstream.replay.capped", rp.capped))
+	rp.span.End()
 }
 
 // startResume begins a new epoch: it cancels any running replay or catch-up,
@@ -47,6 +87,10 @@ func (s *session) startResume(ctx context.Context, r *wsproto.Resume) *closeReas
 	now := time.Now()
 	s.rp = &replayRun{mode: mode, targets: hs.offsets, start: now,
 		deadline: now.Add(s.h.cfg.ReplayTimeout), timer: time.NewTimer(s.h.cfg.ReplayTimeout)}
+	// The span travels in the replay's context, so the deep reads it needs
+	// are its children.
+	ctx, s.rp.span = tracer().Start(ctx, "hub.resume", trace.WithAttributes(
+		attribute.String("dashstream.replay.mode", mode), attribute.Int("dashstream.resume.partitions", len(r.Offsets))))
 	s.rp.ctx, s.rp.cancel = context.WithDeadline(ctx, s.rp.deadline)
 	if cr := s.acquireReplaySlot(frames); cr != nil {
 		return cr
@@ -85,7 +129,11 @@ func (s *session) unavailable(frames [][]byte, err error) *closeReason {
 		cr.frames = append(frames, cr.frames...)
 		return cr
 	}
-	s.h.log.Debug("replay tier unavailable", "err", err)
+	logCtx := context.Background()
+	if s.rp != nil {
+		logCtx = s.rp.ctx
+	}
+	s.h.log.DebugContext(logCtx, "replay tier unavailable", "err", err)
 	return &closeReason{code: statusTryAgainLater, reason: "replay unavailable",
 		frames: append(frames, wsproto.Frame(wsproto.NewError(wsproto.CodeReplayUnavailable,
 			"a replay tier is unavailable; resume again later from the same cursor")))}
@@ -105,6 +153,7 @@ func (s *session) stopReplay() {
 	if s.rp != nil {
 		s.rp.timer.Stop()
 		s.rp.cancel()
+		s.rp.endSpan()
 		if s.rp.slot {
 			<-s.h.replaySlots
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 )
@@ -102,6 +103,9 @@ type Config struct {
 	// ExtraOpts are appended to the options of every Kafka client (for
 	// example franz-go metrics hooks). Nil: none.
 	ExtraOpts []kgo.Opt
+	// TracerProvider traces each consumed batch and each DLQ send. Nil: no
+	// tracing, and no tracing work on the consumer's path.
+	TracerProvider trace.TracerProvider
 	// BeforeNamespaceChange runs when the topic was deleted and re-created
 	// (new topic id, docs/PROTOCOL.md §3.7) and its new session is about to start:
 	// Namespace still returns old and nothing is being published, so the

@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
@@ -67,6 +68,8 @@ type Consumer struct {
 	now   func() time.Time
 	e2e   prometheus.Observer
 	seq   *sequenceTracker // consumer goroutine only
+	// tracer traces consumed batches; nil when tracing is off.
+	tracer trace.Tracer
 
 	view         view
 	reachable    atomic.Bool
@@ -96,6 +99,9 @@ type session struct {
 	parts     map[int32]*partState // consumer goroutine only
 	touched   []*partState         // consumer goroutine only: partitions of the current poll
 	committed map[int32]int64      // progress loop only: last offsets saved
+	// decodeFailures counts the current poll's decode failures (consumer
+	// goroutine only), for its span.
+	decodeFailures int
 }
 
 func (s *session) close() {
@@ -129,6 +135,8 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 		ctrl:  make(chan func(*session), 16),
 		done:  make(chan struct{}),
 		logs:  &logLimiter{log: log},
+
+		tracer: tracerOf(cfg.TracerProvider),
 	}
 	c.seq = newSequenceTracker(cfg.SequenceTrackerSize, seqCounters{
 		gaps: m.SequenceGaps, duplicates: m.SequenceDuplicates, reorders: m.SequenceReorders, gapSize: m.SequenceGapSize,

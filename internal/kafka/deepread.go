@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
@@ -37,6 +39,8 @@ type DeepReadConfig struct {
 	MaxSchemaVersion uint32
 	// ExtraOpts are appended to the client's options.
 	ExtraOpts []kgo.Opt
+	// TracerProvider traces each read that goes to Kafka. Nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // deepRetryTimeout bounds how long one metadata or ListOffsets request of a
@@ -56,6 +60,8 @@ type DeepReader struct {
 	sem   chan struct{}
 	group singleflight.Group
 	log   *slog.Logger
+	// tracer traces reads; nil when tracing is off.
+	tracer trace.Tracer
 
 	startMu sync.Mutex // guards the log start cache (never held during I/O)
 	starts  map[int32]int64
@@ -91,7 +97,7 @@ func NewDeepReader(cfg DeepReadConfig, log *slog.Logger) (*DeepReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka: deep reader: %w", err)
 	}
-	return &DeepReader{cfg: cfg, cl: cl, sem: make(chan struct{}, cfg.MaxConcurrent), log: log,
+	return &DeepReader{cfg: cfg, cl: cl, sem: make(chan struct{}, cfg.MaxConcurrent), log: log, tracer: tracerOf(cfg.TracerProvider),
 		dec: dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload, MaxSchemaVersion: cfg.MaxSchemaVersion})}, nil
 }
 
@@ -104,7 +110,7 @@ func (d *DeepReader) Read(ctx context.Context, p int32, after int64, maxRecords 
 	key := strconv.Itoa(int(p)) + "/" + strconv.FormatInt(after, 10) + "/" + strconv.Itoa(maxRecords)
 	ch := d.group.DoChan(key, func() (any, error) {
 		// The shared read must not die with the first caller's context.
-		return d.read(context.WithoutCancel(ctx), p, after, maxRecords)
+		return d.tracedRead(context.WithoutCancel(ctx), p, after, maxRecords)
 	})
 	select {
 	case res := <-ch:
@@ -115,6 +121,26 @@ func (d *DeepReader) Read(ctx context.Context, p int32, after int64, maxRecords 
 	case <-ctx.Done():
 		return DeepPage{}, ctx.Err()
 	}
+}
+
+// tracedRead is read in a span (a child of ctx's: the resume or catch-up
+// that needed it) when tracing is on.
+func (d *DeepReader) tracedRead(ctx context.Context, p int32, after int64, maxRecords int) (DeepPage, error) {
+	if d.tracer == nil {
+		return d.read(ctx, p, after, maxRecords)
+	}
+	ctx, span := d.tracer.Start(ctx, spanDeepRead, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.operation.type", "receive"),
+		attribute.String("messaging.destination.name", d.cfg.Topic),
+		attribute.String("messaging.destination.partition.id", strconv.Itoa(int(p))),
+		attribute.Int64("dashstream.after", after),
+		attribute.Int("dashstream.max_records", maxRecords)))
+	page, err := d.read(ctx, p, after, maxRecords)
+	span.SetAttributes(attribute.Int("messaging.batch.message_count", len(page.Records)),
+		attribute.Int64("dashstream.log_start", page.LogStart))
+	endSpan(span, err)
+	return page, err
 }
 
 func (d *DeepReader) read(ctx context.Context, p int32, after int64, maxRecords int) (DeepPage, error) {

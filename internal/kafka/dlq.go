@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
@@ -35,6 +36,10 @@ const (
 	dlqReasonError        = "send_error"   // the broker or client refused it
 	dlqReasonEncode       = "encode_error"
 )
+
+// errDLQBackpressure marks the span of a dead letter dropped because every
+// send slot was taken.
+var errDLQBackpressure = errors.New("kafka: DLQ send dropped: every send slot taken")
 
 // dlqMessage is the JSON value of a DLQ record, field for field the
 // dead-letter record of docs/PROTOCOL.md §2.6.
@@ -69,6 +74,7 @@ type deadLetters struct {
 	sem         chan struct{}
 	m           *metrics.Metrics
 	now         func() time.Time
+	tracer      trace.Tracer // nil: tracing off
 }
 
 func newDeadLetters(cl *kgo.Client, cfg Config, m *metrics.Metrics, now func() time.Time) *deadLetters {
@@ -82,6 +88,7 @@ func newDeadLetters(cl *kgo.Client, cfg Config, m *metrics.Metrics, now func() t
 		sem:         make(chan struct{}, cfg.DLQ.MaxConcurrent),
 		m:           m,
 		now:         now,
+		tracer:      tracerOf(cfg.TracerProvider),
 	}
 }
 
@@ -97,18 +104,22 @@ func dlqProducerOpts(cfg Config) []kgo.Opt {
 	}
 }
 
-// send dead-letters r, which failed to decode with cause.
-func (d *deadLetters) send(r *kgo.Record, kind dashstream.Kind, cause error) {
+// send dead-letters r, which failed to decode with cause. Its span (a child
+// of ctx's) ends when the send settles.
+func (d *deadLetters) send(ctx context.Context, r *kgo.Record, kind dashstream.Kind, cause error) {
+	span := d.startDLQSend(ctx, r, kind.String())
 	select {
 	case d.sem <- struct{}{}:
 	default:
 		d.m.DLQSendFailures.WithLabelValues(dlqReasonBackpressure).Inc()
+		endSpan(span, errDLQBackpressure)
 		return
 	}
 	rec, err := d.record(r, kind, cause)
 	if err != nil {
 		<-d.sem
 		d.m.DLQSendFailures.WithLabelValues(dlqReasonEncode).Inc()
+		endSpan(span, err)
 		return
 	}
 	// The timer counts a send that is not acknowledged in time even while
@@ -119,11 +130,12 @@ func (d *deadLetters) send(r *kgo.Record, kind dashstream.Kind, cause error) {
 	settle := func(err error) {
 		if settled.CompareAndSwap(false, true) {
 			d.count(kind, err)
+			endSpan(span, err)
 		}
 	}
 	timer := time.AfterFunc(d.timeout, func() { settle(context.DeadlineExceeded) })
-	ctx, cancel := context.WithTimeout(context.Background(), d.timeout)
-	d.cl.Produce(ctx, rec, func(_ *kgo.Record, err error) {
+	sendCtx, cancel := context.WithTimeout(context.Background(), d.timeout)
+	d.cl.Produce(sendCtx, rec, func(_ *kgo.Record, err error) {
 		timer.Stop()
 		cancel()
 		<-d.sem

@@ -253,6 +253,11 @@ func (l *logLimiter) warn(key, msg string, args ...any) {
 }
 
 func (l *logLimiter) at(level slog.Level, key, msg string, args ...any) {
+	l.atContext(context.Background(), level, key, msg, args...)
+}
+
+// atContext logs with ctx, which carries the trace of the operation logged.
+func (l *logLimiter) atContext(ctx context.Context, level slog.Level, key, msg string, args ...any) {
 	ok, missed := l.allow(key)
 	if !ok {
 		return
@@ -260,5 +265,5 @@ func (l *logLimiter) at(level slog.Level, key, msg string, args ...any) {
 	if missed > 0 {
 		args = append(args, "suppressed", missed)
 	}
-	l.log.Log(context.Background(), level, msg, args...) //nolint:sloglint // forwards franz-go's own messages
+	l.log.Log(ctx, level, msg, args...) //nolint:sloglint // the message is the caller's, rate-limited here
 }

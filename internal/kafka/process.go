@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"time"
@@ -87,7 +88,14 @@ func (c *Consumer) pollOnce(ctx context.Context, s *session) bool {
 	case fs.NumRecords() > 0:
 		c.failing.clear() // progress
 	}
-	c.process(s, fs)
+	if c.tracer == nil || fs.NumRecords() == 0 {
+		c.process(ctx, s, fs)
+		return !failed
+	}
+	batchCtx, span := c.startBatch(ctx, fs)
+	s.decodeFailures = 0
+	c.process(batchCtx, s, fs)
+	endBatch(span, s.decodeFailures)
 	return !failed
 }
 
@@ -103,8 +111,9 @@ func (c *Consumer) runControls(s *session) {
 }
 
 // process handles one poll: decode every record, publish once, then let the
-// other goroutines see the new positions.
-func (c *Consumer) process(s *session, fs kgo.Fetches) {
+// other goroutines see the new positions. ctx carries the poll's span, if
+// any, to the dead-letter sends and log lines.
+func (c *Consumer) process(ctx context.Context, s *session, fs kgo.Fetches) {
 	now := c.now()
 	var batch []*replay.Record
 	valid := false
@@ -116,7 +125,7 @@ func (c *Consumer) process(s *session, fs kgo.Fetches) {
 		s.touch(st)
 		st.hwm, st.lso = max(st.hwm, fp.HighWatermark), max(st.lso, fp.LastStableOffset)
 		for _, r := range fp.Records {
-			rec, ok := c.handle(s, st, r, now)
+			rec, ok := c.handle(ctx, s, st, r, now)
 			if rec != nil {
 				batch = append(batch, rec)
 				valid = valid || rec.Skipped == ""
@@ -157,7 +166,7 @@ func (c *Consumer) syncView(s *session, now time.Time) {
 
 // handle processes one record of st. It returns the record to publish (nil
 // for none) and false when the partition has just been paused.
-func (c *Consumer) handle(s *session, st *partState, r *kgo.Record, now time.Time) (*replay.Record, bool) {
+func (c *Consumer) handle(ctx context.Context, s *session, st *partState, r *kgo.Record, now time.Time) (*replay.Record, bool) {
 	if st.paused() || r.Offset < st.next {
 		return nil, !st.paused() // stale data from before a pause or reset
 	}
@@ -168,7 +177,7 @@ func (c *Consumer) handle(s *session, st *partState, r *kgo.Record, now time.Tim
 	}
 	d, err := c.dec.Decode(r.Value)
 	if err != nil {
-		return c.failed(s, st, r, err)
+		return c.failed(ctx, s, st, r, err)
 	}
 	c.m.KafkaMessage()
 	rec := c.record(st, r, d)
@@ -209,19 +218,23 @@ func (c *Consumer) observeLatency(tsUs int64, now time.Time) {
 }
 
 // failed applies the decode-error policy to r: skip publishes a marker and
-// dead-letters r; pause stops the partition at r.
-func (c *Consumer) failed(s *session, st *partState, r *kgo.Record, err error) (*replay.Record, bool) {
+// dead-letters r; pause stops the partition at r. Dead letters are logged at
+// most once per logEvery per error type.
+func (c *Consumer) failed(ctx context.Context, s *session, st *partState, r *kgo.Record, err error) (*replay.Record, bool) {
 	kind := dashstream.KindInvalidProtobuf
 	var de *dashstream.DecodeError
 	if errors.As(err, &de) {
 		kind = de.Kind
 	}
 	c.m.DecodeError(kind.String(), r.Offset < st.startHWM)
+	s.decodeFailures++
 	if c.cfg.OnDecodeError == PolicyPause {
 		c.pause(s, st, &failure{rec: r, kind: kind, err: err})
 		return nil, false
 	}
-	s.dlq.send(r, kind, err)
+	s.dlq.send(ctx, r, kind, err)
+	c.logs.atContext(ctx, slog.LevelWarn, "dlq:"+kind.String(), "kafka: record dead-lettered",
+		"partition", r.Partition, "offset", r.Offset, "error_type", kind.String())
 	return c.marker(st, r.Offset, kind), true
 }
 
@@ -250,7 +263,7 @@ func (c *Consumer) resume(s *session, p int32) error {
 	}
 	f := st.failed
 	st.failed = nil
-	s.dlq.send(f.rec, f.kind, f.err)
+	s.dlq.send(context.Background(), f.rec, f.kind, f.err)
 	c.sink.Publish([]*replay.Record{c.marker(st, f.rec.Offset, f.kind)})
 	// Records after the failing one may have been handed out by the poll
 	// that paused: read again from right after it.
