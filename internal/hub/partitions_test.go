@@ -21,13 +21,13 @@ type fullKafka struct {
 
 func (k fullKafka) LogStart(context.Context, int32, time.Duration) (int64, error) { return 0, nil }
 
-func (k fullKafka) ReadAfter(_ context.Context, p int32, after int64, max int) ([]*replay.Record, int64, error) {
+func (k fullKafka) ReadAfter(_ context.Context, p int32, after int64, limit int) ([]*replay.Record, int64, error) {
 	head, ok := k.heads()[p]
 	if !ok {
 		head = -1
 	}
 	var recs []*replay.Record
-	for o := after + 1; o <= head && len(recs) < max; o++ {
+	for o := after + 1; o <= head && len(recs) < limit; o++ {
 		r := &replay.Record{Partition: p, Offset: o, Prev: o - 1, Value: []byte("v-" + itoa(p) + "-" + itoa64(o)),
 			Threads: []replay.ThreadSeq{{Thread: "t" + itoa(p), Sequence: uint64(o + 1)}}}
 		r.EncodeFrames()
