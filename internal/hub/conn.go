@@ -314,10 +314,10 @@ func (s *session) send(ev event) {
 // copied; it consumes the slice it writes, so it gets a copy of the headers
 // and frames stays intact for the caller.
 func (s *session) writeFrames(frames [][]byte) (int64, error) {
-	s.conn.SetWriteDeadline(time.Now().Add(s.h.cfg.SendTimeout))
+	s.wconn.SetWriteDeadline(time.Now().Add(s.h.cfg.SendTimeout))
 	s.wbufs = append(s.wbufs[:0], frames...)
 	s.wview = s.wbufs // WriteTo consumes wview; wbufs keeps the storage
-	n, err := s.wview.WriteTo(s.conn)
+	n, err := s.wview.WriteTo(s.wconn)
 	clear(s.wbufs)
 	if err == nil {
 		return n, nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
@@ -22,7 +23,8 @@ import (
 // writer-owned fields from one writer goroutine to the next.
 type session struct {
 	h          *Hub
-	conn       net.Conn
+	conn       net.Conn      // reads, close frames, Close (frees the listener place)
+	wconn      net.Conn      // record writes: the socket itself, so net.Buffers uses writev (limits.Unwrap)
 	events     chan event    // reader → writer
 	wakeCh     chan struct{} // hub → writer: new records (capacity 1, never blocks)
 	readDone   chan struct{} // closed when the reader exits
@@ -62,7 +64,7 @@ var (
 )
 
 func newSession(h *Hub, conn net.Conn) *session {
-	s := &session{h: h, conn: conn, events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
+	s := &session{h: h, conn: conn, wconn: limits.Unwrap(conn), events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
 	s.lastPong.Store(time.Now().UnixNano())
 	return s

@@ -169,6 +169,17 @@ func readHead(r *bufio.Reader) {
 	}
 }
 
+// Unwrap returns the connection a Listener wrapped, c itself for any other.
+// Write through it: net.Buffers uses writev only on the socket's own type,
+// so a frame batch written through the wrapper would cost a system call per
+// frame. Close the wrapper, which frees the listener place.
+func Unwrap(c net.Conn) net.Conn {
+	if lc, ok := c.(*limitedConn); ok {
+		return lc.Conn
+	}
+	return c
+}
+
 // limitedConn frees its listener place once, when first closed.
 type limitedConn struct {
 	net.Conn

@@ -210,3 +210,42 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A connection of the Listener unwraps to the socket itself: record batches
+// written through it keep writev (net.Buffers uses it only on the socket's
+// own type; through the wrapper every frame would be a system call), and
+// closing the wrapper still frees the place.
+func TestListenerUnwrapKeepsTheSocket(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := NewListener(raw, ListenerConfig{MaxConns: 4})
+	a := startAcceptor(t, l)
+	c, err := net.Dial("tcp", raw.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := <-a.got
+	if _, ok := Unwrap(got).(*net.TCPConn); !ok {
+		t.Fatalf("Unwrap(%T) = %T, want *net.TCPConn", got, Unwrap(got))
+	}
+	if Unwrap(c) != c {
+		t.Fatal("Unwrap changed a connection the Listener did not make")
+	}
+	bufs := net.Buffers{[]byte("a"), []byte("b")}
+	if _, err := bufs.WriteTo(Unwrap(got)); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Close(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for l.active.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if n := l.active.Load(); n != 0 {
+		t.Fatalf("%d places held after Close of the wrapper", n)
+	}
+}
