@@ -57,6 +57,7 @@ type App struct {
 
 	ready    chan struct{}
 	stopping atomic.Bool
+	maxConns atomic.Int64 // the WebSocket session budget, once the server exists
 
 	mu           sync.Mutex // guards the fields set while starting
 	consumer     *kafka.Consumer
@@ -79,6 +80,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 		}
 	}
 	a.m = metrics.New(a.reg)
+	if err := metrics.RegisterState(a.reg, metrics.StateFuncs{RedisBreakerOpen: a.breakerOpen,
+		MaxConnections: func() float64 { return float64(a.maxConns.Load()) }}); err != nil {
+		return nil, fmt.Errorf("app: state metrics: %w", err)
+	}
 	km, err := kafka.NewClientMetrics(a.reg)
 	if err != nil {
 		return nil, err
@@ -129,6 +134,7 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return fmt.Errorf("app: http: %w", err)
 	}
+	a.maxConns.Store(int64(srv.Budget().WebSockets))
 	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopHTTP()
 	httpDone := make(chan error, 1)

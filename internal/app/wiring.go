@@ -255,6 +255,14 @@ func (a *App) breakerStatus() httpserver.CircuitBreakerStatus {
 		TimesOpened: b.TimesOpened, DownSince: b.DownSince, ProbeIntervalMs: b.ProbeInterval.Milliseconds()}
 }
 
+// breakerOpen is the dashstream_redis_circuit_breaker_open gauge.
+func (a *App) breakerOpen() float64 {
+	if a.breakerStatus().State == httpserver.BreakerOpen {
+		return 1
+	}
+	return 0
+}
+
 func (a *App) clearReplay(ctx context.Context) error {
 	a.mem.Clear()
 	if s := a.redis.get(); s != nil {

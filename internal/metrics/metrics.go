@@ -137,6 +137,33 @@ func New(reg prometheus.Registerer, opts ...Option) *Metrics {
 	return m
 }
 
+// StateFuncs read gauges that other components own, at scrape time (they are
+// states, not counts: nothing here can go backwards wrongly).
+type StateFuncs struct {
+	// RedisBreakerOpen is 1 while the Redis tier's circuit breaker is open.
+	RedisBreakerOpen func() float64
+	// MaxConnections is the WebSocket session budget in force.
+	MaxConnections func() float64
+}
+
+// RegisterState registers the gauges of f on reg:
+// dashstream_redis_circuit_breaker_open and websocket_max_connections.
+func RegisterState(reg prometheus.Registerer, f StateFuncs) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dashstream_redis_circuit_breaker_open",
+			Help: "1 while the Redis replay tier's circuit breaker is open (writes dropped, reads skipped), else 0."},
+			f.RedisBreakerOpen),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "websocket_max_connections",
+			Help: "WebSocket sessions admitted at once (WEBSOCKET_MAX_CONNECTIONS, derived from the file-descriptor limit when unset); 0 before the server is up."},
+			f.MaxConnections),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // RegisterRuntime registers the Go runtime and process collectors on reg.
 func RegisterRuntime(reg prometheus.Registerer) error {
 	for _, c := range []prometheus.Collector{

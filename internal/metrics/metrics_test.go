@@ -303,3 +303,34 @@ func BenchmarkKafkaMessage(b *testing.B) {
 		}
 	})
 }
+
+func TestRegisterStateReadsAtScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	open, budget := 0.0, 0.0
+	if err := RegisterState(reg, StateFuncs{RedisBreakerOpen: func() float64 { return open },
+		MaxConnections: func() float64 { return budget }}); err != nil {
+		t.Fatal(err)
+	}
+	read := func() map[string]float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]float64{}
+		for _, mf := range mfs {
+			out[mf.GetName()] = mf.GetMetric()[0].GetGauge().GetValue()
+		}
+		return out
+	}
+	if got := read(); got["dashstream_redis_circuit_breaker_open"] != 0 || got["websocket_max_connections"] != 0 {
+		t.Fatalf("before: %v", got)
+	}
+	open, budget = 1, 922
+	if got := read(); got["dashstream_redis_circuit_breaker_open"] != 1 || got["websocket_max_connections"] != 922 {
+		t.Fatalf("after: %v", got)
+	}
+	if err := RegisterState(reg, StateFuncs{RedisBreakerOpen: func() float64 { return 0 },
+		MaxConnections: func() float64 { return 0 }}); err == nil {
+		t.Fatal("registering twice did not fail")
+	}
+}
