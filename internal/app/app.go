@@ -1,7 +1,8 @@
 // Package app wires the gateway together and owns its lifecycle: it builds
 // every component from the configuration, starts them in order (HTTP first,
 // so /readyz answers 503 within a second while Kafka is still connecting),
-// and stops them in the order of docs/PROTOCOL.md §9. It holds no business logic.
+// and stops them in one ordered, bounded sequence (stop; docs/PROTOCOL.md §9).
+// It holds no business logic.
 //
 // An App is started once with Run; its accessors are safe for concurrent use.
 package app
@@ -105,8 +106,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	return a, nil
 }
 
-// Run serves until ctx is done, then shuts down within SHUTDOWN_TIMEOUT_SECS.
-// It returns an error when a component failed or shutdown did not finish.
+// Run serves until ctx is done or a part failed, then shuts down (stop)
+// within SHUTDOWN_TIMEOUT_SECS. It returns an error when a part failed or a
+// shutdown step did not finish within its bound.
 func (a *App) Run(ctx context.Context) error {
 	a.log.Info("starting dashstream gateway", "config", a.cfg.Redacted(), "tracing", a.cfg.Tracing.Enabled)
 	tp, err := tracing.Setup(ctx, tracing.Config{Enabled: a.cfg.Tracing.Enabled,
@@ -115,7 +117,14 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("app: %w", err)
 	}
 	a.tracing = tp
-	defer a.stopTracing() // last: flushes the spans of the shutdown too
+	serving := false // from then on, stop flushes the spans (its last step)
+	defer func() {
+		if !serving {
+			ctx, cancel := context.WithTimeout(context.Background(), a.share(shareTracing))
+			defer cancel()
+			a.stopTracing(ctx)
+		}
+	}()
 	ln, err := net.Listen("tcp", a.cfg.Server.Addr())
 	if err != nil {
 		return fmt.Errorf("app: listen on %s: %w", a.cfg.Server.Addr(), err)
@@ -141,18 +150,20 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { httpDone <- srv.Serve(httpCtx, ln, iln) }()
 	a.log.Info("http listening", "addr", ln.Addr().String(), "url", a.URL())
 
-	runErr := a.runPipeline(ctx)
-	shutdownErr := a.shutdown(srv, stopHTTP, httpDone)
-	a.closeRedis()
-	return errors.Join(runErr, shutdownErr)
+	serving = true
+	p, runErr := a.startPipeline(ctx)
+	if runErr == nil {
+		select {
+		case <-p.gctx.Done(): // ctx done or a part failed
+		case <-p.consumerDone:
+		}
+	}
+	return errors.Join(runErr, a.stop(p, srv, stopHTTP, httpDone))
 }
 
-// stopTracing exports the spans still queued, bounded by the shutdown
-// timeout. A collector that cannot be reached costs spans, not a failed
-// shutdown: it is logged.
-func (a *App) stopTracing() {
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout)
-	defer cancel()
+// stopTracing exports the spans still queued, bounded by ctx. A collector
+// that cannot be reached costs spans, not a failed shutdown: it is logged.
+func (a *App) stopTracing(ctx context.Context) {
 	if err := a.tracing.Shutdown(ctx); err != nil {
 		a.log.Warn("tracing: spans not flushed at shutdown", "err", err)
 	}
@@ -184,89 +195,182 @@ func (a *App) InternalAddr() string {
 	return a.internalAddr
 }
 
-// runPipeline starts the broker (embedded mode), the consumer, the demo
-// workload and the watchdog, and returns once ctx is done (after the
-// consumer finished its in-flight records and saved progress) or a part
-// failed.
-func (a *App) runPipeline(ctx context.Context) error {
+// pipeline is what startPipeline started; stop takes it down in order.
+// Fields stay zero for the parts that did not start.
+type pipeline struct {
+	g            *errgroup.Group
+	gctx         context.Context    // done when Run's ctx is, or a part failed
+	cancel       context.CancelFunc // ends the parts that run under gctx (watchdog, pprof, JWKS, demo, readiness)
+	stopConsumer context.CancelFunc
+	consumerDone chan struct{} // closed when consumer.Run returned
+	stopRedis    context.CancelFunc
+	closers      []func() // the embedded broker, then deep reads: closed in reverse
+}
+
+// startPipeline starts the broker (embedded mode), deep reads, the
+// consumer, the Redis tier, the demo workload, the watchdog, pprof and the
+// JWKS refresher. On error it returns what it started so far (stop closes
+// it).
+func (a *App) startPipeline(ctx context.Context) (*pipeline, error) {
+	p := &pipeline{}
 	brokers, closeBroker, err := a.startBroker()
 	if err != nil {
-		return err
+		return p, err
 	}
-	defer closeBroker()
+	p.closers = append(p.closers, closeBroker)
 	closeDeep, err := a.startDeepReads(brokers)
 	if err != nil {
-		return err
+		return p, err
 	}
-	defer closeDeep()
+	p.closers = append(p.closers, closeDeep)
 	consumer, err := kafka.New(a.kafkaConfig(brokers), a.hub, a.m, a.log.With("component", "kafka"))
 	if err != nil {
-		return fmt.Errorf("app: kafka: %w", err)
+		return p, fmt.Errorf("app: kafka: %w", err)
 	}
 	a.setConsumer(consumer, brokers)
-	g, gctx := errgroup.WithContext(ctx)
+	pctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(pctx)
+	// The consumer and the Redis writer outlive ctx: stop ends them in order.
 	consumerCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsumer()
-	consumerDone := make(chan struct{})
-	g.Go(func() error { defer close(consumerDone); return consumer.Run(consumerCtx) })
+	redisCtx, stopRedis := context.WithCancel(context.WithoutCancel(ctx))
+	*p = pipeline{g: g, gctx: gctx, cancel: cancel, stopConsumer: stopConsumer,
+		consumerDone: make(chan struct{}), stopRedis: stopRedis, closers: p.closers}
+	g.Go(func() error { defer close(p.consumerDone); return consumer.Run(consumerCtx) })
 	g.Go(func() error { a.awaitReady(gctx, consumer); return nil })
 	g.Go(func() error { return a.watchdog(gctx, consumer) })
 	g.Go(func() error { return a.servePprof(gctx) })
 	g.Go(func() error { return a.auth.Run(gctx) }) // JWKS keys; tokens wait for them, readiness does not
-	redisCtx, stopRedis := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRedis()
 	if a.redis != nil {
 		g.Go(func() error { return a.runRedis(redisCtx, consumer) })
 	}
 	if a.opts.Demo {
 		g.Go(func() error { return a.runDemo(gctx, brokers) })
 	}
-	g.Go(func() error {
-		select {
-		case <-gctx.Done(): // ctx done or a part failed
-		case <-consumerDone:
+	return p, nil
+}
+
+// The shutdown budget: each step's share of SHUTDOWN_TIMEOUT_SECS, in
+// percent. The shares add up to 100, so every step gets its own bound even
+// when the ones before it used theirs in full; each step also ends at the
+// overall deadline.
+const (
+	shareClients  = 40 // a client that does not read holds its close up to WEBSOCKET_SEND_TIMEOUT_SECS
+	shareConsumer = 40 // stop fetching, finish in-flight records, DLQ flush, progress save
+	// shareConsumerFlush of shareConsumer bounds the DLQ flush and progress
+	// save together (kafka.Config.ShutdownTimeout); the rest is for stopping
+	// the fetch and finishing the in-flight records.
+	shareConsumerFlush = 30
+	shareRedis         = 10 // queued Redis writes
+	shareHTTP          = 5  // in-flight HTTP requests (probes, metrics)
+	shareTracing       = 5  // queued spans
+)
+
+// share is pct percent of SHUTDOWN_TIMEOUT_SECS.
+func (a *App) share(pct int64) time.Duration {
+	return a.cfg.Shutdown.Timeout * time.Duration(pct) / 100
+}
+
+// stop is the whole shutdown (docs/PROTOCOL.md §9; the order and why it is
+// this one: docs/ARCHITECTURE.md, "Shutdown"). Its steps, in order, each
+// bounded by its share of SHUTDOWN_TIMEOUT_SECS and all by the whole:
+//
+//  1. readiness off (/readyz 503), new WebSocket sessions refused (503),
+//     the parts that only serve a running gateway (watchdog, pprof, JWKS
+//     refresher, demo) told to stop;
+//  2. clients closed with 1001: they resume on another instance from their
+//     cursors right away (shareClients);
+//  3. the consumer stops fetching, finishes its in-flight records (into the
+//     tiers), flushes the DLQ producer and saves progress (shareConsumer);
+//  4. queued Redis writes drained, then the writer stopped (shareRedis);
+//  5. the parts of step 1 awaited; deep reads and the embedded broker closed;
+//  6. HTTP stopped: probes answered until here (shareHTTP);
+//  7. the Redis client released, queued spans flushed (shareTracing).
+//
+// It returns the error of a part that failed and of every step that did not
+// finish within its bound.
+func (a *App) stop(p *pipeline, srv *httpserver.Server, stopHTTP context.CancelFunc, httpDone <-chan error) error {
+	began := time.Now()
+	deadline := began.Add(a.cfg.Shutdown.Timeout)
+	step := func(pct int64) (context.Context, context.CancelFunc) {
+		end := time.Now().Add(a.share(pct))
+		if end.After(deadline) {
+			end = deadline
 		}
-		a.stopping.Store(true) // /readyz 503 before anything stops
-		stopConsumer()         // stop fetching; in-flight records finish, DLQ flushed, progress saved
-		<-consumerDone
-		a.stopRedis(stopRedis)
-		return nil
-	})
-	return g.Wait()
-}
-
-// stopRedis drains queued Redis writes (bounded) and stops the writer.
-func (a *App) stopRedis(cancel context.CancelFunc) {
-	defer cancel()
-	if a.redis == nil {
-		return
+		return context.WithDeadline(context.Background(), end)
 	}
-	ctx, done := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout/3)
-	defer done()
-	if err := a.drainRedis(ctx); err != nil {
-		a.log.Warn("redis writes not drained at shutdown", "err", err)
+	done := func(name string, since time.Time) {
+		a.log.Info("shutdown step done", "step", name, "took", time.Since(since).Round(time.Millisecond))
 	}
-}
-
-// shutdown closes clients with 1001 and stops HTTP, bounded by the shutdown
-// timeout. The consumer already stopped in runPipeline.
-func (a *App) shutdown(srv *httpserver.Server, stopHTTP context.CancelFunc, httpDone <-chan error) error {
-	a.stopping.Store(true)
-	srv.BeginShutdown()
-	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Shutdown.Timeout)
-	defer cancel()
 	var errs []error
+
+	a.stopping.Store(true) // 1
+	srv.BeginShutdown()
+	if p.cancel != nil {
+		p.cancel()
+	}
+
+	t := time.Now() // 2
+	ctx, cancel := step(shareClients)
 	if err := a.hub.Shutdown(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("app: close clients: %w", err))
 	}
+	cancel()
+	done("clients", t)
+
+	if p.consumerDone != nil { // 3
+		t = time.Now()
+		p.stopConsumer()
+		ctx, cancel = step(shareConsumer)
+		select {
+		case <-p.consumerDone:
+		case <-ctx.Done():
+			// Its DLQ flush and progress save are bounded by
+			// shareConsumerFlush, so step 5 waits for it briefly.
+			errs = append(errs, fmt.Errorf("app: consumer did not stop within %s", a.share(shareConsumer)))
+		}
+		cancel()
+		done("consumer", t)
+	}
+
+	if p.stopRedis != nil { // 4
+		if a.redis != nil {
+			t = time.Now()
+			ctx, cancel = step(shareRedis)
+			if err := a.drainRedis(ctx); err != nil {
+				a.log.Warn("redis writes not drained at shutdown", "err", err)
+			}
+			cancel()
+			done("redis", t)
+		}
+		p.stopRedis()
+	}
+
+	if p.g != nil { // 5
+		if err := p.g.Wait(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+
+	t = time.Now() // 6
+	ctx, cancel = step(shareHTTP)
 	if err := srv.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	cancel()
 	stopHTTP()
 	if err := <-httpDone; err != nil {
 		errs = append(errs, err)
 	}
-	a.log.Info("gateway stopped")
+	done("http", t)
+
+	a.closeRedis() // 7
+	a.log.Info("gateway stopped", "took", time.Since(began).Round(time.Millisecond))
+	ctx, cancel = step(shareTracing)
+	a.stopTracing(ctx)
+	cancel()
 	return errors.Join(errs...)
 }
 

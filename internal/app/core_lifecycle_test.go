@@ -3,12 +3,15 @@ package app
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
@@ -213,11 +216,14 @@ func TestCoreHealthEndpoints(t *testing.T) {
 }
 
 // TestCoreGracefulShutdown: stopping the gateway closes connected clients
-// with 1001 and Run returns nil well within SHUTDOWN_TIMEOUT_SECS. While a
-// client that does not read holds the shutdown up (its last write waits for
-// the send deadline), /readyz answers 503 and new WebSocket connections are
-// refused; the stuck client does not make the shutdown overrun. Goroutine
-// leaks are checked by goleak in TestMain.
+// with 1001 and Run returns nil well within SHUTDOWN_TIMEOUT_SECS. The steps
+// run in the documented order: clients are closed before the consumer saves
+// its progress (read back from Kafka between the two steps), and the Redis
+// writes are drained after it. While a client that does not read holds the
+// shutdown up (its last write waits for the send deadline), /readyz answers
+// 503 and new WebSocket connections are refused; the stuck client does not
+// make the shutdown overrun. Goroutine leaks are checked by goleak in
+// TestMain.
 func TestCoreGracefulShutdown(t *testing.T) {
 	t.Run("clients get 1001", func(t *testing.T) {
 		k, topic := kafkaEnv(t, 2)
@@ -259,6 +265,71 @@ func TestCoreGracefulShutdown(t *testing.T) {
 			if !errors.As(err, &ce) || ce.Code != 1001 {
 				t.Errorf("client %d: %v, want close 1001", i, err)
 			}
+		}
+	})
+
+	t.Run("order and bound", func(t *testing.T) {
+		k, topic := kafkaEnv(t, 2)
+		r := testenv.Redis(t)
+		env := gatewayEnv(k, topic)
+		env["REDIS_URL"] = r.URL
+		env["KAFKA_PROGRESS_INTERVAL_SECS"] = "3600" // only the final save writes progress
+		var mu sync.Mutex
+		var steps []string
+		var savedAfterClients map[int32]int64
+		group := "websocket-server-v4."
+		hook := func(step string) { // runs inside stop, between two steps
+			mu.Lock()
+			defer mu.Unlock()
+			steps = append(steps, step)
+			if step == "clients" {
+				savedAfterClients = rpSavedProgress(t, k, group, topic)
+			}
+		}
+		g := startGatewayLog(t, env, hook)
+		group += g.env["INSTANCE_ID"]
+		offs, _ := produceEvents(t, k, topic, 0, 0, 5)
+		coreWaitHeads(t, g, map[int32]int64{0: offs[4]})
+		c := g.dial(&wsclient.Resume{From: wsclient.FromEarliest})
+		var s coreStream
+		coreReadT(t, c, &s, 10*time.Second, "replay", func(s *coreStream) bool { return s.reachedAll(map[int32]int64{0: offs[4]}) })
+		closed := make(chan error, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			for {
+				if _, err := c.Next(ctx); err != nil {
+					closed <- err
+					return
+				}
+			}
+		}()
+
+		start := time.Now()
+		err := g.stop()
+		took := time.Since(start)
+		if err != nil {
+			t.Errorf("Run returned %v, want nil", err)
+		}
+		t.Logf("shutdown took %v", took)
+		if took > 10*time.Second {
+			t.Errorf("shutdown took %v, more than SHUTDOWN_TIMEOUT_SECS (10s)", took)
+		}
+		var ce *wsclient.CloseError
+		if err := <-closed; !errors.As(err, &ce) || ce.Code != 1001 {
+			t.Errorf("client: %v, want close 1001", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if want := []string{"clients", "consumer", "redis", "http"}; !slices.Equal(steps, want) {
+			t.Errorf("shutdown steps %v, want %v", steps, want)
+		}
+		// Progress is saved after the clients were closed, and saved.
+		if got := savedAfterClients[0]; got > offs[4] {
+			t.Errorf("progress of p0 already saved (%d) when the clients were closed", got)
+		}
+		if got := rpSavedProgress(t, k, group, topic)[0]; got != offs[4]+1 {
+			t.Errorf("progress of p0 after the shutdown = %d, want %d", got, offs[4]+1)
 		}
 	})
 
@@ -322,4 +393,72 @@ func TestCoreGracefulShutdown(t *testing.T) {
 			t.Fatal("Run did not return")
 		}
 	})
+}
+
+// startGatewayLog is startGateway with onStep called, on stop's goroutine,
+// after each shutdown step with the step's name (from the app's log).
+func startGatewayLog(t *testing.T, env map[string]string, onStep func(step string)) *gateway {
+	t.Helper()
+	full := baseEnv(t)
+	for k, v := range env {
+		full[k] = v
+	}
+	cfg, err := config.Load(nil, func(k string) string { return full[k] })
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	base := slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})
+	a, err := New(cfg, slog.New(stepHandler{Handler: base, onStep: onStep}), Options{})
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	g := &gateway{App: a, t: t, env: full, cancel: cancel, done: make(chan error, 1)}
+	go func() { g.done <- a.Run(ctx) }()
+	t.Cleanup(func() { g.stop() })
+	select {
+	case <-a.Ready():
+	case err := <-g.done:
+		g.done <- err
+		t.Fatalf("gateway stopped before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("gateway not ready within 60s")
+	}
+	g.base = "http://" + a.HTTPAddr()
+	g.ws = "ws://" + a.HTTPAddr() + "/ws"
+	return g
+}
+
+// stepHandler passes the "shutdown step done" records to onStep and the
+// rest, at the wrapped handler's level, to it.
+type stepHandler struct {
+	slog.Handler
+	onStep func(step string)
+}
+
+func (h stepHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelInfo || h.Handler.Enabled(ctx, l)
+}
+
+func (h stepHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "shutdown step done" {
+		r.Attrs(func(at slog.Attr) bool {
+			if at.Key == "step" {
+				h.onStep(at.Value.String())
+			}
+			return true
+		})
+	}
+	if !h.Handler.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h stepHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return stepHandler{Handler: h.Handler.WithAttrs(as), onStep: h.onStep}
+}
+
+func (h stepHandler) WithGroup(name string) slog.Handler {
+	return stepHandler{Handler: h.Handler.WithGroup(name), onStep: h.onStep}
 }

@@ -117,7 +117,7 @@ func (a *App) kafkaConfig(brokers []string) kafka.Config {
 		Security: kafka.Security{Protocol: k.SecurityProtocol, SASLMechanism: k.SASLMechanism,
 			Username: k.SASLUsername, Password: k.SASLPassword, CAFile: k.SSLCALocation,
 			CertFile: k.SSLCertificateLocation, KeyFile: k.SSLKeyLocation},
-		ShutdownTimeout:       a.cfg.Shutdown.Timeout / 2,
+		ShutdownTimeout:       a.share(shareConsumerFlush),
 		ExtraOpts:             []kgo.Opt{kgo.WithHooks(a.kmetrics)},
 		TracerProvider:        a.tracing.TracerProvider(),
 		BeforeNamespaceChange: a.dropNamespace,
