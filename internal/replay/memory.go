@@ -217,11 +217,8 @@ func (m *Memory) Backlog(p int32, after int64) (bytes int64, unknown bool) {
 	}
 	live := l.live()
 	i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
-	if i == len(live) {
-		if len(live) == 0 || l.known() <= after {
-			return 0, l.known() > after // nothing to estimate by, or nothing behind
-		}
-		return (l.known() - after) * meanSize(live), false // unreachable while live holds the newest; kept for safety
+	if i == len(live) { // memory holds nothing after 'after'
+		return 0, l.known() > after // so what lies behind, if anything, cannot be estimated
 	}
 	if i == 0 {
 		first := live[0]
