@@ -259,11 +259,16 @@ func (c *Consumer) connect(ctx context.Context) (*session, error) {
 	}
 }
 
-// backoff is a full-jitter exponential delay in [d/2, d], d capped.
-func backoff(attempt int) time.Duration {
-	d := backoffMax
+// backoff is the connection's retry delay (see jittered).
+func backoff(attempt int) time.Duration { return jittered(backoffBase, backoffMax, attempt) }
+
+// jittered is an exponential delay with half jitter: d = base·2^attempt
+// capped at limit, then a random value in [d/2, d]. The connection, the
+// poll loop and the admin client's retries all back off this way.
+func jittered(base, limit time.Duration, attempt int) time.Duration {
+	d := limit
 	if attempt < 20 {
-		d = min(backoffMax, backoffBase<<attempt)
+		d = min(limit, base<<attempt)
 	}
 	return d/2 + rand.N(d/2+1)
 }

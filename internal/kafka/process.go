@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -47,9 +46,9 @@ func (c *Consumer) consume(ctx context.Context, s *session) {
 			fails = 0
 			continue
 		}
-		d := min(pollBackoffMax, pollBackoffBase<<min(fails, 10))
+		d := jittered(pollBackoffBase, pollBackoffMax, fails)
 		fails++
-		c.idle(ctx, s, d/2+rand.N(d/2+1))
+		c.idle(ctx, s, d)
 	}
 }
 

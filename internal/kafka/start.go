@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -46,8 +45,7 @@ func (c *Consumer) dial(ctx context.Context) (*session, error) {
 // is noticed within about half a second, and a dead one costs a refused
 // connection every half second at most.
 func adminRetryBackoff(tries int) time.Duration {
-	d := min(500*time.Millisecond, 50*time.Millisecond<<min(tries, 10))
-	return d/2 + rand.N(d/2+1)
+	return jittered(50*time.Millisecond, 500*time.Millisecond, tries)
 }
 
 func (c *Consumer) prepare(ctx context.Context, s *session) error {
