@@ -204,8 +204,9 @@ func closeReply(p []byte) (reply, fail ws.StatusCode) {
 
 // validCloseCode reports whether a peer may send code in a close frame
 // (RFC 6455 §7.4.1 and the IANA registry): 1000-1003 and 1007-1014 are
-// defined (1004 is reserved; 1005, 1006 and 1015 must never be sent), 1016-
-// 2999 are unassigned protocol codes, 3000-4999 belong to applications.
+// defined (1004 is reserved; 1005, 1006 and 1015 must never be sent) and
+// 3000-4999 belong to applications. 1016-2999 are reserved for future
+// revisions of the protocol, so a peer sending one is in error.
 func validCloseCode(code ws.StatusCode) bool {
 	switch {
 	case code >= 1000 && code <= 1003, code >= 1007 && code <= 1014:
