@@ -86,48 +86,7 @@ func TestFaultLogStartMovedStale(t *testing.T) {
 	k.DeleteRecords(t, topic, 0, logStart)
 	s := rpNewStream(l, map[int32]int64{0: cursor})
 	c := rpDial(g, map[int32]int64{0: cursor})
-	var order []string
-	var rc wsclient.ReplayComplete
-	err := rpRead(c, s, rpArrive, func(m wsclient.Message) (bool, error) {
-		if m.Kind == wsclient.KindRecord {
-			if len(order) == 0 || order[len(order)-1] != "records" {
-				order = append(order, "records")
-			}
-			return false, nil
-		}
-		order = append(order, m.Control.Type)
-		switch m.Control.Type {
-		case "cursor_stale":
-			var cs wsclient.CursorStale
-			if err := m.Control.Decode(&cs); err != nil {
-				return false, err
-			}
-			if cs.Partition != 0 || cs.Requested != cursor || cs.Oldest != logStart {
-				return false, fmt.Errorf("cursor_stale %+v, want partition 0, requested %d, oldest %d", cs, cursor, logStart)
-			}
-		case "gap":
-			var gp wsclient.Gap
-			if err := m.Control.Decode(&gp); err != nil {
-				return false, err
-			}
-			if gp.Partition != 0 || gp.FromOffset != cursor+1 || gp.ToOffset != logStart-1 ||
-				gp.Count != logStart-cursor-1 || gp.Reason != "retention" {
-				return false, fmt.Errorf("gap %+v, want p0 %d..%d (%d records), retention", gp, cursor+1, logStart-1, logStart-cursor-1)
-			}
-			s.last[0] = int64(gp.ToOffset) // announced: the client moves past it
-		case "replay_complete":
-			return true, m.Control.Decode(&rc)
-		default:
-			return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := "[cursor_stale gap records replay_complete]"; fmt.Sprint(order) != want {
-		t.Fatalf("frame order %v, want %s", order, want)
-	}
+	rc := rpReadStaleReplay(t, c, s, cursor, logStart, "warning") // 49 records
 	if s.n != 200 || rc.TotalReplayed != 200 || rc.LastOffsetsByPartition[0] != 399 {
 		t.Fatalf("after the gap: %d records, replay_complete %+v; want 200..399", s.n, rc)
 	}

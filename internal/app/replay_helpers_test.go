@@ -670,3 +670,55 @@ func (rd *rpReader) finish(t testing.TB, ends map[int32]int64, timeout time.Dura
 	}
 	return rd.stream
 }
+
+// rpReadStaleReplay reads the resume of a cursor on p0 that Kafka's log
+// start passed: cursor_stale{requested cursor, oldest logStart}, then the
+// gap cursor+1..logStart-1 (reason retention, the given severity), then
+// records, then replay_complete, in exactly that order. It moves s past
+// the gap and returns the replay_complete.
+func rpReadStaleReplay(t *testing.T, c *wsclient.Conn, s *rpStream, cursor, logStart int64, severity string) wsclient.ReplayComplete {
+	t.Helper()
+	var order []string
+	var rc wsclient.ReplayComplete
+	err := rpRead(c, s, rpArrive, func(m wsclient.Message) (bool, error) {
+		if m.Kind == wsclient.KindRecord {
+			if len(order) == 0 || order[len(order)-1] != "records" {
+				order = append(order, "records")
+			}
+			return false, nil
+		}
+		order = append(order, m.Control.Type)
+		switch m.Control.Type {
+		case "cursor_stale":
+			var cs wsclient.CursorStale
+			if err := m.Control.Decode(&cs); err != nil {
+				return false, err
+			}
+			if cs.Partition != 0 || int64(cs.Requested) != cursor || int64(cs.Oldest) != logStart {
+				return false, fmt.Errorf("cursor_stale %+v, want partition 0, requested %d, oldest %d", cs, cursor, logStart)
+			}
+		case "gap":
+			var gp wsclient.Gap
+			if err := m.Control.Decode(&gp); err != nil {
+				return false, err
+			}
+			if gp.Partition != 0 || int64(gp.FromOffset) != cursor+1 || int64(gp.ToOffset) != logStart-1 ||
+				gp.Reason != "retention" || gp.Count != logStart-cursor-1 || gp.Severity != severity {
+				return false, fmt.Errorf("gap %+v, want p0 %d..%d (%d records) %s retention", gp, cursor+1, logStart-1, logStart-cursor-1, severity)
+			}
+			s.last[0] = int64(gp.ToOffset) // announced: the client moves past it
+		case "replay_complete":
+			return true, m.Control.Decode(&rc)
+		default:
+			return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "[cursor_stale gap records replay_complete]"; fmt.Sprint(order) != want {
+		t.Fatalf("frame order %v, want %s", order, want)
+	}
+	return rc
+}

@@ -6,13 +6,11 @@ package app
 // Real Kafka and real Redis (internal/testenv).
 
 import (
-	"fmt"
 	"maps"
 	"testing"
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
-	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
 // rpArrive bounds how long records take to arrive: generous, the box has 2
@@ -194,48 +192,7 @@ func TestReplayStaleAfterRetention(t *testing.T) {
 	const cursor = 99
 	s := rpNewStream(l, map[int32]int64{0: cursor})
 	c := rpDial(g, map[int32]int64{0: cursor})
-	var order []string
-	var rc wsclient.ReplayComplete
-	err := rpRead(c, s, rpArrive, func(m wsclient.Message) (bool, error) {
-		if m.Kind == wsclient.KindRecord {
-			if len(order) == 0 || order[len(order)-1] != "records" {
-				order = append(order, "records")
-			}
-			return false, nil
-		}
-		order = append(order, m.Control.Type)
-		switch m.Control.Type {
-		case "cursor_stale":
-			var cs wsclient.CursorStale
-			if err := m.Control.Decode(&cs); err != nil {
-				return false, err
-			}
-			if cs.Partition != 0 || cs.Requested != cursor || cs.Oldest != logStart {
-				return false, fmt.Errorf("cursor_stale %+v, want partition 0, requested %d, oldest %d", cs, cursor, logStart)
-			}
-		case "gap":
-			var gp wsclient.Gap
-			if err := m.Control.Decode(&gp); err != nil {
-				return false, err
-			}
-			if gp.Partition != 0 || gp.FromOffset != cursor+1 || gp.ToOffset != logStart-1 ||
-				gp.Reason != "retention" || gp.Count != logStart-cursor-1 || gp.Severity != "critical" {
-				return false, fmt.Errorf("gap %+v, want p0 %d..%d (%d records) critical retention", gp, cursor+1, logStart-1, logStart-cursor-1)
-			}
-			s.last[0] = int64(gp.ToOffset) // announced: the client moves past it
-		case "replay_complete":
-			return true, m.Control.Decode(&rc)
-		default:
-			return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
-		}
-		return false, nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"cursor_stale", "gap", "records", "replay_complete"}; fmt.Sprint(order) != fmt.Sprint(want) {
-		t.Fatalf("frame order %v, want %v", order, want)
-	}
+	rc := rpReadStaleReplay(t, c, s, cursor, logStart, "critical")
 	if s.n != 700 || rc.TotalReplayed != 700 || rc.LastOffsetsByPartition[0] != 999 {
 		t.Fatalf("after the gap: %d records, replay_complete %+v; want 300..999", s.n, rc)
 	}
