@@ -76,11 +76,7 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 	haWaitRedis(t, rc.Client, ns, l.ends())
 	masters := map[string]bool{}
 	for p := range int32(4) {
-		slot, err := rc.Client.ClusterKeySlot(bg(t), rpLogKey(ns, p)).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		masters[haMasterOf(t, rc.Client, slot)] = true
+		masters[rc.MasterOf(t, rpLogKey(ns, p))] = true
 	}
 
 	g.restart()
@@ -107,23 +103,6 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 	rpReadUntilEnds(t, c, s, l.ends(), rpArrive)
 	t.Logf("cluster: 4 partitions' logs on %d of %d masters; resume after restart: %d records exactly once, hits memory %v redis %v kafka %v",
 		len(masters), len(rc.Addrs), s.n, d.memory, d.redis, d.kafka)
-}
-
-func haMasterOf(t testing.TB, cc *redis.ClusterClient, slot int64) string {
-	t.Helper()
-	shards, err := cc.ClusterShards(bg(t)).Result()
-	if err != nil {
-		t.Fatalf("cluster shards: %v", err)
-	}
-	for _, sh := range shards {
-		for _, r := range sh.Slots {
-			if r.Start <= slot && slot <= r.End && len(sh.Nodes) > 0 {
-				return sh.Nodes[0].ID
-			}
-		}
-	}
-	t.Fatalf("slot %d has no master", slot)
-	return ""
 }
 
 func bg(t testing.TB) context.Context {

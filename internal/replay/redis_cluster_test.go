@@ -31,31 +31,9 @@ func TestRedisClusterConformance(t *testing.T) {
 	}, conformanceOptions())
 	spread := map[string]bool{}
 	for _, k := range []string{"p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"} {
-		slot := redis.NewIntCmd(bg(t), "cluster", "keyslot", "dashstream-replay:{cluster-1:"+k+"}:log")
-		if err := cc.Process(bg(t), slot); err != nil {
-			t.Fatalf("cluster keyslot: %v", err)
-		}
-		spread[masterOf(t, cc, slot.Val())] = true
+		spread[rc.MasterOf(t, "dashstream-replay:{cluster-1:"+k+"}:log")] = true
 	}
 	if len(spread) < 2 {
 		t.Errorf("8 partitions' logs all on one master: the hash tags do not spread them")
 	}
-}
-
-// masterOf returns the node ID of the master serving slot.
-func masterOf(t *testing.T, cc *redis.ClusterClient, slot int64) string {
-	t.Helper()
-	shards, err := cc.ClusterShards(bg(t)).Result()
-	if err != nil {
-		t.Fatalf("cluster shards: %v", err)
-	}
-	for _, sh := range shards {
-		for _, r := range sh.Slots {
-			if r.Start <= slot && slot <= r.End && len(sh.Nodes) > 0 {
-				return sh.Nodes[0].ID
-			}
-		}
-	}
-	t.Fatalf("slot %d has no master", slot)
-	return ""
 }

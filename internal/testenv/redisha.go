@@ -49,6 +49,26 @@ func StartRedisCluster(t testing.TB) *RedisCluster {
 // Kill ends every node with SIGKILL.
 func (c *RedisCluster) Kill(t testing.TB) { t.Helper(); c.svc.kill(t) }
 
+// MasterOf returns the node ID of the master that serves key's hash slot.
+func (c *RedisCluster) MasterOf(t testing.TB, key string) string {
+	t.Helper()
+	ctx, cancel := opContext(0)
+	defer cancel()
+	slot, err := c.Client.ClusterKeySlot(ctx, key).Result()
+	checkErr(t, err, "cluster keyslot %q", key)
+	shards, err := c.Client.ClusterShards(ctx).Result()
+	checkErr(t, err, "cluster shards")
+	for _, sh := range shards {
+		for _, r := range sh.Slots {
+			if r.Start <= slot && slot <= r.End && len(sh.Nodes) > 0 {
+				return sh.Nodes[0].ID
+			}
+		}
+	}
+	t.Fatalf("testenv: slot %d of %q has no master", slot, key)
+	return ""
+}
+
 // RedisSentinel is a private Redis master, its replica and one Sentinel
 // (quorum 1) owned by one test, started by
 // `scripts/redis-ha.sh sentinel start` on free ports.
