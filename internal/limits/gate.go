@@ -27,9 +27,17 @@ func (g *Gate) Acquire() (release func(), err error) {
 	if g == nil {
 		return func() {}, nil
 	}
-	if g.active.Add(1) > g.max {
-		g.active.Add(-1)
-		return nil, ErrServerFull
+	// A compare-and-swap rather than add-then-undo: the count never passes
+	// max, not even for an instant, so Active (the gauge) never reads above
+	// the limit it reports beside.
+	for {
+		n := g.active.Load()
+		if n >= g.max {
+			return nil, ErrServerFull
+		}
+		if g.active.CompareAndSwap(n, n+1) {
+			break
+		}
 	}
 	var once sync.Once
 	return func() { once.Do(func() { g.active.Add(-1) }) }, nil
