@@ -50,19 +50,16 @@ type App struct {
 	kmetrics *kafka.ClientMetrics // franz-go client metrics, shared by every client
 	mem      *replay.Memory
 	tiers    *replay.Tiers
-	redis    *redisTier // nil without REDIS_URL
+	up       *upstream // what Run learns from Kafka: consumer, deep reader, namespace, Redis store
 	hub      *hub.Hub
 	auth     *limits.Authenticator
-	topo     topology
 	tracing  *tracing.Provider // set by Run; nil: tracing off
 
 	ready    chan struct{}
 	stopping atomic.Bool
 	maxConns atomic.Int64 // the WebSocket session budget, once the server exists
 
-	mu           sync.Mutex // guards the fields set while starting
-	consumer     *kafka.Consumer
-	brokers      []string
+	mu           sync.Mutex // guards the listeners' addresses, set while starting
 	httpAddr     string
 	internalAddr string
 }
@@ -91,17 +88,18 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	a.kmetrics = km
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
-	a.tiers = replay.NewTiers(a.mem, nil)
+	a.tiers = replay.NewTiers(a.mem, nil) // memory only until upstream adds Kafka and Redis
+	a.up = &upstream{tiers: a.tiers}
 	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
-	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
+	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, a.up, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
 		}
-		a.redis = &redisTier{client: client, done: make(chan struct{})}
+		a.up.redis = &redisTier{client: client, done: make(chan struct{})}
 	}
 	return a, nil
 }
@@ -218,16 +216,16 @@ func (a *App) startPipeline(ctx context.Context) (*pipeline, error) {
 		return p, err
 	}
 	p.closers = append(p.closers, closeBroker)
-	closeDeep, err := a.startDeepReads(brokers)
+	deep, err := a.newDeepReader(brokers)
 	if err != nil {
 		return p, err
 	}
-	p.closers = append(p.closers, closeDeep)
+	p.closers = append(p.closers, deep.Close)
 	consumer, err := kafka.New(a.kafkaConfig(brokers), a.hub, a.m, a.log.With("component", "kafka"))
 	if err != nil {
 		return p, fmt.Errorf("app: kafka: %w", err)
 	}
-	a.setConsumer(consumer, brokers)
+	a.up.attach(brokers, consumer, deep)
 	pctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(pctx)
 	// The consumer and the Redis writer outlive ctx: stop ends them in order.
@@ -240,7 +238,7 @@ func (a *App) startPipeline(ctx context.Context) (*pipeline, error) {
 	g.Go(func() error { return a.watchdog(gctx, consumer) })
 	g.Go(func() error { return a.servePprof(gctx) })
 	g.Go(func() error { return a.auth.Run(gctx) }) // JWKS keys; tokens wait for them, readiness does not
-	if a.redis != nil {
+	if a.up.redis != nil {
 		g.Go(func() error { return a.runRedis(redisCtx, consumer) })
 	}
 	if a.opts.Demo {
@@ -333,7 +331,7 @@ func (a *App) stop(p *pipeline, srv *httpserver.Server, stopHTTP context.CancelF
 	}
 
 	if p.stopRedis != nil { // 4
-		if a.redis != nil {
+		if a.up.redis != nil {
 			t = time.Now()
 			ctx, cancel = step(shareRedis)
 			if err := a.drainRedis(ctx); err != nil {
@@ -448,11 +446,11 @@ func (a *App) URL() string {
 
 // KafkaBrokers are the brokers in use (the embedded broker's in embedded
 // mode); nil before Run started them.
-func (a *App) KafkaBrokers() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.brokers
-}
+func (a *App) KafkaBrokers() []string { return a.up.Brokers() }
+
+// Partitions lists the topic's partitions the consumer reads (none before
+// it found the topic; for tests).
+func (a *App) Partitions() []int32 { return a.up.Partitions() }
 
 // Hub is the fan-out hub (for tests and the benchmark).
 func (a *App) Hub() *hub.Hub { return a.hub }
@@ -461,17 +459,4 @@ func (a *App) setHTTPAddr(addr string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.httpAddr = addr
-}
-
-func (a *App) setConsumer(c *kafka.Consumer, brokers []string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.consumer, a.brokers = c, brokers
-	a.topo.set(c)
-}
-
-func (a *App) consumerOrNil() *kafka.Consumer {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.consumer
 }

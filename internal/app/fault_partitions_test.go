@@ -184,7 +184,7 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	pr.parts.Store(4)
 	var detected time.Duration
 	testenv.WaitFor(t, 30*time.Second, func() bool {
-		if len(g.consumerOrNil().Partitions()) == 4 {
+		if len(g.Partitions()) == 4 {
 			detected = time.Since(created)
 			return true
 		}

@@ -15,10 +15,10 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
-// redisTier owns the Redis replay store: it is created once the resume
-// namespace is known (Kafka answered), replaced by a store of the new
-// namespace when the topic is re-created, runs its background writer, and
-// is drained at shutdown. Until the first store exists, Redis is PINGed
+// redisTier is upstream's Redis part. Its client is built by New; its
+// store is created once the resume namespace is known (Kafka answered),
+// replaced by a store of the new namespace when the topic is re-created,
+// runs its background writer, and is drained at shutdown. Until the first store exists, Redis is PINGed
 // directly so that /health reports Redis itself, not the wait for Kafka.
 type redisTier struct {
 	client redis.UniversalClient
@@ -104,7 +104,7 @@ const redisPingEvery = time.Second
 // Redis tier and runs its writer (and the writers of the stores of later
 // namespaces) until ctx is done. Redis being down never stops the gateway.
 func (a *App) runRedis(ctx context.Context, c *kafka.Consumer) error {
-	rt := a.redis
+	rt := a.up.redis
 	defer close(rt.done)
 	rt.mu.Lock()
 	rt.ctx = ctx
@@ -126,7 +126,7 @@ func (a *App) runRedis(ctx context.Context, c *kafka.Consumer) error {
 // old namespace and goes to the old keys). initial applies ns only when no
 // store exists yet (a namespace change may have come first).
 func (a *App) useRedisNamespace(ns string, initial bool) error {
-	rt := a.redis
+	rt := a.up.redis
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.ctx == nil || rt.ctx.Err() != nil || rt.ns == ns || (initial && rt.store != nil) {
@@ -149,7 +149,7 @@ func (a *App) useRedisNamespace(ns string, initial bool) error {
 		rt.stop()
 	}
 	rt.store, rt.ns, rt.stop = store, ns, stop
-	a.tiers.SetRedis(store)
+	a.up.useRedisStore(store)
 	a.log.Info("redis replay tier enabled", "namespace", ns)
 	return nil
 }
@@ -164,7 +164,7 @@ func (a *App) awaitNamespace(ctx context.Context, c *kafka.Consumer) (string, bo
 		if now := time.Now(); now.After(next) {
 			next = now.Add(redisPingEvery)
 			pctx, cancel := context.WithTimeout(ctx, redisPingEvery)
-			a.redis.pinged.Store(a.redis.client.Ping(pctx).Err() == nil)
+			a.up.redis.pinged.Store(a.up.redis.client.Ping(pctx).Err() == nil)
 			cancel()
 		}
 		select {
@@ -176,9 +176,9 @@ func (a *App) awaitNamespace(ctx context.Context, c *kafka.Consumer) (string, bo
 	return c.Namespace(), true
 }
 
-// startDeepReads adds the Kafka tier: offsets older than memory and Redis
-// hold but still retained by the topic.
-func (a *App) startDeepReads(brokers []string) (func(), error) {
+// newDeepReader builds the Kafka tier: offsets older than memory and Redis
+// hold but still retained by the topic (upstream.attach adds it).
+func (a *App) newDeepReader(brokers []string) (*kafka.DeepReader, error) {
 	kc := a.kafkaConfig(brokers)
 	d, err := kafka.NewDeepReader(kafka.DeepReadConfig{Brokers: brokers, Topic: kc.Topic, Security: kc.Security,
 		MaxConcurrent: a.cfg.Replay.MaxConcurrent, MaxPayload: kc.MaxPayload, MaxSchemaVersion: kc.MaxSchemaVersion,
@@ -186,16 +186,14 @@ func (a *App) startDeepReads(brokers []string) (func(), error) {
 	if err != nil {
 		return nil, fmt.Errorf("app: deep reads: %w", err)
 	}
-	a.tiers.SetKafka(d)
-	a.topo.setDeep(d)
-	return d.Close, nil
+	return d, nil
 }
 
 // closeRedis releases the Redis client (its pool, reaper and reconnect
 // goroutines) once the writer stopped and the sessions ended.
 func (a *App) closeRedis() {
-	if a.redis != nil {
-		if err := a.redis.client.Close(); err != nil {
+	if a.up.redis != nil {
+		if err := a.up.redis.client.Close(); err != nil {
 			a.log.Warn("closing the redis client", "err", err)
 		}
 	}
@@ -203,7 +201,7 @@ func (a *App) closeRedis() {
 
 // drainRedis waits for queued Redis writes at shutdown, bounded by ctx.
 func (a *App) drainRedis(ctx context.Context) error {
-	if s := a.redis.get(); s != nil {
+	if s := a.up.redis.get(); s != nil {
 		if err := s.Flush(ctx); err != nil {
 			return fmt.Errorf("app: drain redis writes: %w", err)
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -18,65 +17,6 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/web"
 )
-
-// topology lets the hub ask the consumer about partitions before the
-// consumer exists (it is built once the broker is known).
-type topology struct {
-	mu   sync.RWMutex
-	c    *kafka.Consumer
-	deep *kafka.DeepReader
-}
-
-func (t *topology) set(c *kafka.Consumer) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.c = c
-}
-
-func (t *topology) get() *kafka.Consumer {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.c
-}
-
-func (t *topology) Partitions() []int32 {
-	if c := t.get(); c != nil {
-		return c.Partitions()
-	}
-	return nil
-}
-
-// LatestHighWatermark asks Kafka itself (hub: a cursor beyond the cached
-// watermark may only mean this instance is behind).
-func (t *topology) LatestHighWatermark(ctx context.Context, p int32) (int64, bool) {
-	t.mu.RLock()
-	d := t.deep
-	t.mu.RUnlock()
-	if d == nil {
-		return 0, false
-	}
-	o, err := d.EndOffset(ctx, p)
-	return o, err == nil
-}
-
-func (t *topology) deepReader() *kafka.DeepReader {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	return t.deep
-}
-
-func (t *topology) setDeep(d *kafka.DeepReader) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.deep = d
-}
-
-func (t *topology) HighWatermark(p int32) (int64, bool) {
-	if c := t.get(); c != nil {
-		return c.HighWatermark(p)
-	}
-	return 0, false
-}
 
 func (a *App) hubConfig() hub.Config {
 	c := a.cfg
@@ -92,16 +32,9 @@ func (a *App) hubConfig() hub.Config {
 		SlowThreshold:  int64(c.SlowClient.DisconnectThreshold),
 		SlowWindow:     c.SlowClient.LagWindow,
 		MaxCatchup:     c.SlowClient.MaxCatchup,
-		Namespace:      a.namespace,
+		Namespace:      a.up.Namespace,
 		Tokens:         a.auth,
 	}
-}
-
-func (a *App) namespace() string {
-	if c := a.consumerOrNil(); c != nil {
-		return c.Namespace()
-	}
-	return ""
 }
 
 func (a *App) kafkaConfig(brokers []string) kafka.Config {
@@ -141,10 +74,10 @@ const (
 func (a *App) dropNamespace(old, ns string) {
 	a.mem.Reset()
 	a.hub.ResetHeads()
-	if d := a.topo.deepReader(); d != nil {
+	if d := a.up.deepReader(); d != nil {
 		d.Reset()
 	}
-	if a.redis != nil {
+	if a.up.redis != nil {
 		if err := a.useRedisNamespace(ns, false); err != nil {
 			a.log.Error("redis tier not switched to the new namespace", "namespace", ns, "err", err)
 		}
@@ -195,12 +128,12 @@ func (a *App) version() httpserver.VersionInfo {
 	bi := buildinfo.Get()
 	return httpserver.VersionInfo{GitSHA: bi.GitSHA, BuildDate: bi.BuildDate,
 		SchemaVersion: buildinfo.SchemaVersion, Component: "websocket-server",
-		ResumeNamespace: a.namespace(), KafkaTopic: a.cfg.Kafka.Topic, KafkaGroupID: a.cfg.Kafka.GroupID,
+		ResumeNamespace: a.up.Namespace(), KafkaTopic: a.cfg.Kafka.Topic, KafkaGroupID: a.cfg.Kafka.GroupID,
 		MaxPayloadBytes: a.cfg.Server.MaxPayloadBytes, DecodeErrorPolicy: a.cfg.Kafka.OnDecodeError}
 }
 
 func (a *App) status() httpserver.Status {
-	c := a.consumerOrNil()
+	c := a.up.Consumer()
 	records, bytes := a.mem.Stats()
 	partitions := 0
 	if c != nil {
@@ -211,7 +144,7 @@ func (a *App) status() httpserver.Status {
 	st := httpserver.Status{
 		Starting:     c == nil,
 		ShuttingDown: a.stopping.Load(),
-		Replay: httpserver.ReplayStatus{RedisEnabled: a.redis != nil, MemoryHits: rc.MemoryHits,
+		Replay: httpserver.ReplayStatus{RedisEnabled: a.up.redis != nil, MemoryHits: rc.MemoryHits,
 			RedisHits: rc.RedisHits, RedisMisses: rc.RedisMisses, RedisWriteDropped: rc.RedisWriteDropped,
 			RedisWriteFailures: rc.RedisWriteFailures,
 			MemoryBufferSize:   records, MaxMemorySize: maxRecords,
@@ -219,7 +152,7 @@ func (a *App) status() httpserver.Status {
 			RedisMessageTTLSecs: int64(a.cfg.Redis.MessageTTL / time.Second), RedisMaxSequences: a.cfg.Redis.MaxSequences},
 		Breaker: a.breakerStatus(),
 	}
-	if a.redis != nil && !a.redis.healthy() {
+	if a.up.redis != nil && !a.up.redis.healthy() {
 		st.Alerts = append(st.Alerts, "redis unavailable: replay served from memory and Kafka")
 	}
 	if c == nil {
@@ -242,10 +175,10 @@ func (a *App) status() httpserver.Status {
 // half-open while the tier waits for Kafka's namespace to connect; healthy
 // without Redis.
 func (a *App) breakerStatus() httpserver.CircuitBreakerStatus {
-	if a.redis == nil {
+	if a.up.redis == nil {
 		return httpserver.CircuitBreakerStatus{State: httpserver.BreakerHealthy}
 	}
-	s := a.redis.get()
+	s := a.up.redis.get()
 	if s == nil {
 		return httpserver.CircuitBreakerStatus{State: httpserver.BreakerHalfOpen, RedisConfigured: true}
 	}
@@ -265,7 +198,7 @@ func (a *App) breakerOpen() float64 {
 
 func (a *App) clearReplay(ctx context.Context) error {
 	a.mem.Clear()
-	if s := a.redis.get(); s != nil {
+	if s := a.up.redis.get(); s != nil {
 		if err := s.Clear(ctx); err != nil {
 			return fmt.Errorf("app: clear redis: %w", err)
 		}
@@ -275,7 +208,7 @@ func (a *App) clearReplay(ctx context.Context) error {
 }
 
 func (a *App) resumePartition(ctx context.Context, p int32) error {
-	c := a.consumerOrNil()
+	c := a.up.Consumer()
 	if c == nil {
 		return fmt.Errorf("app: consumer not started")
 	}
