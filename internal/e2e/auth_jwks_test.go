@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // Client authentication end to end: a whole gateway trusting an in-process
 // OpenID Connect provider (discovery + JWKS over HTTP, keys generated
@@ -38,7 +38,7 @@ func TestJWKSAuthEndToEnd(t *testing.T) {
 		values = append(values, tenantEvent(t, tenant, uint64(i/2+1)))
 	}
 	offsets := produceRaw(t, k, topic, 0, values...)
-	coreWaitHeads(t, g, map[int32]int64{0: offsets[len(offsets)-1]})
+	waitHeads(t, g, map[int32]int64{0: offsets[len(offsets)-1]}, 30*time.Second)
 	want := map[string][]int64{"acme": {offsets[0], offsets[2], offsets[4]}, "globex": {offsets[1], offsets[3], offsets[5]}}
 
 	token := func(signer *oidctest.Key, tenant, aud string) string {
@@ -109,8 +109,8 @@ func readTenantStream(t *testing.T, g *gateway, token string) []int64 {
 		t.Fatalf("dial: %v", err)
 	}
 	defer c.CloseNow()
-	r := readUntil(t, c, 20*time.Second, func(r received) bool { return r.hasControl("replay_complete") })
-	return offsetsOf(r.records)[0]
+	r := readUntil(t, c, 20*time.Second, func(r *stream) bool { return r.hasControl("replay_complete") })
+	return offsetsOf(r.records())[0]
 }
 
 // upgradeStatus sends a WebSocket upgrade with token and returns the status.

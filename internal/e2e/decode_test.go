@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// coreVector reads a test vector of the repository's testdata/dashstream.
-func coreVector(t testing.TB, name string) []byte {
+// vector reads a test vector of the repository's testdata/dashstream.
+func vector(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "dashstream", name))
 	if err != nil {
@@ -41,8 +41,8 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 	k, topic := kafkaEnv(t, 2)
 	g := startGateway(t, gatewayEnv(k, topic))
 	live := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
-	var ls coreStream
-	coreReadT(t, live, &ls, 10*time.Second, "live client replay", coreUntilControl("replay_complete", 1))
+	var ls stream
+	readMore(t, live, &ls, 10*time.Second, "live client replay", untilControl("replay_complete", 1))
 
 	type item struct {
 		value []byte
@@ -51,20 +51,20 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 	plan := map[int32][]item{
 		0: {
 			{event(t, "d0", 1), ""},
-			{coreVector(t, "invalid_truncated_plain.bin"), "invalid_protobuf"},
+			{vector(t, "invalid_truncated_plain.bin"), "invalid_protobuf"},
 			{event(t, "d0", 2), ""},
-			{coreVector(t, "invalid_zstd_corrupt.bin"), "bad_zstd"},
+			{vector(t, "invalid_zstd_corrupt.bin"), "bad_zstd"},
 			{event(t, "d0", 3), ""},
-			{coreVector(t, "invalid_empty_value.bin"), "empty_payload"},
+			{vector(t, "invalid_empty_value.bin"), "empty_payload"},
 			{event(t, "d0", 4), ""},
 			{nil, "payload_missing"}, // a tombstone
 			{event(t, "d0", 5), ""},
 		},
 		1: {
 			{event(t, "d1", 1), ""},
-			{coreVector(t, "invalid_framing_0x02.bin"), "invalid_protobuf"},
-			{coreVector(t, "invalid_zstd_bomb_11mib.bin"), "decompressed_too_large"},
-			{coreVector(t, "legacy_zstd_event.bin"), ""}, // valid, unusual framing
+			{vector(t, "invalid_framing_0x02.bin"), "invalid_protobuf"},
+			{vector(t, "invalid_zstd_bomb_11mib.bin"), "decompressed_too_large"},
+			{vector(t, "legacy_zstd_event.bin"), ""}, // valid, unusual framing
 			{event(t, "d1", 2), ""},
 		},
 	}
@@ -86,11 +86,11 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 		}
 		all[p] = offs
 	}
-	final := coreLastOf(all)
+	final := lastOf(all)
 
 	// check: per partition, records and skipped frames together cover every
 	// offset once, in order; records are the valid values byte for byte.
-	check := func(name string, s *coreStream, from map[int32]int64) {
+	check := func(name string, s *stream, from map[int32]int64) {
 		t.Helper()
 		seen := map[int32][]int64{}
 		for _, m := range s.msgs {
@@ -104,7 +104,7 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 				}
 				seen[c.p] = append(seen[c.p], c.o)
 			case m.Control.Type == "skipped":
-				sk := coreDecode[wsclient.Skipped](t, m.Control)
+				sk := decodeControl[wsclient.Skipped](t, m.Control)
 				c := coord{sk.Partition, int64(sk.Offset)}
 				if kinds[c] == "" || sk.ErrorType != kinds[c] {
 					t.Errorf("%s: skipped %s; produced kind there: %q", name, m.Control.Raw, kinds[c])
@@ -121,22 +121,22 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 			if !ok {
 				f = -1 // no head at the resume: everything is new
 			}
-			want[p] = coreAfter(offs, f)
+			want[p] = offsetsAfter(offs, f)
 		}
 		for p := range want {
 			if !slices.Equal(seen[p], want[p]) {
-				t.Errorf("%s: partition %d: records+skipped cover %s, want %s", name, p, coreFmtOffsets(seen[p]), coreFmtOffsets(want[p]))
+				t.Errorf("%s: partition %d: records+skipped cover %s, want %s", name, p, fmtOffsets(seen[p]), fmtOffsets(want[p]))
 			}
 		}
 	}
-	coreReadT(t, live, &ls, 30*time.Second, "live client", func(s *coreStream) bool { return s.reachedAll(final) })
-	check("live client", &ls, coreRCLast(coreReplayComplete(t, &ls)))
+	readMore(t, live, &ls, 30*time.Second, "live client", func(s *stream) bool { return s.reachedAll(final) })
+	check("live client", &ls, rcLast(replayCompleteOf(t, &ls)))
 
 	replayer := g.dial(&wsclient.Resume{Offsets: map[int32]int64{0: -1, 1: -1}})
-	var rs coreStream
-	coreReadT(t, replayer, &rs, 30*time.Second, "replaying client", coreUntilControl("replay_complete", 1))
+	var rs stream
+	readMore(t, replayer, &rs, 30*time.Second, "replaying client", untilControl("replay_complete", 1))
 	check("replaying client", &rs, map[int32]int64{0: -1, 1: -1})
-	rc := coreReplayComplete(t, &rs)
+	rc := replayCompleteOf(t, &rs)
 	t.Logf("replay_complete totalReplayed %d with %d records and %d skipped frames", rc.TotalReplayed, len(rs.records()), len(rs.controls("skipped")))
 
 	// The DLQ topic: one JSON record per failure.
@@ -207,19 +207,19 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 	}
 
 	// /health and /metrics count the same failures.
-	_, h := coreGetJSON(t, g, "/health")
+	_, h := getJSON(t, g, "/health")
 	hm := h["metrics"].(map[string]any)
 	valid := int64(len(kinds) - failures)
-	if n := coreJSONInt(t, hm, "decode_errors"); n != int64(failures) {
+	if n := jsonInt(t, hm, "decode_errors"); n != int64(failures) {
 		t.Errorf("/health decode_errors = %d, want %d", n, failures)
 	}
-	if n := coreJSONInt(t, hm, "payload_missing"); n != 1 {
+	if n := jsonInt(t, hm, "payload_missing"); n != 1 {
 		t.Errorf("/health payload_missing = %d, want 1", n)
 	}
-	if n := coreJSONInt(t, hm, "kafka_messages_received"); n != valid {
+	if n := jsonInt(t, hm, "kafka_messages_received"); n != valid {
 		t.Errorf("/health kafka_messages_received = %d, want %d", n, valid)
 	}
-	m := coreScrape(t, g)
+	m := scrape(t, g)
 	for _, kind := range []string{"invalid_protobuf", "bad_zstd", "empty_payload", "payload_missing", "decompressed_too_large"} {
 		want := 0.0
 		for _, kd := range kinds {
@@ -227,20 +227,20 @@ func TestCoreDecodeFailuresSkippedAndDeadLettered(t *testing.T) {
 				want++
 			}
 		}
-		if v, _ := coreMetric(m, "websocket_decode_errors_total", map[string]string{"error_type": kind}); v != want {
+		if v, _ := sampleValue(m, "websocket_decode_errors_total", map[string]string{"error_type": kind}); v != want {
 			t.Errorf("websocket_decode_errors_total{error_type=%s} = %v, want %v", kind, v, want)
 		}
 	}
-	coreWaitMetric(t, g, "websocket_dlq_sends_total", nil, float64(failures))
+	waitMetric(t, g, "websocket_dlq_sends_total", nil, float64(failures))
 }
 
-// coreWaitMetric polls /metrics until the (summed) sample equals want.
-func coreWaitMetric(t testing.TB, g *gateway, name string, labels map[string]string, want float64) {
+// waitMetric polls /metrics until the (summed) sample equals want.
+func waitMetric(t testing.TB, g *gateway, name string, labels map[string]string, want float64) {
 	t.Helper()
 	var last float64
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		if last, _ = coreMetric(coreScrape(t, g), name, labels); last == want {
+		if last, _ = sampleValue(scrape(t, g), name, labels); last == want {
 			return
 		}
 		time.Sleep(50 * time.Millisecond) // polling a condition, not synchronizing on time

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"bytes"
@@ -16,7 +16,7 @@ func TestExactDeliveryFourPartitions(t *testing.T) {
 	k, topic := kafkaEnv(t, 4)
 	g := startGateway(t, gatewayEnv(k, topic))
 	c := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
-	readUntil(t, c, 10*time.Second, func(r received) bool { return r.hasControl("replay_complete") })
+	readUntil(t, c, 10*time.Second, func(r *stream) bool { return r.hasControl("replay_complete") })
 	want := map[int32][]int64{}
 	values := map[[2]int64][]byte{}
 	for p := int32(0); p < 4; p++ {
@@ -27,12 +27,12 @@ func TestExactDeliveryFourPartitions(t *testing.T) {
 		}
 	}
 	got := readN(t, c, 100, 30*time.Second)
-	for p, offs := range offsetsOf(got.records) {
+	for p, offs := range offsetsOf(got.records()) {
 		if !slices.Equal(offs, want[p]) {
 			t.Errorf("partition %d: got offsets %v, want %v", p, offs, want[p])
 		}
 	}
-	for _, r := range got.records {
+	for _, r := range got.records() {
 		if !bytes.Equal(r.Value, values[[2]int64{int64(r.Partition), r.Offset}]) {
 			t.Fatalf("p%d@%d: value differs from what was produced", r.Partition, r.Offset)
 		}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package app
+package e2e
 
 // File-descriptor exhaustion, end to end: `dashstream serve` runs as a child
 // process under a lowered RLIMIT_NOFILE (util-linux prlimit), with the
@@ -218,7 +218,7 @@ func TestFaultFD(t *testing.T) {
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &own); err != nil || own.Max < 1024 {
 		t.Skipf("hard RLIMIT_NOFILE of the test below 1024 (%d, %v): cannot run clients and the child", own.Max, err)
 	}
-	bin := rpBuild(t, t.TempDir())
+	bin := buildBinary(t, t.TempDir())
 
 	t.Run("soft limit raised to the hard limit at start", func(t *testing.T) {
 		gw := startFDChild(t, prlimit, bin, "256:1024", false, nil)

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // A gap needs proof (docs/PROTOCOL.md §3.4): against real Kafka, a resume
 // whose records only Kafka holds ends with REPLAY_UNAVAILABLE and 1013 while
@@ -27,15 +27,15 @@ func TestFaultKafkaDownNoGap(t *testing.T) {
 	srv := testenv.StartKafka(t)
 	k := srv.KafkaEnv
 	topic := k.Topic(t, 1)
-	g := startGateway(t, rpRedisEnv(k, topic, "", map[string]string{"REPLAY_BUFFER_MEMORY_SIZE": "50"}))
-	l := rpNewLog()
+	g := startGateway(t, redisEnv(k, topic, "", map[string]string{"REPLAY_BUFFER_MEMORY_SIZE": "50"}))
+	l := newProduced()
 	l.produce(t, k, topic, 300, 0)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 
 	srv.Kill(t)
 	const cursor = 10
 	start := time.Now()
-	ctrls, err := fgReadToClose(rpDial(g, map[int32]int64{0: cursor}), 60*time.Second)
+	ctrls, err := fgReadToClose(dialCursor(g, map[int32]int64{0: cursor}), 60*time.Second)
 	took := time.Since(start)
 	var ce *wsclient.CloseError
 	if !errors.As(err, &ce) || ce.Code != 1013 {
@@ -47,22 +47,22 @@ func TestFaultKafkaDownNoGap(t *testing.T) {
 	t.Logf("resume from %d with Kafka down: REPLAY_UNAVAILABLE and 1013 after %v", cursor, took.Round(time.Millisecond))
 
 	// Memory covers this cursor: no Kafka needed.
-	mem := rpNewStream(l, map[int32]int64{0: 270})
-	if rc, n := rpReplayComplete(t, rpDial(g, map[int32]int64{0: 270}), mem, rpArrive); n != 29 || rc.Capped {
+	mem := newExact(l, map[int32]int64{0: 270})
+	if rc, n := readReplayComplete(t, dialCursor(g, map[int32]int64{0: 270}), mem, arrive); n != 29 || rc.Capped {
 		t.Fatalf("resume from 270 with Kafka down: %d records, replay_complete %+v; want 271..299", n, rc)
 	}
 
 	srv.Start(t)
 	l.produce(t, k, topic, 5, 0) // the gateway consumes again: Kafka is reachable
-	rpWaitHeads(t, g, l.ends(), rpArrive)
-	s := rpNewStream(l, map[int32]int64{0: cursor})
-	c := rpDial(g, map[int32]int64{0: cursor})
-	rc, n := rpReplayComplete(t, c, s, rpArrive) // fails on any gap, cursor_stale or error
+	waitHeads(t, g, l.last(), arrive)
+	s := newExact(l, map[int32]int64{0: cursor})
+	c := dialCursor(g, map[int32]int64{0: cursor})
+	rc, n := readReplayComplete(t, c, s, arrive) // fails on any gap, cursor_stale or error
 	if want := 305 - cursor - 1; n != want || rc.TotalReplayed != want || rc.LastOffsetsByPartition[0] != 304 {
 		t.Fatalf("resume from %d after the restart: %d records, replay_complete %+v; want %d up to 304", cursor, n, rc, want)
 	}
 	l.produce(t, k, topic, 10, 0)
-	rpReadUntilEnds(t, c, s, l.ends(), rpArrive)
+	readExactTo(t, c, s, l.last(), arrive)
 }
 
 // TestFaultLogStartMovedStale: right after DeleteRecords moves the log
@@ -72,26 +72,26 @@ func TestFaultKafkaDownNoGap(t *testing.T) {
 // replay_complete, then live records.
 func TestFaultLogStartMovedStale(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
-	g := startGateway(t, rpRedisEnv(k, topic, "", map[string]string{"REPLAY_BUFFER_MEMORY_SIZE": "50"}))
-	l := rpNewLog()
+	g := startGateway(t, redisEnv(k, topic, "", map[string]string{"REPLAY_BUFFER_MEMORY_SIZE": "50"}))
+	l := newProduced()
 	l.produce(t, k, topic, 400, 0)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 
 	// A resume Kafka serves: the gateway now caches log start 0.
-	warm := rpNewStream(l, map[int32]int64{0: 100})
-	if _, n := rpReplayComplete(t, rpDial(g, map[int32]int64{0: 100}), warm, rpArrive); n != 299 {
+	warm := newExact(l, map[int32]int64{0: 100})
+	if _, n := readReplayComplete(t, dialCursor(g, map[int32]int64{0: 100}), warm, arrive); n != 299 {
 		t.Fatalf("warm-up resume from 100: %d records, want 299", n)
 	}
 	const logStart, cursor = 200, 150
 	k.DeleteRecords(t, topic, 0, logStart)
-	s := rpNewStream(l, map[int32]int64{0: cursor})
-	c := rpDial(g, map[int32]int64{0: cursor})
-	rc := rpReadStaleReplay(t, c, s, cursor, logStart, "warning") // 49 records
+	s := newExact(l, map[int32]int64{0: cursor})
+	c := dialCursor(g, map[int32]int64{0: cursor})
+	rc := readStaleReplay(t, c, s, cursor, logStart, "warning") // 49 records
 	if s.n != 200 || rc.TotalReplayed != 200 || rc.LastOffsetsByPartition[0] != 399 {
 		t.Fatalf("after the gap: %d records, replay_complete %+v; want 200..399", s.n, rc)
 	}
 	l.produce(t, k, topic, 10, 0)
-	rpReadUntilEnds(t, c, s, l.ends(), rpArrive)
+	readExactTo(t, c, s, l.last(), arrive)
 }
 
 // fgReadToClose reads until the connection ends and returns the control

@@ -1,8 +1,7 @@
-package app
+package e2e
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
@@ -33,7 +31,7 @@ func TestFaultHealthBrokerKillAndRestart(t *testing.T) {
 	srv := testenv.StartKafka(t)
 	topic := srv.Topic(t, 1)
 	g := startGateway(t, gatewayEnv(srv.KafkaEnv, topic))
-	c := rpDial(g, rpCursorAll(1, -1))
+	c := dialCursor(g, cursorAll(1, -1))
 	produceEvents(t, srv.KafkaEnv, topic, 0, 0, 3)
 	readN(t, c, 3, 30*time.Second)
 	if code, body := g.get("/readyz"); code != http.StatusOK {
@@ -44,7 +42,7 @@ func TestFaultHealthBrokerKillAndRestart(t *testing.T) {
 	killed := time.Now()
 	fhWaitReadyz(t, g, http.StatusServiceUnavailable, 30*time.Second)
 	down := time.Since(killed)
-	h := rpGetHealth(t, g)
+	h := getHealth(t, g)
 
 	srv.Start(t)
 	up := time.Now()
@@ -79,12 +77,12 @@ func TestFaultHealthKafkaDownAtStart(t *testing.T) {
 	r := testenv.Redis(t)
 	srv.Stop(t)
 
-	g := fhStartUnready(t, rpRedisEnv(srv.KafkaEnv, topic, r.URL, nil))
+	g := startGateway(t, redisEnv(srv.KafkaEnv, topic, r.URL, nil), unready())
 	time.Sleep(8 * time.Second) // several failed attempts: the backoff grows
 	if code, _ := g.get("/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz %d with Kafka down", code)
 	}
-	h := rpGetHealth(t, g)
+	h := getHealth(t, g)
 	if strings.Contains(strings.ToLower(h.Alert), "redis") {
 		t.Fatalf("/health blames Redis while only Kafka is down: %q", h.Alert)
 	}
@@ -117,7 +115,7 @@ func TestFaultHealthStallRestart(t *testing.T) {
 	brokers := cluster.ListenAddrs()
 	g := startGateway(t, map[string]string{"KAFKA_BROKERS": strings.Join(brokers, ","), "KAFKA_TOPIC": topic,
 		"STALL_RESTART_SECS": "2"})
-	c := rpDial(g, rpCursorAll(1, -1))
+	c := dialCursor(g, cursorAll(1, -1))
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
 		t.Fatal(err)
@@ -174,7 +172,7 @@ func fhWaitReadyz(t *testing.T, g *gateway, code int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		got, _ := ftGet(context.Background(), g.base+"/readyz")
+		got, _ := tryGet(context.Background(), g.base+"/readyz")
 		if got == code {
 			return
 		}
@@ -183,32 +181,4 @@ func fhWaitReadyz(t *testing.T, g *gateway, code int, timeout time.Duration) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// fhStartUnready runs a gateway like startGateway but returns as soon as
-// HTTP listens, without waiting for Kafka.
-func fhStartUnready(t *testing.T, env map[string]string) *gateway {
-	t.Helper()
-	full := baseEnv(t)
-	for k, v := range env {
-		full[k] = v
-	}
-	g := &gateway{t: t, env: full}
-	cfg, err := config.Load(nil, func(k string) string { return full[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(cfg, log, Options{})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g.App, g.cancel, g.done = a, cancel, make(chan error, 1)
-	go func() { g.done <- a.Run(ctx) }()
-	t.Cleanup(func() { g.stop() })
-	testenv.WaitFor(t, 10*time.Second, func() bool { return a.HTTPAddr() != "" }, "HTTP listening")
-	g.base = "http://" + a.HTTPAddr()
-	g.ws = "ws://" + a.HTTPAddr() + "/ws"
-	return g
 }

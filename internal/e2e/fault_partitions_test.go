@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -131,12 +131,12 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	go func() { defer close(produced); pr.run(ctx, t) }()
 	t.Cleanup(func() { stopProducer(); <-produced })
 
-	coreWaitHeads(t, g, map[int32]int64{0: 20, 1: 20})
+	waitHeads(t, g, map[int32]int64{0: 20, 1: 20}, 30*time.Second)
 	clients := make([]*fpClient, 3)
 	for i := range clients {
 		resume := &wsclient.Resume{From: wsclient.FromLatest}
 		if i == 2 {
-			resume = &wsclient.Resume{From: wsclient.FromCursor, Offsets: map[int32]int64{0: 10}, Namespace: rpNamespace(t, g)}
+			resume = &wsclient.Resume{From: wsclient.FromCursor, Offsets: map[int32]int64{0: 10}, Namespace: namespaceOf(t, g)}
 		}
 		c := &fpClient{seen: map[int32]map[int64]int{}, first: map[int32]int64{}}
 		conn := g.dial(resume)

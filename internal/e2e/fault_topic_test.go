@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"bytes"
@@ -34,18 +34,18 @@ import (
 func TestFaultTopicRecreated(t *testing.T) {
 	k, topic := kafkaEnv(t, 2)
 	r := testenv.Redis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, r.URL, nil))
-	oldNS := rpNamespace(t, g)
-	rpCleanupKeys(t, r.Client, oldNS)
+	g := startGateway(t, redisEnv(k, topic, r.URL, nil))
+	oldNS := namespaceOf(t, g)
+	cleanupRedisKeys(t, r.Client, oldNS)
 
 	var oldVals [][]byte
 	for p := range int32(2) {
 		_, vals := produceEvents(t, k, topic, p, 0, 5)
 		oldVals = append(oldVals, vals...)
 	}
-	first := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: rpCursorAll(2, -1), Namespace: oldNS})
+	first := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursorAll(2, -1), Namespace: oldNS})
 	readN(t, first, 10, 30*time.Second)
-	rpWaitRedis(t, r.Client, oldNS, map[int32]int64{0: 5, 1: 5}, 30*time.Second)
+	waitRedis(t, r.Client, oldNS, map[int32]int64{0: 4, 1: 4}, 30*time.Second)
 
 	// The first client reads on until the server closes it.
 	type closed struct {
@@ -107,11 +107,11 @@ func TestFaultTopicRecreated(t *testing.T) {
 	cpu, wall := ftCPU(t)-cpu0, time.Since(wall0)
 	errs := ftKafkaErrors(t, g) - errs0
 
-	newNS := rpNamespace(t, g)
+	newNS := namespaceOf(t, g)
 	if newNS == oldNS {
 		t.Fatalf("resume_namespace still %s after the client was closed", oldNS)
 	}
-	rpCleanupKeys(t, r.Client, newNS)
+	cleanupRedisKeys(t, r.Client, newNS)
 	testenv.WaitFor(t, 30*time.Second, func() bool { code, _ := g.get("/readyz"); return code == http.StatusOK }, "/readyz 200 after adoption")
 	ready := time.Since(created)
 	first503, alert := watch.stop()
@@ -125,9 +125,9 @@ func TestFaultTopicRecreated(t *testing.T) {
 	// A resume in the old namespace: stale for every listed partition, even
 	// where the offset exists in the new topic.
 	old := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: map[int32]int64{0: 1, 1: 0}, Namespace: oldNS})
-	got := readUntil(t, old, 30*time.Second, func(r received) bool { return r.hasControl("replay_complete") })
+	got := readUntil(t, old, 30*time.Second, func(r *stream) bool { return r.hasControl("replay_complete") })
 	var stale []int32
-	for _, ctl := range got.controls {
+	for _, ctl := range got.controls("") {
 		if ctl.Type == "cursor_stale" {
 			var cs wsclient.CursorStale
 			if err := ctl.Decode(&cs); err != nil {
@@ -138,27 +138,27 @@ func TestFaultTopicRecreated(t *testing.T) {
 	}
 	slices.Sort(stale)
 	if !slices.Equal(stale, []int32{0, 1}) {
-		t.Fatalf("old-namespace resume: cursor_stale for %v, want [0 1] (controls %s)", stale, controlTypes(got.controls))
+		t.Fatalf("old-namespace resume: cursor_stale for %v, want [0 1] (controls %s)", stale, controlTypes(got.controls("")))
 	}
-	ftNoOld(t, "old-namespace resume", got.records, oldVals)
+	ftNoOld(t, "old-namespace resume", got.records(), oldVals)
 
 	// The new namespace from the start: exactly the new topic's records.
-	fresh := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: rpCursorAll(2, -1), Namespace: newNS})
-	got = readUntil(t, fresh, 30*time.Second, func(r received) bool {
-		return r.hasControl("replay_complete") && len(r.records) >= len(newVals)
+	fresh := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursorAll(2, -1), Namespace: newNS})
+	got = readUntil(t, fresh, 30*time.Second, func(r *stream) bool {
+		return r.hasControl("replay_complete") && r.n >= len(newVals)
 	})
-	got.records = append(got.records, ftDrain(fresh, time.Second)...)
-	coreAssertOffsets(t, "new namespace from the start", got.records, map[int32][]int64{0: {0, 1, 2}, 1: {0, 1}})
-	ftNoOld(t, "new namespace", got.records, oldVals)
-	for _, rec := range got.records {
+	recs := append(got.records(), ftDrain(fresh, time.Second)...)
+	assertOffsets(t, "new namespace from the start", recs, map[int32][]int64{0: {0, 1, 2}, 1: {0, 1}})
+	ftNoOld(t, "new namespace", recs, oldVals)
+	for _, rec := range recs {
 		if !slices.ContainsFunc(newVals, func(v []byte) bool { return bytes.Equal(v, rec.Value) }) {
 			t.Fatalf("p%d@%d is not a record of the new topic", rec.Partition, rec.Offset)
 		}
 	}
 	// Redis: the new records went to the new namespace's keys only.
-	rpWaitRedis(t, r.Client, newNS, map[int32]int64{0: 3, 1: 2}, 30*time.Second)
+	waitRedis(t, r.Client, newNS, map[int32]int64{0: 2, 1: 1}, 30*time.Second)
 	for p := range int32(2) {
-		if n, newest := rpRedisLen(r.Client, oldNS, p); newest != 4 || n != 5 {
+		if n, newest := redisLen(r.Client, oldNS, p); newest != 4 || n != 5 {
 			t.Fatalf("old namespace's p%d in Redis: %d entries up to %d, want its 5 old ones", p, n, newest)
 		}
 	}
@@ -254,7 +254,7 @@ func ftCPU(t *testing.T) time.Duration {
 // ftKafkaErrors is the sum of websocket_kafka_errors_by_type_total.
 func ftKafkaErrors(t *testing.T, g *gateway) float64 {
 	t.Helper()
-	v, _ := coreMetric(coreScrape(t, g), "websocket_kafka_errors_by_type_total", nil)
+	v, _ := sampleValue(scrape(t, g), "websocket_kafka_errors_by_type_total", nil)
 	return v
 }
 
@@ -282,11 +282,11 @@ func ftWatchReadiness(t *testing.T, g *gateway) *ftReadiness {
 				return
 			case <-tick.C:
 			}
-			code, _ := ftGet(ctx, g.base+"/readyz")
+			code, _ := tryGet(ctx, g.base+"/readyz")
 			if code != http.StatusServiceUnavailable {
 				continue
 			}
-			_, body := ftGet(ctx, g.base+"/health")
+			_, body := tryGet(ctx, g.base+"/health")
 			var h struct {
 				Alert string `json:"alert"`
 			}
@@ -317,21 +317,4 @@ func (w *ftReadiness) stop() (time.Time, string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.first, w.alert
-}
-
-// ftGet is a GET that does not fail the test (it runs off the test
-// goroutine); 0 on a transport error.
-func ftGet(ctx context.Context, url string) (int, []byte) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, nil
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, nil
-	}
-	defer resp.Body.Close()
-	var buf bytes.Buffer
-	_, _ = buf.ReadFrom(resp.Body)
-	return resp.StatusCode, buf.Bytes()
 }

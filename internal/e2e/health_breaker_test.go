@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"encoding/json"
@@ -44,7 +44,7 @@ func getHealthBreaker(t *testing.T, g *gateway) healthBreaker {
 func TestHealthCircuitBreakerRedisOutage(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
 	srv := testenv.StartRedis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, srv.URL, nil))
+	g := startGateway(t, redisEnv(k, topic, srv.URL, nil))
 	testenv.WaitFor(t, 30*time.Second, func() bool {
 		return getHealthBreaker(t, g).CircuitBreaker.State == "healthy"
 	}, "circuit_breaker healthy with Redis up")

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -29,10 +29,10 @@ func TestCoreControlFrameErrors(t *testing.T) {
 	for p := int32(0); p < 2; p++ {
 		produced[p], _ = produceEvents(t, k, topic, p, 0, 5)
 	}
-	coreWaitHeads(t, g, coreLastOf(produced))
+	waitHeads(t, g, lastOf(produced), 30*time.Second)
 
 	t.Run("malformed JSON keeps the connection", func(t *testing.T) {
-		c := coreDialRaw(t, g, 0)
+		c := dialRaw(t, g, 0)
 		c.writeFrame(t, ws.OpText, true, []byte(`{"type":"resume",`))
 		if m := c.nextControl(t, 10*time.Second); m["type"] != "error" || m["code"] != "INVALID_JSON" {
 			t.Fatalf("after malformed JSON: %v, want error INVALID_JSON", m)
@@ -44,21 +44,21 @@ func TestCoreControlFrameErrors(t *testing.T) {
 		// Invalid entries are reported and ignored; partition 1 still
 		// replays from its cursor, partition 0 (invalid) as unlisted.
 		c.sendJSON(t, map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "abc", "1": "2", "x": 1}})
-		var s coreStream
-		c.read(t, &s, 10*time.Second, "resume after errors", coreUntilControl("replay_complete", 1))
+		var s stream
+		c.read(t, &s, 10*time.Second, "resume after errors", untilControl("replay_complete", 1))
 		errs := s.controls("error")
 		if len(errs) != 1 {
 			t.Fatalf("want one error frame, got %s", s.summary())
 		}
-		e := coreDecode[wsclient.ErrorFrame](t, errs[0])
+		e := decodeControl[wsclient.ErrorFrame](t, errs[0])
 		if e.Code != "RESUME_INVALID_ENTRY" || !slices.Contains(e.Entries, `0="abc"`) || !slices.Contains(e.Entries, "x=1") {
 			t.Errorf("error frame %s: want RESUME_INVALID_ENTRY listing 0=\"abc\" and x=1", errs[0].Raw)
 		}
-		coreAssertOffsets(t, "resume with invalid entries", s.records(), map[int32][]int64{0: coreSpan(0, 4), 1: coreSpan(3, 4)})
+		assertOffsets(t, "resume with invalid entries", s.records(), map[int32][]int64{0: offsetRange(0, 4), 1: offsetRange(3, 4)})
 	})
 
 	t.Run("over-size frame header", func(t *testing.T) {
-		c := coreDialRaw(t, g, 0)
+		c := dialRaw(t, g, 0)
 		// Only the header goes out: the gateway must answer without
 		// waiting for (or buffering) the 2 MiB it announces.
 		h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: ws.NewMask(), Length: 2 << 20}
@@ -70,7 +70,7 @@ func TestCoreControlFrameErrors(t *testing.T) {
 	})
 
 	t.Run("over-size across fragments", func(t *testing.T) {
-		c := coreDialRaw(t, g, 0)
+		c := dialRaw(t, g, 0)
 		c.writeFrame(t, ws.OpText, false, make([]byte, 700<<10)) // 700 KiB, not final
 		h := ws.Header{Fin: true, OpCode: ws.OpContinuation, Masked: true, Mask: ws.NewMask(), Length: 400 << 10}
 		c.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
@@ -80,23 +80,23 @@ func TestCoreControlFrameErrors(t *testing.T) {
 		expectTooLarge(t, c)
 	})
 
-	m := coreScrape(t, g)
-	if v, _ := coreMetric(m, "websocket_control_oversized_total", nil); v != 2 {
+	m := scrape(t, g)
+	if v, _ := sampleValue(m, "websocket_control_oversized_total", nil); v != 2 {
 		t.Errorf("websocket_control_oversized_total = %v, want 2", v)
 	}
-	if v, _ := coreMetric(m, "websocket_control_parse_failures_total", nil); v != 1 {
+	if v, _ := sampleValue(m, "websocket_control_parse_failures_total", nil); v != 1 {
 		t.Errorf("websocket_control_parse_failures_total = %v, want 1", v)
 	}
 }
 
 // expectTooLarge reads CONTROL_FRAME_TOO_LARGE, then close 1009.
-func expectTooLarge(t *testing.T, c *coreRaw) {
+func expectTooLarge(t *testing.T, c *rawConn) {
 	t.Helper()
 	if m := c.nextControl(t, 10*time.Second); m["type"] != "error" || m["code"] != "CONTROL_FRAME_TOO_LARGE" {
 		t.Fatalf("got %v, want error CONTROL_FRAME_TOO_LARGE", m)
 	}
 	_, _, err := c.next(time.Now().Add(10 * time.Second))
-	var ce *coreRawClosed
+	var ce *rawClosed
 	if !errors.As(err, &ce) || ce.code != 1009 {
 		t.Fatalf("after the error frame: %v, want close 1009", err)
 	}
@@ -136,8 +136,8 @@ func TestCoreConnectionLimitPerIP(t *testing.T) {
 		if status != 0 {
 			t.Fatalf("connection %d refused with HTTP %d", i+1, status)
 		}
-		var s coreStream
-		coreReadT(t, c, &s, 10*time.Second, "replay_complete", coreUntilControl("replay_complete", 1))
+		var s stream
+		readMore(t, c, &s, 10*time.Second, "replay_complete", untilControl("replay_complete", 1))
 		open = append(open, c)
 	}
 	if status, _ := dialStatus(t, g, ""); status != http.StatusTooManyRequests {
@@ -155,16 +155,16 @@ func TestCoreConnectionLimitPerIP(t *testing.T) {
 		again = c
 		return c != nil
 	}, "a connection succeeds once a slot is released")
-	var s coreStream
-	coreReadT(t, again, &s, 10*time.Second, "replay_complete on the new connection", coreUntilControl("replay_complete", 1))
+	var s stream
+	readMore(t, again, &s, 10*time.Second, "replay_complete on the new connection", untilControl("replay_complete", 1))
 	if status, _ := dialStatus(t, g, ""); status != http.StatusTooManyRequests {
 		t.Fatalf("with two open again: HTTP %d, want 429", status)
 	}
-	m := coreScrape(t, g)
-	if v, _ := coreMetric(m, "websocket_rejected_connections_total", map[string]string{"reason": "ip_limit"}); v < 2 {
+	m := scrape(t, g)
+	if v, _ := sampleValue(m, "websocket_rejected_connections_total", map[string]string{"reason": "ip_limit"}); v < 2 {
 		t.Errorf("websocket_rejected_connections_total{reason=ip_limit} = %v, want >= 2", v)
 	}
-	if v, _ := coreMetric(m, "websocket_connected_clients", nil); v != 2 {
+	if v, _ := sampleValue(m, "websocket_connected_clients", nil); v != 2 {
 		t.Errorf("websocket_connected_clients = %v, want 2", v)
 	}
 }
@@ -191,11 +191,11 @@ func TestCoreOriginCheck(t *testing.T) {
 			continue
 		}
 		if c != nil {
-			var s coreStream
-			coreReadT(t, c, &s, 10*time.Second, "replay_complete", coreUntilControl("replay_complete", 1))
+			var s stream
+			readMore(t, c, &s, 10*time.Second, "replay_complete", untilControl("replay_complete", 1))
 		}
 	}
-	if v, _ := coreMetric(coreScrape(t, g), "websocket_rejected_connections_total", map[string]string{"reason": "origin"}); v != 3 {
+	if v, _ := sampleValue(scrape(t, g), "websocket_rejected_connections_total", map[string]string{"reason": "origin"}); v != 3 {
 		t.Errorf("websocket_rejected_connections_total{reason=origin} = %v, want 3", v)
 	}
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -44,26 +44,26 @@ func TestCoreKafkaSecurity(t *testing.T) {
 				env[key] = v
 			}
 			old, _ := produceEvents(t, k, topic, 0, 1, 20) // offsets 0..19: memory will keep 5
-			bad := produceRaw(t, k, topic, 0, coreVector(t, "invalid_zstd_corrupt.bin"))[0]
+			bad := produceRaw(t, k, topic, 0, vector(t, "invalid_zstd_corrupt.bin"))[0]
 			g := startGateway(t, env)
-			coreWaitHeads(t, g, map[int32]int64{0: bad})
+			waitHeads(t, g, map[int32]int64{0: bad}, 30*time.Second)
 
 			c := g.dial(&wsclient.Resume{Offsets: map[int32]int64{0: -1}})
-			var s coreStream
-			coreReadT(t, c, &s, 30*time.Second, "replay", coreUntilControl("replay_complete", 1))
-			coreAssertOffsets(t, "replay", s.records(), map[int32][]int64{0: old})
+			var s stream
+			readMore(t, c, &s, 30*time.Second, "replay", untilControl("replay_complete", 1))
+			assertOffsets(t, "replay", s.records(), map[int32][]int64{0: old})
 			if n := len(s.controls("skipped")); n != 1 {
 				t.Fatalf("%d skipped frames, want 1 (offset %d)", n, bad)
 			}
-			if v, _ := coreMetric(coreScrape(t, g), "websocket_replay_tier_hits_total", map[string]string{"tier": "kafka"}); v < 1 {
+			if v, _ := sampleValue(scrape(t, g), "websocket_replay_tier_hits_total", map[string]string{"tier": "kafka"}); v < 1 {
 				t.Fatal("no replay page came from Kafka: the deep reader did not read over the secure listener")
 			}
 
 			live, _ := produceEvents(t, k, topic, 0, 21, 3)
-			coreReadT(t, c, &s, 30*time.Second, "live", func(s *coreStream) bool { return len(s.records()) == len(old)+3 })
-			coreAssertOffsets(t, "live", s.records()[len(old):], map[int32][]int64{0: live})
+			readMore(t, c, &s, 30*time.Second, "live", func(s *stream) bool { return len(s.records()) == len(old)+3 })
+			assertOffsets(t, "live", s.records()[len(old):], map[int32][]int64{0: live})
 
-			_, health := coreGetJSON(t, g, "/health")
+			_, health := getJSON(t, g, "/health")
 			if health["kafka_status"] != "connected" {
 				t.Fatalf("/health kafka_status %v", health["kafka_status"])
 			}

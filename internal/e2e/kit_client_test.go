@@ -1,10 +1,11 @@
-package app
+package e2e
 
-// Helpers of the core_* end-to-end tests (issue 3, "Gateway core"): an
-// ordered stream reader that does not fail the test (usable from
-// goroutines), a raw WebSocket client over a plain TCP connection (for
-// clients that misbehave: never read, send malformed or oversized frames),
-// polling of heads and HTTP endpoints, and a small Prometheus text parser.
+// The kit's client side (doc.go describes the whole kit): what a client
+// received, read in order by readers that do not fail the test (usable
+// from goroutines) or do; offsets per partition; waiting for the
+// gateway's heads; and a raw WebSocket client over a plain TCP connection
+// (for clients that misbehave: never read, send malformed or oversized
+// frames).
 
 import (
 	"bufio"
@@ -18,28 +19,26 @@ import (
 	"net"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/dashflow/dashstream-gateway/internal/dashstream"
-	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// coreStream is everything a client received, in arrival order.
-type coreStream struct {
+// stream is everything a client received, in arrival order.
+type stream struct {
 	msgs []wsclient.Message
+	n    int // records among msgs
 }
 
-func (s *coreStream) add(m wsclient.Message) {
+func (s *stream) add(m wsclient.Message) {
 	if m.Kind == wsclient.KindRecord {
 		m.Record.Value = bytes.Clone(m.Record.Value)
+		s.n++
 	} else {
 		m.Control.Raw = bytes.Clone(m.Control.Raw)
 	}
@@ -47,7 +46,7 @@ func (s *coreStream) add(m wsclient.Message) {
 }
 
 // records returns the records in arrival order.
-func (s *coreStream) records() []wsclient.Record {
+func (s *stream) records() []wsclient.Record {
 	var out []wsclient.Record
 	for _, m := range s.msgs {
 		if m.Kind == wsclient.KindRecord {
@@ -58,7 +57,7 @@ func (s *coreStream) records() []wsclient.Record {
 }
 
 // controls returns the control frames of type typ ("" = all) in order.
-func (s *coreStream) controls(typ string) []wsclient.Control {
+func (s *stream) controls(typ string) []wsclient.Control {
 	var out []wsclient.Control
 	for _, m := range s.msgs {
 		if m.Kind == wsclient.KindControl && (typ == "" || m.Control.Type == typ) {
@@ -68,9 +67,12 @@ func (s *coreStream) controls(typ string) []wsclient.Control {
 	return out
 }
 
+// hasControl reports whether a control frame of type typ was received.
+func (s *stream) hasControl(typ string) bool { return len(s.controls(typ)) > 0 }
+
 // recordsBefore counts the records received before the first control frame
 // of type typ (-1 when there is none).
-func (s *coreStream) recordsBefore(typ string) int {
+func (s *stream) recordsBefore(typ string) int {
 	n := 0
 	for _, m := range s.msgs {
 		if m.Kind == wsclient.KindControl && m.Control.Type == typ {
@@ -84,7 +86,7 @@ func (s *coreStream) recordsBefore(typ string) int {
 }
 
 // last returns the last offset received per partition.
-func (s *coreStream) last() map[int32]int64 {
+func (s *stream) last() map[int32]int64 {
 	out := map[int32]int64{}
 	for _, r := range s.records() {
 		out[r.Partition] = r.Offset
@@ -94,7 +96,7 @@ func (s *coreStream) last() map[int32]int64 {
 
 // reachedAll reports whether the last offset of every partition of want
 // reached it.
-func (s *coreStream) reachedAll(want map[int32]int64) bool {
+func (s *stream) reachedAll(want map[int32]int64) bool {
 	last := s.last()
 	for p, o := range want {
 		if l, ok := last[p]; !ok || l < o {
@@ -104,7 +106,7 @@ func (s *coreStream) reachedAll(want map[int32]int64) bool {
 	return true
 }
 
-func (s *coreStream) summary() string {
+func (s *stream) summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d records, last %v, controls:", len(s.records()), s.last())
 	for _, c := range s.controls("") {
@@ -113,9 +115,9 @@ func (s *coreStream) summary() string {
 	return b.String()
 }
 
-// coreRead reads c until done(stream) holds. It never fails the test, so it
+// readMoreCtx reads c until done(stream) holds. It never fails the test, so it
 // can run in a goroutine; the stream read so far comes back with the error.
-func coreRead(ctx context.Context, c *wsclient.Conn, s *coreStream, done func(*coreStream) bool) error {
+func readMoreCtx(ctx context.Context, c *wsclient.Conn, s *stream, done func(*stream) bool) error {
 	for !done(s) {
 		m, err := c.Next(ctx)
 		if err != nil {
@@ -126,24 +128,40 @@ func coreRead(ctx context.Context, c *wsclient.Conn, s *coreStream, done func(*c
 	return nil
 }
 
-// coreReadT is coreRead on the test goroutine: it fails the test on error.
-func coreReadT(t testing.TB, c *wsclient.Conn, s *coreStream, timeout time.Duration, what string, done func(*coreStream) bool) {
+// readMore is readMoreCtx on the test goroutine: it fails the test on error.
+func readMore(t testing.TB, c *wsclient.Conn, s *stream, timeout time.Duration, what string, done func(*stream) bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	if err := coreRead(ctx, c, s, done); err != nil {
+	if err := readMoreCtx(ctx, c, s, done); err != nil {
 		t.Fatalf("%s: %v; got so far: %s", what, err, s.summary())
 	}
 }
 
-// coreUntilControl is a done func: a control frame of type typ was received n
-// times.
-func coreUntilControl(typ string, n int) func(*coreStream) bool {
-	return func(s *coreStream) bool { return len(s.controls(typ)) >= n }
+// readN reads c, from now on, until n records arrived (control frames are
+// kept too), failing the test at timeout.
+func readN(t testing.TB, c *wsclient.Conn, n int, timeout time.Duration) *stream {
+	t.Helper()
+	return readUntil(t, c, timeout, func(s *stream) bool { return s.n >= n })
 }
 
-// coreOffsets groups offsets per partition in arrival order.
-func coreOffsets(recs []wsclient.Record) map[int32][]int64 {
+// readUntil reads c, from now on, until done holds, failing the test at
+// timeout.
+func readUntil(t testing.TB, c *wsclient.Conn, timeout time.Duration, done func(*stream) bool) *stream {
+	t.Helper()
+	s := &stream{}
+	readMore(t, c, s, timeout, "read", done)
+	return s
+}
+
+// untilControl is a done func: a control frame of type typ was received n
+// times.
+func untilControl(typ string, n int) func(*stream) bool {
+	return func(s *stream) bool { return len(s.controls(typ)) >= n }
+}
+
+// offsetsOf groups offsets per partition in arrival order.
+func offsetsOf(recs []wsclient.Record) map[int32][]int64 {
 	out := map[int32][]int64{}
 	for _, r := range recs {
 		out[r.Partition] = append(out[r.Partition], r.Offset)
@@ -151,8 +169,8 @@ func coreOffsets(recs []wsclient.Record) map[int32][]int64 {
 	return out
 }
 
-// span returns the offsets from..to inclusive.
-func coreSpan(from, to int64) []int64 {
+// offsetRange returns the offsets from..to inclusive.
+func offsetRange(from, to int64) []int64 {
 	var out []int64
 	for o := from; o <= to; o++ {
 		out = append(out, o)
@@ -160,8 +178,8 @@ func coreSpan(from, to int64) []int64 {
 	return out
 }
 
-// after returns the offsets of offs strictly greater than cursor.
-func coreAfter(offs []int64, cursor int64) []int64 {
+// offsetsAfter returns the offsets of offs strictly greater than cursor.
+func offsetsAfter(offs []int64, cursor int64) []int64 {
 	var out []int64
 	for _, o := range offs {
 		if o > cursor {
@@ -173,23 +191,23 @@ func coreAfter(offs []int64, cursor int64) []int64 {
 
 // assertOffsets checks that got holds exactly want per partition, in order
 // (no duplicate, no hole, no extra partition).
-func coreAssertOffsets(t testing.TB, what string, got []wsclient.Record, want map[int32][]int64) {
+func assertOffsets(t testing.TB, what string, got []wsclient.Record, want map[int32][]int64) {
 	t.Helper()
-	g := coreOffsets(got)
+	g := offsetsOf(got)
 	for p, w := range want {
 		if !slices.Equal(g[p], w) {
-			t.Errorf("%s: partition %d: got %s, want %s", what, p, coreFmtOffsets(g[p]), coreFmtOffsets(w))
+			t.Errorf("%s: partition %d: got %s, want %s", what, p, fmtOffsets(g[p]), fmtOffsets(w))
 		}
 	}
 	for p, o := range g {
 		if _, ok := want[p]; !ok && len(o) > 0 {
-			t.Errorf("%s: partition %d: got %s, want nothing", what, p, coreFmtOffsets(o))
+			t.Errorf("%s: partition %d: got %s, want nothing", what, p, fmtOffsets(o))
 		}
 	}
 }
 
 // fmtOffsets prints runs of consecutive offsets compactly: [0-9 11 13-20].
-func coreFmtOffsets(offs []int64) string {
+func fmtOffsets(offs []int64) string {
 	var b strings.Builder
 	b.WriteByte('[')
 	for i := 0; i < len(offs); {
@@ -211,8 +229,8 @@ func coreFmtOffsets(offs []int64) string {
 	return b.String()
 }
 
-// coreDecode decodes a control frame, failing the test on error.
-func coreDecode[T any](t testing.TB, c wsclient.Control) T {
+// decodeControl decodes a control frame, failing the test on error.
+func decodeControl[T any](t testing.TB, c wsclient.Control) T {
 	t.Helper()
 	var v T
 	if err := c.Decode(&v); err != nil {
@@ -221,19 +239,19 @@ func coreDecode[T any](t testing.TB, c wsclient.Control) T {
 	return v
 }
 
-// coreReplayComplete returns the single replay_complete frame, failing the
+// replayCompleteOf returns the single replay_complete frame, failing the
 // test when there is not exactly one.
-func coreReplayComplete(t testing.TB, s *coreStream) wsclient.ReplayComplete {
+func replayCompleteOf(t testing.TB, s *stream) wsclient.ReplayComplete {
 	t.Helper()
 	rcs := s.controls("replay_complete")
 	if len(rcs) != 1 {
 		t.Fatalf("want exactly one replay_complete, got %d: %s", len(rcs), s.summary())
 	}
-	return coreDecode[wsclient.ReplayComplete](t, rcs[0])
+	return decodeControl[wsclient.ReplayComplete](t, rcs[0])
 }
 
-// lastOffsets converts a replay_complete's map.
-func coreRCLast(rc wsclient.ReplayComplete) map[int32]int64 {
+// rcLast is a replay_complete's lastOffsetsByPartition as last offsets.
+func rcLast(rc wsclient.ReplayComplete) map[int32]int64 {
 	out := make(map[int32]int64, len(rc.LastOffsetsByPartition))
 	for p, o := range rc.LastOffsetsByPartition {
 		out[p] = int64(o)
@@ -241,26 +259,23 @@ func coreRCLast(rc wsclient.ReplayComplete) map[int32]int64 {
 	return out
 }
 
-// coreWaitHeads polls until the gateway's hub has been handed at least want per
-// partition (the consumer has consumed and published them).
-func coreWaitHeads(t testing.TB, g *gateway, want map[int32]int64) {
+// waitHeads waits until the gateway's hub has been handed every partition
+// of last up to its offset (the consumer consumed and published them).
+func waitHeads(t testing.TB, g *gateway, last map[int32]int64, timeout time.Duration) {
 	t.Helper()
-	testenv.WaitFor(t, 30*time.Second, func() bool {
+	testenv.WaitFor(t, timeout, func() bool {
 		h := g.Hub().Heads()
-		for p, o := range want {
-			if h[p] < o {
-				return false
-			}
-			if _, ok := h[p]; !ok {
+		for p, o := range last {
+			if head, ok := h[p]; !ok || head < o {
 				return false
 			}
 		}
 		return true
-	}, fmt.Sprintf("hub heads reach %v", want))
+	}, fmt.Sprintf("gateway heads reach %v", last))
 }
 
 // lastOf returns the last offset per partition of produced offsets.
-func coreLastOf(m map[int32][]int64) map[int32]int64 {
+func lastOf(m map[int32][]int64) map[int32]int64 {
 	out := map[int32]int64{}
 	for p, o := range m {
 		if len(o) > 0 {
@@ -270,148 +285,17 @@ func coreLastOf(m map[int32][]int64) map[int32]int64 {
 	return out
 }
 
-// coreGetJSON fetches path and decodes its JSON body with numbers kept exact.
-func coreGetJSON(t testing.TB, g *gateway, path string) (int, map[string]any) {
-	t.Helper()
-	code, body := g.get(path)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	var v map[string]any
-	if err := dec.Decode(&v); err != nil {
-		t.Fatalf("GET %s: %d, body %q is not a JSON object: %v", path, code, body, err)
-	}
-	return code, v
-}
-
-// coreJSONInt reads an integer JSON number at key of obj (failing on anything
-// else: a string, a float, null, missing).
-func coreJSONInt(t testing.TB, obj map[string]any, key string) int64 {
-	t.Helper()
-	n, ok := obj[key].(json.Number)
-	if !ok {
-		t.Fatalf("%s = %#v, want a JSON number", key, obj[key])
-	}
-	v, err := n.Int64()
-	if err != nil {
-		t.Fatalf("%s = %s, want an integer: %v", key, n, err)
-	}
-	return v
-}
-
-// corePromSample is one sample line of the Prometheus text format.
-type corePromSample struct {
-	name   string
-	labels map[string]string
-	value  float64
-}
-
-// coreParseProm parses the sample lines of a Prometheus text exposition.
-func coreParseProm(t testing.TB, body []byte) []corePromSample {
-	t.Helper()
-	var out []corePromSample
-	for _, line := range strings.Split(string(body), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		s := corePromSample{labels: map[string]string{}}
-		var rest string
-		if i := strings.IndexAny(line, "{ "); i >= 0 && line[i] == '{' {
-			s.name = line[:i]
-			j := strings.LastIndex(line, "}")
-			for _, kv := range coreSplitLabels(line[i+1 : j]) {
-				k, v, _ := strings.Cut(kv, "=")
-				uq, err := strconv.Unquote(v)
-				if err != nil {
-					t.Fatalf("metrics line %q: label %q: %v", line, kv, err)
-				}
-				s.labels[k] = uq
-			}
-			rest = strings.TrimSpace(line[j+1:])
-		} else {
-			s.name, rest, _ = strings.Cut(line, " ")
-		}
-		f := strings.Fields(rest)
-		if len(f) == 0 {
-			t.Fatalf("metrics line %q has no value", line)
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: value: %v", line, err)
-		}
-		s.value = v
-		out = append(out, s)
-	}
-	return out
-}
-
-// coreSplitLabels splits `a="x",b="y,z"` at the commas outside quotes.
-func coreSplitLabels(s string) []string {
-	var out []string
-	start, inQ := 0, false
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\':
-			i++
-		case '"':
-			inQ = !inQ
-		case ',':
-			if !inQ {
-				out = append(out, s[start:i])
-				start = i + 1
-			}
-		}
-	}
-	if start < len(s) {
-		out = append(out, s[start:])
-	}
-	return out
-}
-
-// metric returns the value of the sample name whose labels include labels,
-// summed over matching samples, and whether any matched.
-func coreMetric(samples []corePromSample, name string, labels map[string]string) (float64, bool) {
-	var sum float64
-	found := false
-	for _, s := range samples {
-		if s.name != name {
-			continue
-		}
-		match := true
-		for k, v := range labels {
-			if s.labels[k] != v {
-				match = false
-				break
-			}
-		}
-		if match {
-			sum += s.value
-			found = true
-		}
-	}
-	return sum, found
-}
-
-// scrape fetches /metrics and parses it.
-func coreScrape(t testing.TB, g *gateway) []corePromSample {
-	t.Helper()
-	code, body := g.get("/metrics")
-	if code != 200 {
-		t.Fatalf("/metrics: HTTP %d", code)
-	}
-	return coreParseProm(t, body)
-}
-
-// coreRaw is a WebSocket client on a plain TCP connection: the test decides
+// rawConn is a WebSocket client on a plain TCP connection: the test decides
 // what it sends and when (or whether) it reads.
-type coreRaw struct {
+type rawConn struct {
 	conn net.Conn
 	br   *bufio.Reader
 }
 
-// coreDialRaw upgrades a TCP connection to g's /ws. rcvBuf > 0 shrinks the
+// dialRaw upgrades a TCP connection to g's /ws. rcvBuf > 0 shrinks the
 // socket's receive buffer first (a client that does not read then stalls
 // the server's writes quickly).
-func coreDialRaw(t testing.TB, g *gateway, rcvBuf int) *coreRaw {
+func dialRaw(t testing.TB, g *gateway, rcvBuf int) *rawConn {
 	t.Helper()
 	d := ws.Dialer{
 		Timeout: 10 * time.Second,
@@ -434,11 +318,11 @@ func coreDialRaw(t testing.TB, g *gateway, rcvBuf int) *coreRaw {
 		br = bufio.NewReaderSize(conn, 4096)
 	}
 	t.Cleanup(func() { conn.Close() })
-	return &coreRaw{conn: conn, br: br}
+	return &rawConn{conn: conn, br: br}
 }
 
 // writeFrame writes one masked frame.
-func (r *coreRaw) writeFrame(t testing.TB, op ws.OpCode, fin bool, payload []byte) {
+func (r *rawConn) writeFrame(t testing.TB, op ws.OpCode, fin bool, payload []byte) {
 	t.Helper()
 	r.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if err := ws.WriteFrame(r.conn, ws.MaskFrameInPlace(ws.NewFrame(op, fin, payload))); err != nil {
@@ -447,7 +331,7 @@ func (r *coreRaw) writeFrame(t testing.TB, op ws.OpCode, fin bool, payload []byt
 }
 
 // sendJSON writes v as a text frame.
-func (r *coreRaw) sendJSON(t testing.TB, v any) {
+func (r *rawConn) sendJSON(t testing.TB, v any) {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -456,17 +340,17 @@ func (r *coreRaw) sendJSON(t testing.TB, v any) {
 	r.writeFrame(t, ws.OpText, true, b)
 }
 
-// coreRawClosed is returned by coreRaw.next when a close frame arrived.
-type coreRawClosed struct {
+// rawClosed is returned by rawConn.next when a close frame arrived.
+type rawClosed struct {
 	code   int
 	reason string
 }
 
-func (e *coreRawClosed) Error() string { return fmt.Sprintf("close frame %d %q", e.code, e.reason) }
+func (e *rawClosed) Error() string { return fmt.Sprintf("close frame %d %q", e.code, e.reason) }
 
 // next reads the next data frame (answering pings) until deadline: a text
 // frame (cursor frames included) or a binary frame.
-func (r *coreRaw) next(deadline time.Time) (ws.OpCode, []byte, error) {
+func (r *rawConn) next(deadline time.Time) (ws.OpCode, []byte, error) {
 	r.conn.SetReadDeadline(deadline)
 	for {
 		h, err := ws.ReadHeader(r.br)
@@ -482,7 +366,7 @@ func (r *coreRaw) next(deadline time.Time) (ws.OpCode, []byte, error) {
 		}
 		switch h.OpCode {
 		case ws.OpClose:
-			ce := &coreRawClosed{code: 1005}
+			ce := &rawClosed{code: 1005}
 			if len(p) >= 2 {
 				ce.code, ce.reason = int(binary.BigEndian.Uint16(p)), string(p[2:])
 			}
@@ -496,7 +380,7 @@ func (r *coreRaw) next(deadline time.Time) (ws.OpCode, []byte, error) {
 
 // nextControl reads until a text frame that is not a cursor and returns its
 // JSON (records on the way are discarded).
-func (r *coreRaw) nextControl(t testing.TB, timeout time.Duration) map[string]any {
+func (r *rawConn) nextControl(t testing.TB, timeout time.Duration) map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -519,7 +403,7 @@ func (r *coreRaw) nextControl(t testing.TB, timeout time.Duration) map[string]an
 
 // nextMessage reads the next record or control frame like wsclient does:
 // a cursor frame must be followed by its binary frame.
-func (r *coreRaw) nextMessage(deadline time.Time) (wsclient.Message, error) {
+func (r *rawConn) nextMessage(deadline time.Time) (wsclient.Message, error) {
 	op, p, err := r.next(deadline)
 	if err != nil {
 		return wsclient.Message{}, err
@@ -549,7 +433,7 @@ func (r *coreRaw) nextMessage(deadline time.Time) (wsclient.Message, error) {
 }
 
 // read reads r into s until done, failing the test after timeout.
-func (r *coreRaw) read(t testing.TB, s *coreStream, timeout time.Duration, what string, done func(*coreStream) bool) {
+func (r *rawConn) read(t testing.TB, s *stream, timeout time.Duration, what string, done func(*stream) bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !done(s) {
@@ -561,42 +445,10 @@ func (r *coreRaw) read(t testing.TB, s *coreStream, timeout time.Duration, what 
 	}
 }
 
-// coreBigEvent is a valid Event of about size bytes (a long node id).
-func coreBigEvent(t testing.TB, thread string, seq uint64, size int) []byte {
-	t.Helper()
-	msg := &dashstreampb.DashStreamMessage{Message: &dashstreampb.DashStreamMessage_Event{Event: &dashstreampb.Event{
-		Header: &dashstreampb.Header{ThreadId: thread, Sequence: seq, TimestampUs: time.Now().UnixMicro(),
-			Type: dashstreampb.MessageType_MESSAGE_TYPE_EVENT, TenantId: "test"},
-		EventType: dashstreampb.EventType_EVENT_TYPE_NODE_PROGRESS, NodeId: strings.Repeat("x", size)}}}
-	v, err := dashstream.Encode(msg, dashstream.FramingPlain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
-// produceBig produces n big events to each of parts partitions and returns
-// the offsets per partition.
-func produceBig(t testing.TB, k *testenv.KafkaEnv, topic string, parts int32, n, size int) map[int32][]int64 {
-	t.Helper()
-	var recs []*kgo.Record
-	for p := range parts {
-		for i := range n {
-			recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: coreBigEvent(t, "big-"+strconv.Itoa(int(p)), uint64(i+1), size)})
-		}
-	}
-	offs := k.ProduceRecords(t, recs...)
-	out := map[int32][]int64{}
-	for i, r := range recs {
-		out[r.Partition] = append(out[r.Partition], offs[i])
-	}
-	return out
-}
-
-// coreTCPState returns the kernel's state (hex, as in /proc/net/tcp: "01"
+// tcpState returns the kernel's state (hex, as in /proc/net/tcp: "01"
 // ESTABLISHED, "04" FIN_WAIT1, ...) of the IPv4 socket local→remote, "" when
 // no such socket exists, and false when /proc/net/tcp cannot be read.
-func coreTCPState(local, remote *net.TCPAddr) (string, bool) {
+func tcpState(local, remote *net.TCPAddr) (string, bool) {
 	b, err := os.ReadFile("/proc/net/tcp")
 	if err != nil {
 		return "", false

@@ -1,18 +1,15 @@
-package app
+package e2e
 
-// Helpers of the replay end-to-end tests (issue 4, "Durable, exact replay").
-// Every name starts with "rp" so that they never collide with the helpers of
-// other test files of this package.
+// The kit's exactness checks (doc.go describes the whole kit): the
+// produced log, a background producer, a client's cursor checked against
+// the log as records arrive, readers that check as they read, and the
+// Redis tier's keys.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"sort"
 	"strconv"
@@ -25,37 +22,40 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/dashflow/dashstream-gateway/internal/dashstream"
-	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// rpKey identifies a Kafka record.
-type rpKey struct {
+// arrive bounds how long records take to arrive: generous, the box has 2
+// cores shared with Kafka, Redis and the race detector.
+const arrive = 30 * time.Second
+
+// recKey identifies a Kafka record.
+type recKey struct {
 	p int32
 	o int64
 }
 
-// rpLog is everything produced to a test's topic: the value of every record
-// and, per partition, the next offset (everything below it is in the log).
+// produced is everything produced to a test's topic: the value of every
+// record and, per partition, the last offset (everything up to it is in
+// the log).
 // Safe for concurrent use (the background producer writes while clients
 // check what they receive).
-type rpLog struct {
+type produced struct {
 	mu      sync.RWMutex
-	vals    map[rpKey][]byte
+	vals    map[recKey][]byte
 	next    map[int32]int64
 	seq     map[int32]uint64
 	changed chan struct{} // closed (and replaced) by every add
 }
 
-func rpNewLog() *rpLog {
-	return &rpLog{vals: map[rpKey][]byte{}, next: map[int32]int64{}, seq: map[int32]uint64{},
+func newProduced() *produced {
+	return &produced{vals: map[recKey][]byte{}, next: map[int32]int64{}, seq: map[int32]uint64{},
 		changed: make(chan struct{})}
 }
 
 // nextSeq reserves the next n sequences of partition p's thread.
-func (l *rpLog) nextSeq(p int32, n int) uint64 {
+func (l *produced) nextSeq(p int32, n int) uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := l.seq[p]
@@ -63,11 +63,11 @@ func (l *rpLog) nextSeq(p int32, n int) uint64 {
 	return s
 }
 
-func (l *rpLog) add(p int32, offs []int64, vals [][]byte) {
+func (l *produced) add(p int32, offs []int64, vals [][]byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, o := range offs {
-		l.vals[rpKey{p, o}] = vals[i]
+		l.vals[recKey{p, o}] = vals[i]
 		l.next[p] = max(l.next[p], o+1)
 	}
 	close(l.changed)
@@ -77,12 +77,12 @@ func (l *rpLog) add(p int32, offs []int64, vals [][]byte) {
 // value returns the produced value of p@o. A background produce may be
 // acknowledged to the gateway's consumer before to the producer: a record
 // not known yet is waited for (bounded).
-func (l *rpLog) value(p int32, o int64) ([]byte, bool) {
+func (l *produced) value(p int32, o int64) ([]byte, bool) {
 	deadline := time.NewTimer(10 * time.Second)
 	defer deadline.Stop()
 	for {
 		l.mu.RLock()
-		v, ok := l.vals[rpKey{p, o}]
+		v, ok := l.vals[recKey{p, o}]
 		changed := l.changed
 		l.mu.RUnlock()
 		if ok {
@@ -96,39 +96,30 @@ func (l *rpLog) value(p int32, o int64) ([]byte, bool) {
 	}
 }
 
-// ends returns, per partition, the next offset to be produced.
-func (l *rpLog) ends() map[int32]int64 {
+// last returns, per partition, the last offset produced.
+func (l *produced) last() map[int32]int64 {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	out := make(map[int32]int64, len(l.next))
 	for p, o := range l.next {
-		out[p] = o
+		out[p] = o - 1
 	}
 	return out
 }
 
 // total is the number of records produced.
-func (l *rpLog) total() int {
+func (l *produced) total() int {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	return len(l.vals)
 }
 
-// rpEvent encodes a valid DashStream Event of thread at seq, stamped now.
-func rpEvent(thread string, seq uint64) ([]byte, error) {
-	msg := &dashstreampb.DashStreamMessage{Message: &dashstreampb.DashStreamMessage_Event{Event: &dashstreampb.Event{
-		Header: &dashstreampb.Header{ThreadId: thread, Sequence: seq, TimestampUs: time.Now().UnixMicro(),
-			Type: dashstreampb.MessageType_MESSAGE_TYPE_EVENT, TenantId: "test"},
-		EventType: dashstreampb.EventType_EVENT_TYPE_NODE_START, NodeId: "n"}}}
-	return dashstream.Encode(msg, dashstream.FramingPlain)
-}
-
-// rpValues encodes n events of partition p's thread, continuing its sequence.
-func (l *rpLog) values(p int32, n int) ([][]byte, error) {
+// values encodes n events of partition p's thread, continuing its sequence.
+func (l *produced) values(p int32, n int) ([][]byte, error) {
 	s0 := l.nextSeq(p, n)
 	vals := make([][]byte, n)
 	for i := range vals {
-		v, err := rpEvent("t"+strconv.Itoa(int(p)), s0+uint64(i)+1)
+		v, err := eventValue("t"+strconv.Itoa(int(p)), s0+uint64(i)+1)
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +130,7 @@ func (l *rpLog) values(p int32, n int) ([][]byte, error) {
 
 // produce writes n events to each partition of ps synchronously (from the
 // test goroutine) and records them.
-func (l *rpLog) produce(t testing.TB, k *testenv.KafkaEnv, topic string, n int, ps ...int32) {
+func (l *produced) produce(t testing.TB, k *testenv.KafkaEnv, topic string, n int, ps ...int32) {
 	t.Helper()
 	for _, p := range ps {
 		for done := 0; done < n; {
@@ -154,20 +145,20 @@ func (l *rpLog) produce(t testing.TB, k *testenv.KafkaEnv, topic string, n int, 
 	}
 }
 
-// rpProducer produces to every partition in the background until stopped.
-type rpProducer struct {
+// producer produces to every partition in the background until stopped.
+type producer struct {
 	stop chan struct{}
 	done chan struct{}
 	err  error
 	n    int
 }
 
-// rpStartProducer produces perTick events to each partition every interval.
+// startProducer produces perTick events to each partition every interval.
 // It is stopped at cleanup at the latest; Stop returns its first error.
-func rpStartProducer(t testing.TB, k *testenv.KafkaEnv, topic string, l *rpLog, partitions int32, perTick int, interval time.Duration) *rpProducer {
+func startProducer(t testing.TB, k *testenv.KafkaEnv, topic string, l *produced, partitions int32, perTick int, interval time.Duration) *producer {
 	t.Helper()
 	cl := k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
-	pr := &rpProducer{stop: make(chan struct{}), done: make(chan struct{})}
+	pr := &producer{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(pr.done)
 		tick := time.NewTicker(interval)
@@ -188,7 +179,7 @@ func rpStartProducer(t testing.TB, k *testenv.KafkaEnv, topic string, l *rpLog, 
 	return pr
 }
 
-func (pr *rpProducer) once(cl *kgo.Client, topic string, l *rpLog, partitions int32, perTick int) error {
+func (pr *producer) once(cl *kgo.Client, topic string, l *produced, partitions int32, perTick int) error {
 	var recs []*kgo.Record
 	for p := range partitions {
 		vals, err := l.values(p, perTick)
@@ -212,7 +203,7 @@ func (pr *rpProducer) once(cl *kgo.Client, topic string, l *rpLog, partitions in
 }
 
 // Stop stops the producer (idempotent) and returns its error.
-func (pr *rpProducer) Stop() error {
+func (pr *producer) Stop() error {
 	select {
 	case <-pr.stop:
 	default:
@@ -222,17 +213,17 @@ func (pr *rpProducer) Stop() error {
 	return pr.err
 }
 
-// rpStream checks what one client applied, possibly over several
+// exact checks what one client applied, possibly over several
 // connections: per partition, offsets follow each other with no duplicate
 // and no hole, and every value is the produced one, byte for byte.
-type rpStream struct {
-	log  *rpLog
+type exact struct {
+	log  *produced
 	last map[int32]int64 // last offset applied
 	n    int             // records applied
 }
 
-func rpNewStream(l *rpLog, cursor map[int32]int64) *rpStream {
-	s := &rpStream{log: l, last: map[int32]int64{}}
+func newExact(l *produced, cursor map[int32]int64) *exact {
+	s := &exact{log: l, last: map[int32]int64{}}
 	for p, o := range cursor {
 		s.last[p] = o
 	}
@@ -240,7 +231,7 @@ func rpNewStream(l *rpLog, cursor map[int32]int64) *rpStream {
 }
 
 // apply checks and applies one record.
-func (s *rpStream) apply(r wsclient.Record) error {
+func (s *exact) apply(r wsclient.Record) error {
 	last, ok := s.last[r.Partition]
 	if !ok {
 		return fmt.Errorf("p%d@%d: record of a partition without a cursor", r.Partition, r.Offset)
@@ -263,10 +254,11 @@ func (s *rpStream) apply(r wsclient.Record) error {
 	return nil
 }
 
-// reached reports whether every partition of ends was applied up to ends-1.
-func (s *rpStream) reached(ends map[int32]int64) bool {
-	for p, e := range ends {
-		if s.last[p] < e-1 {
+// reached reports whether every partition of last was applied up to its
+// offset.
+func (s *exact) reached(last map[int32]int64) bool {
+	for p, o := range last {
+		if s.last[p] < o {
 			return false
 		}
 	}
@@ -274,7 +266,7 @@ func (s *rpStream) reached(ends map[int32]int64) bool {
 }
 
 // cursor is the client's cursor (a copy).
-func (s *rpStream) cursor() map[int32]int64 {
+func (s *exact) cursor() map[int32]int64 {
 	out := make(map[int32]int64, len(s.last))
 	for p, o := range s.last {
 		out[p] = o
@@ -282,19 +274,10 @@ func (s *rpStream) cursor() map[int32]int64 {
 	return out
 }
 
-// rpCursorAll is a cursor of o on partitions 0..n-1.
-func rpCursorAll(n int32, o int64) map[int32]int64 {
-	out := make(map[int32]int64, n)
-	for p := range n {
-		out[p] = o
-	}
-	return out
-}
-
-// rpRead reads messages until fn returns true; records are checked against
+// readExact reads messages until fn returns true; records are checked against
 // s (when s is not nil) before fn sees them. Protocol and exactness errors,
 // and the timeout, are returned.
-func rpRead(c *wsclient.Conn, s *rpStream, timeout time.Duration, fn func(wsclient.Message) (bool, error)) error {
+func readExact(c *wsclient.Conn, s *exact, timeout time.Duration, fn func(wsclient.Message) (bool, error)) error {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
@@ -308,7 +291,7 @@ func rpRead(c *wsclient.Conn, s *rpStream, timeout time.Duration, fn func(wsclie
 		if m.Kind == wsclient.KindRecord && s != nil {
 			m.Record.Value = bytes.Clone(m.Record.Value)
 			if err := s.apply(m.Record); err != nil {
-				return fmt.Errorf("%w: %w", errRPExact, err)
+				return fmt.Errorf("%w: %w", errNotExact, err)
 			}
 		}
 		done, err := fn(m)
@@ -318,34 +301,34 @@ func rpRead(c *wsclient.Conn, s *rpStream, timeout time.Duration, fn func(wsclie
 	}
 }
 
-// errRPExact marks a duplicate, a hole or a wrong value (as opposed to a
+// errNotExact marks a duplicate, a hole or a wrong value (as opposed to a
 // connection that ended).
-var errRPExact = errors.New("not exact")
+var errNotExact = errors.New("not exact")
 
-// rpReadUntilEnds reads (checking exactness) until s reached ends.
-func rpReadUntilEnds(t testing.TB, c *wsclient.Conn, s *rpStream, ends map[int32]int64, timeout time.Duration) []wsclient.Control {
+// readExactTo reads (checking exactness) until s reached last.
+func readExactTo(t testing.TB, c *wsclient.Conn, s *exact, last map[int32]int64, timeout time.Duration) []wsclient.Control {
 	t.Helper()
 	var ctrls []wsclient.Control
-	if s.reached(ends) {
+	if s.reached(last) {
 		return nil
 	}
-	err := rpRead(c, s, timeout, func(m wsclient.Message) (bool, error) {
+	err := readExact(c, s, timeout, func(m wsclient.Message) (bool, error) {
 		if m.Kind == wsclient.KindControl {
 			ctrls = append(ctrls, m.Control)
-			if rpBadControl(m.Control.Type) {
+			if badControl(m.Control.Type) {
 				return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
 			}
 		}
-		return s.reached(ends), nil
+		return s.reached(last), nil
 	})
 	if err != nil {
-		t.Fatalf("reading to %v: %v", ends, err)
+		t.Fatalf("reading to %v: %v", last, err)
 	}
 	return ctrls
 }
 
-// rpBadControl: frames that must never reach a client whose data is retained.
-func rpBadControl(typ string) bool {
+// badControl: frames that must never reach a client whose data is retained.
+func badControl(typ string) bool {
 	switch typ {
 	case "gap", "cursor_stale", "error", "disconnect", "skipped":
 		return true
@@ -353,17 +336,17 @@ func rpBadControl(typ string) bool {
 	return false
 }
 
-// rpReplayComplete reads (checking exactness) until replay_complete and
+// readReplayComplete reads (checking exactness) until replay_complete and
 // returns it with the records applied before it.
-func rpReplayComplete(t testing.TB, c *wsclient.Conn, s *rpStream, timeout time.Duration) (wsclient.ReplayComplete, int) {
+func readReplayComplete(t testing.TB, c *wsclient.Conn, s *exact, timeout time.Duration) (wsclient.ReplayComplete, int) {
 	t.Helper()
 	var rc wsclient.ReplayComplete
 	n0 := s.n
-	err := rpRead(c, s, timeout, func(m wsclient.Message) (bool, error) {
+	err := readExact(c, s, timeout, func(m wsclient.Message) (bool, error) {
 		if m.Kind != wsclient.KindControl {
 			return false, nil
 		}
-		if rpBadControl(m.Control.Type) {
+		if badControl(m.Control.Type) {
 			return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
 		}
 		if m.Control.Type != "replay_complete" {
@@ -377,107 +360,13 @@ func rpReplayComplete(t testing.TB, c *wsclient.Conn, s *rpStream, timeout time.
 	return rc, s.n - n0
 }
 
-// rpDial connects a client resuming from cursor (from:"cursor").
-func rpDial(g *gateway, cursor map[int32]int64) *wsclient.Conn {
-	g.t.Helper()
-	return g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursor})
-}
-
-// rpWaitHeads waits until g's hub handed every partition up to ends-1.
-func rpWaitHeads(t testing.TB, g *gateway, ends map[int32]int64, timeout time.Duration) {
-	t.Helper()
-	testenv.WaitFor(t, timeout, func() bool {
-		h := g.Hub().Heads()
-		for p, e := range ends {
-			if o, ok := h[p]; !ok || o < e-1 {
-				return false
-			}
-		}
-		return true
-	}, fmt.Sprintf("gateway heads reach %v", ends))
-}
-
-// rpHealth is the part of /health these tests read.
-type rpHealth struct {
-	Status       string `json:"status"`
-	Alert        string `json:"alert"`
-	ReplayBuffer struct {
-		MemoryBufferSize   int    `json:"memory_buffer_size"`
-		RedisEnabled       bool   `json:"redis_enabled"`
-		MemoryHits         uint64 `json:"memory_hits"`
-		RedisHits          uint64 `json:"redis_hits"`
-		RedisMisses        uint64 `json:"redis_misses"`
-		RedisWriteDropped  uint64 `json:"redis_write_dropped"`
-		RedisWriteFailures uint64 `json:"redis_write_failures"`
-	} `json:"replay_buffer"`
-}
-
-func rpGetHealth(t testing.TB, g *gateway) rpHealth {
-	t.Helper()
-	code, body := g.get("/health")
-	if code != http.StatusOK {
-		t.Fatalf("/health: %d %s", code, body)
-	}
-	var h rpHealth
-	if err := json.Unmarshal(body, &h); err != nil {
-		t.Fatalf("/health: %v: %s", err, body)
-	}
-	return h
-}
-
-// rpMetric returns the value of one sample of /metrics (series written as
-// in the exposition, e.g. `websocket_replay_tier_hits_total{tier="kafka"}`);
-// 0 when absent.
-func rpMetric(t testing.TB, g *gateway, series string) float64 {
-	t.Helper()
-	code, body := g.get("/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(body))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, series+" "); ok {
-			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-			if err != nil {
-				t.Fatalf("/metrics %s: %v", line, err)
-			}
-			return v
-		}
-	}
-	return 0
-}
-
-func rpTierHits(t testing.TB, g *gateway, tier string) float64 {
-	t.Helper()
-	return rpMetric(t, g, `websocket_replay_tier_hits_total{tier="`+tier+`"}`)
-}
-
-// rpNamespace is g's resume namespace (/version), which names its Redis keys.
-func rpNamespace(t testing.TB, g *gateway) string {
-	t.Helper()
-	var ns string
-	testenv.WaitFor(t, 10*time.Second, func() bool {
-		_, body := g.get("/version")
-		var v struct {
-			NS string `json:"resume_namespace"`
-		}
-		if json.Unmarshal(body, &v) == nil {
-			ns = v.NS
-		}
-		return ns != ""
-	}, "resume_namespace in /version")
-	return ns
-}
-
-// rpLogKey is the Redis stream of partition p (replay/redis.go's layout).
-func rpLogKey(ns string, p int32) string {
+// redisLogKey is the Redis stream of partition p (replay/redis.go's layout).
+func redisLogKey(ns string, p int32) string {
 	return "dashstream-replay:{" + ns + ":p" + strconv.Itoa(int(p)) + "}:log"
 }
 
-// rpKeys lists the Redis keys of namespace ns.
-func rpKeys(t testing.TB, rc *redis.Client, ns string) []string {
+// redisKeys lists the Redis keys of namespace ns.
+func redisKeys(t testing.TB, rc *redis.Client, ns string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -493,11 +382,11 @@ func rpKeys(t testing.TB, rc *redis.Client, ns string) []string {
 	return keys
 }
 
-// rpDeleteKeys deletes the Redis keys of namespace ns (what FLUSHDB does
+// deleteRedisKeys deletes the Redis keys of namespace ns (what FLUSHDB does
 // to this test, without touching other tests' keys) and returns how many.
-func rpDeleteKeys(t testing.TB, rc *redis.Client, ns string) int {
+func deleteRedisKeys(t testing.TB, rc *redis.Client, ns string) int {
 	t.Helper()
-	keys := rpKeys(t, rc, ns)
+	keys := redisKeys(t, rc, ns)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for k := range slices.Chunk(keys, 500) {
@@ -508,9 +397,9 @@ func rpDeleteKeys(t testing.TB, rc *redis.Client, ns string) int {
 	return len(keys)
 }
 
-// rpCleanupKeys deletes the namespace's keys when the test ends (a topic's
+// cleanupRedisKeys deletes the namespace's keys when the test ends (a topic's
 // namespace never contains the RedisEnv prefix, so testenv cannot).
-func rpCleanupKeys(t testing.TB, rc *redis.Client, ns string) {
+func cleanupRedisKeys(t testing.TB, rc *redis.Client, ns string) {
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -525,16 +414,16 @@ func rpCleanupKeys(t testing.TB, rc *redis.Client, ns string) {
 	})
 }
 
-// rpRedisLen is the number of entries of partition p's stream and its
+// redisLen is the number of entries of partition p's stream and its
 // newest offset (-1 when empty or unreachable).
-func rpRedisLen(rc *redis.Client, ns string, p int32) (int64, int64) {
+func redisLen(rc redis.Cmdable, ns string, p int32) (int64, int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	n, err := rc.XLen(ctx, rpLogKey(ns, p)).Result()
+	n, err := rc.XLen(ctx, redisLogKey(ns, p)).Result()
 	if err != nil {
 		return 0, -1
 	}
-	top, err := rc.XRevRangeN(ctx, rpLogKey(ns, p), "+", "-", 1).Result()
+	top, err := rc.XRevRangeN(ctx, redisLogKey(ns, p), "+", "-", 1).Result()
 	if err != nil || len(top) == 0 {
 		return n, -1
 	}
@@ -546,52 +435,29 @@ func rpRedisLen(rc *redis.Client, ns string, p int32) (int64, int64) {
 	return n, o
 }
 
-// rpWaitRedis waits until Redis holds every partition of ends up to ends-1.
-func rpWaitRedis(t testing.TB, rc *redis.Client, ns string, ends map[int32]int64, timeout time.Duration) {
+// redisNewest is the newest offset of partition p's stream (-1 when empty
+// or unreachable); rc may be a single-node, cluster or failover client.
+func redisNewest(rc redis.Cmdable, ns string, p int32) int64 {
+	_, o := redisLen(rc, ns, p)
+	return o
+}
+
+// waitRedis waits until Redis holds every partition of last up to its
+// offset.
+func waitRedis(t testing.TB, rc redis.Cmdable, ns string, last map[int32]int64, timeout time.Duration) {
 	t.Helper()
 	testenv.WaitFor(t, timeout, func() bool {
-		for p, e := range ends {
-			if _, newest := rpRedisLen(rc, ns, p); newest < e-1 {
+		for p, o := range last {
+			if _, newest := redisLen(rc, ns, p); newest < o {
 				return false
 			}
 		}
 		return true
-	}, fmt.Sprintf("redis holds %v", ends))
+	}, fmt.Sprintf("redis holds %v", last))
 }
 
-// rpPost sends POST path with an optional bearer token.
-func rpPost(t testing.TB, g *gateway, path, token string) (int, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, g.base+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
-
-// rpRedisEnv is a gateway env on the shared Redis plus extra settings.
-func rpRedisEnv(k *testenv.KafkaEnv, topic, redisURL string, extra map[string]string) map[string]string {
-	env := gatewayEnv(k, topic)
-	if redisURL != "" {
-		env["REDIS_URL"] = redisURL
-	}
-	for key, v := range extra {
-		env[key] = v
-	}
-	return env
-}
-
-// rpQuantiles returns p50, p99 and max of ds (zeros when empty).
-func rpQuantiles(ds []time.Duration) (p50, p99, mx time.Duration) {
+// quantiles returns p50, p99 and max of ds (zeros when empty).
+func quantiles(ds []time.Duration) (p50, p99, mx time.Duration) {
 	if len(ds) == 0 {
 		return 0, 0, 0
 	}
@@ -601,9 +467,10 @@ func rpQuantiles(ds []time.Duration) (p50, p99, mx time.Duration) {
 	return q(0.50), q(0.99), s[len(s)-1]
 }
 
-// rpReader reads one client in the background, checking exactness, until
-// the stream reached the ends given to finish (or the connection ends).
-type rpReader struct {
+// reader reads one client in the background, checking exactness, until
+// the stream reached the last offsets given to finish (or the connection
+// ends).
+type reader struct {
 	c      *wsclient.Conn
 	n      atomic.Int64                    // records applied
 	target atomic.Pointer[map[int32]int64] // stop once reached
@@ -611,20 +478,20 @@ type rpReader struct {
 	err    error // set before done closes
 	mu     sync.Mutex
 	ctrls  []wsclient.Control
-	stream *rpStream // owned by the reader goroutine until done
+	stream *exact // owned by the reader goroutine until done
 }
 
-func rpStartReader(t testing.TB, c *wsclient.Conn, s *rpStream) *rpReader {
-	rd := &rpReader{c: c, done: make(chan struct{}), stream: s}
+func startReader(t testing.TB, c *wsclient.Conn, s *exact) *reader {
+	rd := &reader{c: c, done: make(chan struct{}), stream: s}
 	go func() {
 		defer close(rd.done)
-		rd.err = rpRead(c, s, 5*time.Minute, func(m wsclient.Message) (bool, error) {
+		rd.err = readExact(c, s, 5*time.Minute, func(m wsclient.Message) (bool, error) {
 			rd.n.Store(int64(s.n))
 			if m.Kind == wsclient.KindControl {
 				rd.mu.Lock()
 				rd.ctrls = append(rd.ctrls, m.Control)
 				rd.mu.Unlock()
-				if rpBadControl(m.Control.Type) {
+				if badControl(m.Control.Type) {
 					return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
 				}
 			}
@@ -639,7 +506,7 @@ func rpStartReader(t testing.TB, c *wsclient.Conn, s *rpStream) *rpReader {
 }
 
 // waitCount waits until at least n records were applied.
-func (rd *rpReader) waitCount(t testing.TB, n int64, timeout time.Duration) {
+func (rd *reader) waitCount(t testing.TB, n int64, timeout time.Duration) {
 	t.Helper()
 	testenv.WaitFor(t, timeout, func() bool {
 		select {
@@ -651,10 +518,10 @@ func (rd *rpReader) waitCount(t testing.TB, n int64, timeout time.Duration) {
 	}, fmt.Sprintf("client applied %d records", n))
 }
 
-// finish waits until the stream reached ends and returns it.
-func (rd *rpReader) finish(t testing.TB, ends map[int32]int64, timeout time.Duration) *rpStream {
+// finish waits until the stream reached last and returns it.
+func (rd *reader) finish(t testing.TB, last map[int32]int64, timeout time.Duration) *exact {
 	t.Helper()
-	rd.target.Store(&ends)
+	rd.target.Store(&last)
 	// A stream that already reached ends waits for its next message: nudge
 	// it with a ping (answered by a pong).
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -663,7 +530,7 @@ func (rd *rpReader) finish(t testing.TB, ends map[int32]int64, timeout time.Dura
 	select {
 	case <-rd.done:
 	case <-time.After(timeout):
-		t.Fatalf("client did not reach %v within %v (%d records)", ends, timeout, rd.n.Load())
+		t.Fatalf("client did not reach %v within %v (%d records)", last, timeout, rd.n.Load())
 	}
 	if rd.err != nil {
 		t.Fatalf("client: %v", rd.err)
@@ -671,16 +538,16 @@ func (rd *rpReader) finish(t testing.TB, ends map[int32]int64, timeout time.Dura
 	return rd.stream
 }
 
-// rpReadStaleReplay reads the resume of a cursor on p0 that Kafka's log
+// readStaleReplay reads the resume of a cursor on p0 that Kafka's log
 // start passed: cursor_stale{requested cursor, oldest logStart}, then the
 // gap cursor+1..logStart-1 (reason retention, the given severity), then
 // records, then replay_complete, in exactly that order. It moves s past
 // the gap and returns the replay_complete.
-func rpReadStaleReplay(t *testing.T, c *wsclient.Conn, s *rpStream, cursor, logStart int64, severity string) wsclient.ReplayComplete {
+func readStaleReplay(t *testing.T, c *wsclient.Conn, s *exact, cursor, logStart int64, severity string) wsclient.ReplayComplete {
 	t.Helper()
 	var order []string
 	var rc wsclient.ReplayComplete
-	err := rpRead(c, s, rpArrive, func(m wsclient.Message) (bool, error) {
+	err := readExact(c, s, arrive, func(m wsclient.Message) (bool, error) {
 		if m.Kind == wsclient.KindRecord {
 			if len(order) == 0 || order[len(order)-1] != "records" {
 				order = append(order, "records")

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
@@ -37,16 +36,16 @@ func TestCoreRestartContinuity(t *testing.T) {
 		return batch
 	}
 	first := produce(n)
-	coreWaitHeads(t, g, coreLastOf(first))
+	waitHeads(t, g, lastOf(first), 30*time.Second)
 
 	c := g.dial(&wsclient.Resume{From: wsclient.FromEarliest})
-	var s coreStream
-	coreReadT(t, c, &s, 20*time.Second, "before the restart", func(s *coreStream) bool { return s.reachedAll(coreLastOf(first)) })
-	coreAssertOffsets(t, "before the restart", s.records(), first)
+	var s stream
+	readMore(t, c, &s, 20*time.Second, "before the restart", func(s *stream) bool { return s.reachedAll(lastOf(first)) })
+	assertOffsets(t, "before the restart", s.records(), first)
 	cursor := s.last()
 	c.Close()
-	_, h := coreGetJSON(t, g, "/health")
-	if got := coreJSONInt(t, h["metrics"].(map[string]any), "kafka_messages_received"); got != parts*n {
+	_, h := getJSON(t, g, "/health")
+	if got := jsonInt(t, h["metrics"].(map[string]any), "kafka_messages_received"); got != parts*n {
 		t.Errorf("before the restart: kafka_messages_received = %d, want %d", got, parts*n)
 	}
 
@@ -55,9 +54,9 @@ func TestCoreRestartContinuity(t *testing.T) {
 	}
 	down := produce(m) // while the gateway is down
 	g.start()
-	coreWaitHeads(t, g, coreLastOf(down))
-	_, h = coreGetJSON(t, g, "/health")
-	if got := coreJSONInt(t, h["metrics"].(map[string]any), "kafka_messages_received"); got != parts*m {
+	waitHeads(t, g, lastOf(down), 30*time.Second)
+	_, h = getJSON(t, g, "/health")
+	if got := jsonInt(t, h["metrics"].(map[string]any), "kafka_messages_received"); got != parts*m {
 		t.Errorf("after the restart: kafka_messages_received = %d, want %d (only the records produced while down)", got, parts*m)
 	}
 	if heads := g.Hub().Heads(); len(heads) != parts {
@@ -65,19 +64,19 @@ func TestCoreRestartContinuity(t *testing.T) {
 	}
 
 	r := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursor})
-	var rs coreStream
-	coreReadT(t, r, &rs, 20*time.Second, "resume after the restart", coreUntilControl("replay_complete", 1))
-	rc := coreReplayComplete(t, &rs)
+	var rs stream
+	readMore(t, r, &rs, 20*time.Second, "resume after the restart", untilControl("replay_complete", 1))
+	rc := replayCompleteOf(t, &rs)
 	if rc.TotalReplayed != parts*m || rc.Mode != "cursor" {
 		t.Errorf("replay_complete %+v, want cursor mode with %d replayed", rc, parts*m)
 	}
 	live := produce(2)
-	coreReadT(t, r, &rs, 20*time.Second, "live after the restart", func(s *coreStream) bool { return s.reachedAll(coreLastOf(live)) })
+	readMore(t, r, &rs, 20*time.Second, "live after the restart", func(s *stream) bool { return s.reachedAll(lastOf(live)) })
 	want := map[int32][]int64{}
 	for p := int32(0); p < parts; p++ {
 		want[p] = append(down[p], live[p]...)
 	}
-	coreAssertOffsets(t, "resume after the restart", rs.records(), want)
+	assertOffsets(t, "resume after the restart", rs.records(), want)
 	for _, ctl := range rs.controls("") {
 		if ctl.Type != "replay_complete" {
 			t.Errorf("unexpected control frame %s", ctl.Raw)
@@ -98,7 +97,7 @@ func TestCoreHealthEndpoints(t *testing.T) {
 			t.Errorf("%s: HTTP %d %s, want 200 while running", path, code, body)
 		}
 	}
-	code, v := coreGetJSON(t, g, "/version")
+	code, v := getJSON(t, g, "/version")
 	if code != 200 || v["kafka_topic"] != topic || v["component"] != "websocket-server" ||
 		v["decode_error_policy"] != "skip" || v["kafka_group_id"] != "websocket-server-v4" {
 		t.Errorf("/version: %d %v", code, v)
@@ -106,7 +105,7 @@ func TestCoreHealthEndpoints(t *testing.T) {
 	if ns, _ := v["resume_namespace"].(string); ns == "" {
 		t.Errorf("/version resume_namespace = %#v, want non-empty", v["resume_namespace"])
 	}
-	if coreJSONInt(t, v, "schema_version") != 1 || coreJSONInt(t, v, "max_payload_bytes") != 10<<20 {
+	if jsonInt(t, v, "schema_version") != 1 || jsonInt(t, v, "max_payload_bytes") != 10<<20 {
 		t.Errorf("/version schema_version / max_payload_bytes: %v", v)
 	}
 	for _, key := range []string{"git_sha", "build_date"} {
@@ -116,10 +115,10 @@ func TestCoreHealthEndpoints(t *testing.T) {
 	}
 
 	// Before any record: zeros and nulls.
-	_, h := coreGetJSON(t, g, "/health")
+	_, h := getJSON(t, g, "/health")
 	hm := h["metrics"].(map[string]any)
 	for _, key := range []string{"kafka_messages_received", "decode_errors", "connected_clients", "dropped_messages", "kafka_errors"} {
-		if n := coreJSONInt(t, hm, key); n != 0 {
+		if n := jsonInt(t, hm, key); n != 0 {
 			t.Errorf("idle /health %s = %d, want 0", key, n)
 		}
 	}
@@ -128,42 +127,42 @@ func TestCoreHealthEndpoints(t *testing.T) {
 			t.Errorf("idle /health %s = %#v (present %v), want null", key, val, ok)
 		}
 	}
-	coreJSONInt(t, hm, "uptime_seconds")
+	jsonInt(t, hm, "uptime_seconds")
 	if (h["status"] != "waiting" && h["status"] != "healthy") || h["kafka_status"] != "waiting_for_messages" || h["websocket_status"] != "no_clients" {
 		t.Errorf("idle /health: status %v, kafka_status %v, websocket_status %v", h["status"], h["kafka_status"], h["websocket_status"])
 	}
 
 	a := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
-	var as coreStream
-	coreReadT(t, a, &as, 10*time.Second, "client A", coreUntilControl("replay_complete", 1))
+	var as stream
+	readMore(t, a, &as, 10*time.Second, "client A", untilControl("replay_complete", 1))
 	produced := map[int32][]int64{}
 	produced[0], _ = produceEvents(t, k, topic, 0, 0, 4)
 	produced[1], _ = produceEvents(t, k, topic, 1, 0, 2)
-	bad := produceRaw(t, k, topic, 1, coreVector(t, "invalid_truncated_plain.bin"))
+	bad := produceRaw(t, k, topic, 1, vector(t, "invalid_truncated_plain.bin"))
 	more, _ := produceEvents(t, k, topic, 1, 2, 1)
 	const valid = 7
-	coreWaitHeads(t, g, map[int32]int64{0: produced[0][3], 1: more[0]})
-	coreReadT(t, a, &as, 20*time.Second, "client A live", func(s *coreStream) bool {
+	waitHeads(t, g, map[int32]int64{0: produced[0][3], 1: more[0]}, 30*time.Second)
+	readMore(t, a, &as, 20*time.Second, "client A live", func(s *stream) bool {
 		return s.reachedAll(map[int32]int64{0: produced[0][3], 1: more[0]})
 	})
 	b := g.dial(&wsclient.Resume{From: wsclient.FromEarliest})
-	var bs coreStream
-	coreReadT(t, b, &bs, 10*time.Second, "client B", coreUntilControl("replay_complete", 1))
-	rcB := coreReplayComplete(t, &bs)
+	var bs stream
+	readMore(t, b, &bs, 10*time.Second, "client B", untilControl("replay_complete", 1))
+	rcB := replayCompleteOf(t, &bs)
 	if len(bs.records()) != valid || len(bs.controls("skipped")) != 1 {
 		t.Errorf("client B (earliest): %s, want %d records and one skipped (p1@%d)", bs.summary(), valid, bad[0])
 	}
 
-	_, h = coreGetJSON(t, g, "/health")
+	_, h = getJSON(t, g, "/health")
 	hm = h["metrics"].(map[string]any)
 	checks := map[string]int64{"kafka_messages_received": valid, "decode_errors": 1, "old_data_decode_errors": 0,
 		"connected_clients": 2, "messages_last_120s": valid, "decode_errors_last_120s": 1}
 	for key, want := range checks {
-		if n := coreJSONInt(t, hm, key); n != want {
+		if n := jsonInt(t, hm, key); n != want {
 			t.Errorf("/health %s = %d, want %d", key, n, want)
 		}
 	}
-	if ago := coreJSONInt(t, hm, "last_kafka_message_ago_seconds"); ago < 0 || ago > 60 {
+	if ago := jsonInt(t, hm, "last_kafka_message_ago_seconds"); ago < 0 || ago > 60 {
 		t.Errorf("/health last_kafka_message_ago_seconds = %d", ago)
 	}
 	if h["websocket_status"] != "2_clients_connected" || h["kafka_status"] != "connected" {
@@ -175,11 +174,11 @@ func TestCoreHealthEndpoints(t *testing.T) {
 	}
 	rb, _ := h["replay_buffer"].(map[string]any)
 	// max_memory_size counts over all partitions: 1000 per partition × 2.
-	if rb == nil || rb["redis_enabled"] != false || coreJSONInt(t, rb, "max_memory_size") != 2000 {
+	if rb == nil || rb["redis_enabled"] != false || jsonInt(t, rb, "max_memory_size") != 2000 {
 		t.Errorf("/health replay_buffer = %v", h["replay_buffer"])
 	}
 
-	m := coreScrape(t, g)
+	m := scrape(t, g)
 	for _, c := range []struct {
 		name   string
 		labels map[string]string
@@ -195,22 +194,22 @@ func TestCoreHealthEndpoints(t *testing.T) {
 		{"websocket_replay_messages_total", map[string]string{"mode": "earliest"}, float64(rcB.TotalReplayed)},
 		{"websocket_replay_messages_total", map[string]string{"mode": "latest"}, 0},
 	} {
-		if got, ok := coreMetric(m, c.name, c.labels); !ok || got != c.want {
+		if got, ok := sampleValue(m, c.name, c.labels); !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
 	for _, name := range []string{"websocket_uptime_seconds", "websocket_replay_latency_ms_count", "go_goroutines"} {
-		if _, ok := coreMetric(m, name, nil); !ok {
+		if _, ok := sampleValue(m, name, nil); !ok {
 			t.Errorf("/metrics has no %s", name)
 		}
 	}
 
 	a.Close()
 	testenv.WaitFor(t, 10*time.Second, func() bool {
-		_, h := coreGetJSON(t, g, "/health")
-		return coreJSONInt(t, h["metrics"].(map[string]any), "connected_clients") == 1
+		_, h := getJSON(t, g, "/health")
+		return jsonInt(t, h["metrics"].(map[string]any), "connected_clients") == 1
 	}, "/health connected_clients back to 1")
-	if v, _ := coreMetric(coreScrape(t, g), "websocket_connected_clients", nil); v != 1 {
+	if v, _ := sampleValue(scrape(t, g), "websocket_connected_clients", nil); v != 1 {
 		t.Errorf("websocket_connected_clients = %v after one client left, want 1", v)
 	}
 }
@@ -229,11 +228,11 @@ func TestCoreGracefulShutdown(t *testing.T) {
 		k, topic := kafkaEnv(t, 2)
 		g := startGateway(t, gatewayEnv(k, topic))
 		offs, _ := produceEvents(t, k, topic, 0, 0, 3)
-		coreWaitHeads(t, g, map[int32]int64{0: offs[2]})
+		waitHeads(t, g, map[int32]int64{0: offs[2]}, 30*time.Second)
 		clients := []*wsclient.Conn{g.dial(&wsclient.Resume{From: wsclient.FromLatest}), g.dial(&wsclient.Resume{From: wsclient.FromEarliest})}
 		for _, c := range clients {
-			var s coreStream
-			coreReadT(t, c, &s, 10*time.Second, "replay", coreUntilControl("replay_complete", 1))
+			var s stream
+			readMore(t, c, &s, 10*time.Second, "replay", untilControl("replay_complete", 1))
 		}
 		closed := make([]error, len(clients))
 		var wg sync.WaitGroup
@@ -283,16 +282,16 @@ func TestCoreGracefulShutdown(t *testing.T) {
 			defer mu.Unlock()
 			steps = append(steps, step)
 			if step == "clients" {
-				savedAfterClients = rpSavedProgress(t, k, group, topic)
+				savedAfterClients = savedProgress(t, k, group, topic)
 			}
 		}
-		g := startGatewayLog(t, env, hook)
+		g := startGateway(t, env, wrapLog(func(h slog.Handler) slog.Handler { return stepHandler{Handler: h, onStep: hook} }))
 		group += g.env["INSTANCE_ID"]
 		offs, _ := produceEvents(t, k, topic, 0, 0, 5)
-		coreWaitHeads(t, g, map[int32]int64{0: offs[4]})
+		waitHeads(t, g, map[int32]int64{0: offs[4]}, 30*time.Second)
 		c := g.dial(&wsclient.Resume{From: wsclient.FromEarliest})
-		var s coreStream
-		coreReadT(t, c, &s, 10*time.Second, "replay", func(s *coreStream) bool { return s.reachedAll(map[int32]int64{0: offs[4]}) })
+		var s stream
+		readMore(t, c, &s, 10*time.Second, "replay", func(s *stream) bool { return s.reachedAll(map[int32]int64{0: offs[4]}) })
 		closed := make(chan error, 1)
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -328,7 +327,7 @@ func TestCoreGracefulShutdown(t *testing.T) {
 		if got := savedAfterClients[0]; got > offs[4] {
 			t.Errorf("progress of p0 already saved (%d) when the clients were closed", got)
 		}
-		if got := rpSavedProgress(t, k, group, topic)[0]; got != offs[4]+1 {
+		if got := savedProgress(t, k, group, topic)[0]; got != offs[4]+1 {
 			t.Errorf("progress of p0 after the shutdown = %d, want %d", got, offs[4]+1)
 		}
 	})
@@ -339,13 +338,13 @@ func TestCoreGracefulShutdown(t *testing.T) {
 		env["WEBSOCKET_SEND_TIMEOUT_SECS"] = "3"
 		g := startGateway(t, env)
 		good := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
-		var gs coreStream
-		coreReadT(t, good, &gs, 10*time.Second, "good client", coreUntilControl("replay_complete", 1))
-		stuck := coreDialRaw(t, g, 4<<10)
+		var gs stream
+		readMore(t, good, &gs, 10*time.Second, "good client", untilControl("replay_complete", 1))
+		stuck := dialRaw(t, g, 4<<10)
 		stuck.sendJSON(t, map[string]any{"type": "resume", "from": "latest", "lastOffsetsByPartition": map[string]string{}})
 		testenv.WaitFor(t, 10*time.Second, func() bool { return g.Hub().Clients() == 2 }, "two clients")
 		produced := produceBig(t, k, topic, 1, 240, 16<<10) // ~4 MiB: the stuck client's writes block
-		coreReadT(t, good, &gs, 30*time.Second, "good client", func(s *coreStream) bool { return s.reachedAll(coreLastOf(produced)) })
+		readMore(t, good, &gs, 30*time.Second, "good client", func(s *stream) bool { return s.reachedAll(lastOf(produced)) })
 		if g.Hub().Clients() != 2 {
 			t.Skip("the stuck client was cut off before the shutdown began (machine too slow); nothing to observe")
 		}
@@ -393,40 +392,6 @@ func TestCoreGracefulShutdown(t *testing.T) {
 			t.Fatal("Run did not return")
 		}
 	})
-}
-
-// startGatewayLog is startGateway with onStep called, on stop's goroutine,
-// after each shutdown step with the step's name (from the app's log).
-func startGatewayLog(t *testing.T, env map[string]string, onStep func(step string)) *gateway {
-	t.Helper()
-	full := baseEnv(t)
-	for k, v := range env {
-		full[k] = v
-	}
-	cfg, err := config.Load(nil, func(k string) string { return full[k] })
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	base := slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn})
-	a, err := New(cfg, slog.New(stepHandler{Handler: base, onStep: onStep}), Options{})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{App: a, t: t, env: full, cancel: cancel, done: make(chan error, 1)}
-	go func() { g.done <- a.Run(ctx) }()
-	t.Cleanup(func() { g.stop() })
-	select {
-	case <-a.Ready():
-	case err := <-g.done:
-		g.done <- err
-		t.Fatalf("gateway stopped before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway not ready within 60s")
-	}
-	g.base = "http://" + a.HTTPAddr()
-	g.ws = "ws://" + a.HTTPAddr() + "/ws"
-	return g
 }
 
 // stepHandler passes the "shutdown step done" records to onStep and the

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // Redis Cluster and Sentinel, end to end: the gateway's Redis tier on a real
 // three-master cluster and on a real Sentinel setup whose master is killed
@@ -6,7 +6,6 @@ package app
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -16,42 +15,13 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
-// haNewest is the newest offset of partition p's stream (-1 when empty or
-// unreachable); rc may be a cluster or a failover client.
-func haNewest(rc redis.Cmdable, ns string, p int32) int64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	top, err := rc.XRevRangeN(ctx, rpLogKey(ns, p), "+", "-", 1).Result()
-	if err != nil || len(top) == 0 {
-		return -1
-	}
-	var o int64
-	if _, err := fmt.Sscanf(top[0].ID, "%d-", &o); err != nil {
-		return -1
-	}
-	return o
-}
-
-// haWaitRedis waits until Redis holds every partition up to ends-1.
-func haWaitRedis(t testing.TB, rc redis.Cmdable, ns string, ends map[int32]int64) {
-	t.Helper()
-	testenv.WaitFor(t, rpArrive, func() bool {
-		for p, e := range ends {
-			if haNewest(rc, ns, p) < e-1 {
-				return false
-			}
-		}
-		return true
-	}, fmt.Sprintf("redis holds %v", ends))
-}
-
 // haTiers is a snapshot of the replay hits per tier (/metrics).
 type haTiers struct{ memory, redis, kafka float64 }
 
 func haTierSnapshot(t testing.TB, g *gateway) haTiers {
 	t.Helper()
-	return haTiers{rpMetric(t, g, "replay_buffer_memory_hits_total"), rpMetric(t, g, "replay_buffer_redis_hits_total"),
-		rpTierHits(t, g, "kafka")}
+	return haTiers{metric(t, g, "replay_buffer_memory_hits_total"), metric(t, g, "replay_buffer_redis_hits_total"),
+		tierHits(t, g, "kafka")}
 }
 
 func (a haTiers) since(b haTiers) haTiers {
@@ -69,28 +39,28 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 	env["REDIS_CLUSTER_ADDRS"] = strings.Join(rc.Addrs, ",")
 	env["KAFKA_AUTO_OFFSET_RESET"], env["REPLAY_BUFFER_MEMORY_SIZE"] = "latest", "50"
 	g := startGateway(t, env)
-	ns := rpNamespace(t, g)
-	l := rpNewLog()
+	ns := namespaceOf(t, g)
+	l := newProduced()
 	l.produce(t, k, topic, 150, 0, 1, 2, 3)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
-	haWaitRedis(t, rc.Client, ns, l.ends())
+	waitHeads(t, g, l.last(), arrive)
+	waitRedis(t, rc.Client, ns, l.last(), arrive)
 	masters := map[string]bool{}
 	for p := range int32(4) {
-		masters[rc.MasterOf(t, rpLogKey(ns, p))] = true
+		masters[rc.MasterOf(t, redisLogKey(ns, p))] = true
 	}
 
 	g.restart()
-	if h := rpGetHealth(t, g); h.ReplayBuffer.MemoryBufferSize != 0 {
+	if h := getHealth(t, g); h.ReplayBuffer.MemoryBufferSize != 0 {
 		t.Fatalf("restarted gateway re-read history: %d records in memory", h.ReplayBuffer.MemoryBufferSize)
 	}
 	l.produce(t, k, topic, 5, 0, 1, 2, 3)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 	before := haTierSnapshot(t, g)
 
 	cursor := map[int32]int64{0: 10, 1: -1, 2: 100, 3: 149}
-	s := rpNewStream(l, cursor)
-	c := rpDial(g, cursor)
-	rc0, n := rpReplayComplete(t, c, s, rpArrive)
+	s := newExact(l, cursor)
+	c := dialCursor(g, cursor)
+	rc0, n := readReplayComplete(t, c, s, arrive)
 	want := (154 - 10) + 155 + (154 - 100) + (154 - 149)
 	if n != want || rc0.TotalReplayed != want {
 		t.Fatalf("replay: %d records before replay_complete %+v, want %d", n, rc0, want)
@@ -100,7 +70,7 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 		t.Errorf("tiers after a restart: redis hits %v (want > 0), kafka deep reads %v (want 0: the cluster holds it all)", d.redis, d.kafka)
 	}
 	l.produce(t, k, topic, 10, 0, 1, 2, 3)
-	rpReadUntilEnds(t, c, s, l.ends(), rpArrive)
+	readExactTo(t, c, s, l.last(), arrive)
 	t.Logf("cluster: 4 partitions' logs on %d of %d masters; resume after restart: %d records exactly once, hits memory %v redis %v kafka %v",
 		len(masters), len(rc.Addrs), s.n, d.memory, d.redis, d.kafka)
 }
@@ -130,58 +100,58 @@ func TestRedisSentinelFailover(t *testing.T) {
 	env["REDIS_SENTINEL_ADDRS"], env["REDIS_SENTINEL_MASTER"] = strings.Join(rs.SentinelAddrs, ","), rs.MasterName
 	env["REPLAY_BUFFER_MEMORY_SIZE"] = "60"
 	g := startGateway(t, env)
-	ns := rpNamespace(t, g)
-	l := rpNewLog()
-	pr := rpStartProducer(t, k, topic, l, parts, 1, 20*time.Millisecond) // ~50 records/s per partition
-	live := rpNewStream(l, rpCursorAll(parts, -1))
-	rd := rpStartReader(t, rpDial(g, rpCursorAll(parts, -1)), live)
+	ns := namespaceOf(t, g)
+	l := newProduced()
+	pr := startProducer(t, k, topic, l, parts, 1, 20*time.Millisecond) // ~50 records/s per partition
+	live := newExact(l, cursorAll(parts, -1))
+	rd := startReader(t, dialCursor(g, cursorAll(parts, -1)), live)
 
-	redisAlert := func(h rpHealth) bool { return strings.Contains(strings.ToLower(h.Alert), "redis") }
-	testenv.WaitFor(t, rpArrive, func() bool {
-		h := rpGetHealth(t, g)
-		return h.ReplayBuffer.RedisEnabled && !redisAlert(h) && haNewest(rs.Client, ns, 0) >= 0
+	redisAlert := func(h healthDoc) bool { return strings.Contains(strings.ToLower(h.Alert), "redis") }
+	testenv.WaitFor(t, arrive, func() bool {
+		h := getHealth(t, g)
+		return h.ReplayBuffer.RedisEnabled && !redisAlert(h) && redisNewest(rs.Client, ns, 0) >= 0
 	}, "redis tier written through sentinel and healthy")
-	rd.waitCount(t, 500, rpArrive)
+	rd.waitCount(t, 500, arrive)
 
 	old := rs.KillMaster(t)
-	atKill := l.ends() // produced after the master died: Redis can hold them only after recovery
+	atKill := l.last() // produced after the master died: Redis can hold them only after recovery
 	w := haWatchFailover(t, g, rs, ns, old, atKill, redisAlert)
-	rd.waitCount(t, rd.n.Load()+300, rpArrive) // writes flow to the new master for a while
+	rd.waitCount(t, rd.n.Load()+300, arrive) // writes flow to the new master for a while
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ends := l.ends()
-	if s := rd.finish(t, ends, rpArrive); s.n != l.total() {
+	last := l.last()
+	if s := rd.finish(t, last, arrive); s.n != l.total() {
 		t.Fatalf("live client applied %d records, %d were produced", s.n, l.total())
 	}
-	haWaitRedis(t, rs.Client, ns, ends)
-	if h := rpGetHealth(t, g); redisAlert(h) || h.Status == "degraded" {
+	waitRedis(t, rs.Client, ns, last, arrive)
+	if h := getHealth(t, g); redisAlert(h) || h.Status == "degraded" {
 		t.Fatalf("/health after the failover: status %s, alert %q", h.Status, h.Alert)
 	}
-	holes := haHoles(t, rs.Client, ns, ends)
+	holes := haHoles(t, rs.Client, ns, last)
 
 	before := haTierSnapshot(t, g)
 	served := 0
 	back := func(from map[int32]int64, n int64) map[int32]int64 {
 		out := map[int32]int64{}
-		for p, e := range from {
-			out[p] = max(e-1-n-int64(p)*7, -1)
+		for p, o := range from {
+			out[p] = max(o-n-int64(p)*7, -1)
 		}
 		return out
 	}
 	for _, cursor := range []map[int32]int64{
-		rpCursorAll(parts, -1), // everything: far older than memory
-		back(atKill, 150),      // before the kill, older than memory
-		back(atKill, 10),       // around the kill
-		back(ends, 20),         // memory
+		cursorAll(parts, -1), // everything: far older than memory
+		back(atKill, 150),    // before the kill, older than memory
+		back(atKill, 10),     // around the kill
+		back(last, 20),       // memory
 	} {
-		s := rpNewStream(l, cursor)
-		c := rpDial(g, cursor)
-		rpReplayComplete(t, c, s, rpArrive)
-		rpReadUntilEnds(t, c, s, ends, rpArrive)
+		s := newExact(l, cursor)
+		c := dialCursor(g, cursor)
+		readReplayComplete(t, c, s, arrive)
+		readExactTo(t, c, s, last, arrive)
 		want := 0
-		for p, e := range ends {
-			want += int(e - 1 - cursor[p])
+		for p, o := range last {
+			want += int(o - cursor[p])
 		}
 		if s.n != want {
 			t.Fatalf("resume from %v: %d records, want %d", cursor, s.n, want)
@@ -193,7 +163,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if d.redis == 0 {
 		t.Errorf("no resume was served from Redis after the failover")
 	}
-	h := rpGetHealth(t, g)
+	h := getHealth(t, g)
 	t.Logf("failover: master %s killed; sentinel promoted %s after %v; Redis writes recovered %v after the kill; "+
 		"/health degraded after %v (alert %q), cleared after %v; write failures %d, dropped %d at recovery",
 		old, w.master, w.promoted.Round(time.Millisecond), w.recovered.Round(time.Millisecond),
@@ -215,7 +185,7 @@ type haFailover struct {
 // record produced after the kill is in Redis and /health is clear again. It
 // requires /health to have shown the Redis alert in between.
 func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, old string, atKill map[int32]int64,
-	redisAlert func(rpHealth) bool) haFailover {
+	redisAlert func(healthDoc) bool) haFailover {
 	t.Helper()
 	var w haFailover
 	start := time.Now()
@@ -224,7 +194,7 @@ func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, ol
 		if el > time.Minute {
 			t.Fatalf("failover incomplete after %v: %+v", el, w)
 		}
-		h := rpGetHealth(t, g)
+		h := getHealth(t, g)
 		if redisAlert(h) && w.degraded == 0 {
 			w.degraded, w.alert = el, h.Alert
 			if h.Status != "degraded" {
@@ -238,7 +208,7 @@ func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, ol
 			}
 			cancel()
 		}
-		if w.recovered == 0 && haNewest(rs.Client, ns, 0) >= atKill[0] {
+		if w.recovered == 0 && redisNewest(rs.Client, ns, 0) > atKill[0] {
 			w.recovered = el
 		}
 		if w.degraded > 0 && !redisAlert(h) && w.cleared == 0 {
@@ -255,17 +225,17 @@ func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, ol
 	}
 }
 
-// haHoles counts the offsets below ends that partition logs lack (writes
+// haHoles counts the offsets up to last that partition logs lack (writes
 // lost in the failover or dropped while the breaker was open).
-func haHoles(t testing.TB, rc redis.Cmdable, ns string, ends map[int32]int64) int64 {
+func haHoles(t testing.TB, rc redis.Cmdable, ns string, last map[int32]int64) int64 {
 	t.Helper()
 	var holes int64
-	for p, e := range ends {
-		n, err := rc.XLen(bg(t), rpLogKey(ns, p)).Result()
+	for p, o := range last {
+		n, err := rc.XLen(bg(t), redisLogKey(ns, p)).Result()
 		if err != nil {
 			t.Fatalf("xlen p%d: %v", p, err)
 		}
-		holes += e - n
+		holes += o + 1 - n
 	}
 	return holes
 }

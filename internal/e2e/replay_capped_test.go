@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"testing"
@@ -17,16 +17,16 @@ import (
 func TestReplayCappedContinuesAsCatchup(t *testing.T) {
 	k, topic := kafkaEnv(t, 4)
 	r := testenv.Redis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, r.URL, nil))
-	rpCleanupKeys(t, r.Client, rpNamespace(t, g))
-	l := rpNewLog()
+	g := startGateway(t, redisEnv(k, topic, r.URL, nil))
+	cleanupRedisKeys(t, r.Client, namespaceOf(t, g))
+	l := newProduced()
 	l.produce(t, k, topic, 3000, 0, 1, 2, 3)
-	ends := l.ends()
-	rpWaitHeads(t, g, ends, rpArrive)
+	last := l.last()
+	waitHeads(t, g, last, arrive)
 
-	s := rpNewStream(l, rpCursorAll(4, -1))
-	c := rpDial(g, rpCursorAll(4, -1))
-	rc, n := rpReplayComplete(t, c, s, rpArrive)
+	s := newExact(l, cursorAll(4, -1))
+	c := dialCursor(g, cursorAll(4, -1))
+	rc, n := readReplayComplete(t, c, s, arrive)
 	if !rc.Capped || rc.TotalReplayed != 10000 || n != 10000 || rc.Mode != "cursor" {
 		t.Fatalf("replay part: %d records, replay_complete capped=%v totalReplayed=%d mode=%s; want 10000, capped",
 			n, rc.Capped, rc.TotalReplayed, rc.Mode)
@@ -40,20 +40,20 @@ func TestReplayCappedContinuesAsCatchup(t *testing.T) {
 	}
 	t.Logf("capped at %v", atCap)
 
-	rpReadUntilEnds(t, c, s, ends, rpArrive) // the remainder, no new resume
+	readExactTo(t, c, s, last, arrive) // the remainder, no new resume
 	if s.n != 12000 {
 		t.Fatalf("got %d records, want exactly 12000", s.n)
 	}
 
-	s2 := rpNewStream(l, atCap)
-	c2 := rpDial(g, atCap)
-	rc2, n2 := rpReplayComplete(t, c2, s2, rpArrive)
-	if rc2.Capped || rc2.TotalReplayed != 2000 || n2 != 2000 || !s2.reached(ends) {
+	s2 := newExact(l, atCap)
+	c2 := dialCursor(g, atCap)
+	rc2, n2 := readReplayComplete(t, c2, s2, arrive)
+	if rc2.Capped || rc2.TotalReplayed != 2000 || n2 != 2000 || !s2.reached(last) {
 		t.Fatalf("second client: %d records, replay_complete %+v; want exactly the remaining 2000", n2, rc2)
 	}
-	h := rpGetHealth(t, g)
+	h := getHealth(t, g)
 	t.Logf("tier pages: memory %v, redis %v, kafka %v; redis misses %d",
-		rpTierHits(t, g, "memory"), rpTierHits(t, g, "redis"), rpTierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses)
+		tierHits(t, g, "memory"), tierHits(t, g, "redis"), tierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses)
 }
 
 // TestReplayCappedRemainderNotSlowClient: the remainder of a capped replay is
@@ -67,24 +67,24 @@ func TestReplayCappedContinuesAsCatchup(t *testing.T) {
 func TestReplayCappedRemainderNotSlowClient(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
 	r := testenv.Redis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, r.URL, nil))
-	rpCleanupKeys(t, r.Client, rpNamespace(t, g))
-	l := rpNewLog()
+	g := startGateway(t, redisEnv(k, topic, r.URL, nil))
+	cleanupRedisKeys(t, r.Client, namespaceOf(t, g))
+	l := newProduced()
 	l.produce(t, k, topic, 12000, 0)
-	ends := l.ends()
-	rpWaitHeads(t, g, ends, rpArrive)
+	last := l.last()
+	waitHeads(t, g, last, arrive)
 
-	s := rpNewStream(l, rpCursorAll(1, -1))
-	c := rpDial(g, rpCursorAll(1, -1))
-	rc, n := rpReplayComplete(t, c, s, rpArrive)
+	s := newExact(l, cursorAll(1, -1))
+	c := dialCursor(g, cursorAll(1, -1))
+	rc, n := readReplayComplete(t, c, s, arrive)
 	if !rc.Capped || n != 10000 || rc.LastOffsetsByPartition[0] != 9999 {
 		t.Fatalf("replay part: %d records, replay_complete %+v; want 0..9999, capped", n, rc)
 	}
-	rpReadUntilEnds(t, c, s, ends, rpArrive) // fails on a disconnect frame
+	readExactTo(t, c, s, last, arrive) // fails on a disconnect frame
 	if s.n != 12000 {
 		t.Fatalf("got %d records, want 12000", s.n)
 	}
 	// Still connected and live afterwards.
 	l.produce(t, k, topic, 5, 0)
-	rpReadUntilEnds(t, c, s, l.ends(), rpArrive)
+	readExactTo(t, c, s, l.last(), arrive)
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"testing"
@@ -16,47 +16,47 @@ import (
 func TestReplayInstanceSwitch(t *testing.T) {
 	k, topic := kafkaEnv(t, 2)
 	r := testenv.Redis(t)
-	env := rpRedisEnv(k, topic, r.URL, nil)
+	env := redisEnv(k, topic, r.URL, nil)
 	a := startGateway(t, env)
 	b := startGateway(t, env)
 	if a.env["INSTANCE_ID"] == b.env["INSTANCE_ID"] {
 		t.Fatal("both gateways got the same INSTANCE_ID")
 	}
-	ns := rpNamespace(t, a)
-	rpCleanupKeys(t, r.Client, ns)
-	if nsB := rpNamespace(t, b); nsB != ns {
+	ns := namespaceOf(t, a)
+	cleanupRedisKeys(t, r.Client, ns)
+	if nsB := namespaceOf(t, b); nsB != ns {
 		t.Fatalf("instances disagree on the resume namespace: %s vs %s", ns, nsB)
 	}
-	l := rpNewLog()
+	l := newProduced()
 	l.produce(t, k, topic, 50, 0, 1)
-	pr := rpStartProducer(t, k, topic, l, 2, 2, 10*time.Millisecond)
+	pr := startProducer(t, k, topic, l, 2, 2, 10*time.Millisecond)
 
-	s := rpNewStream(l, rpCursorAll(2, -1))
-	ca := rpDial(a, rpCursorAll(2, -1))
-	if err := rpRead(ca, s, rpArrive, func(wsclient.Message) (bool, error) { return s.n >= 300, nil }); err != nil {
+	s := newExact(l, cursorAll(2, -1))
+	ca := dialCursor(a, cursorAll(2, -1))
+	if err := readExact(ca, s, arrive, func(wsclient.Message) (bool, error) { return s.n >= 300, nil }); err != nil {
 		t.Fatalf("on A: %v", err)
 	}
 	ca.CloseNow()
 	fromA := s.n
 	cursor := s.cursor()
 	// Records keep being produced while the client switches.
-	testenv.WaitFor(t, rpArrive, func() bool {
-		e := l.ends()
-		return e[0] > cursor[0]+50 && e[1] > cursor[1]+50
+	testenv.WaitFor(t, arrive, func() bool {
+		last := l.last()
+		return last[0] >= cursor[0]+50 && last[1] >= cursor[1]+50
 	}, "records produced during the switch")
 
-	cb := rpDial(b, cursor)
-	rc, n := rpReplayComplete(t, cb, s, rpArrive)
+	cb := dialCursor(b, cursor)
+	rc, n := readReplayComplete(t, cb, s, arrive)
 	if rc.Capped || rc.TotalReplayed != n {
 		t.Fatalf("on B: replay_complete %+v after %d records", rc, n)
 	}
-	if err := rpRead(cb, s, rpArrive, func(wsclient.Message) (bool, error) { return s.n >= fromA+n+100, nil }); err != nil {
+	if err := readExact(cb, s, arrive, func(wsclient.Message) (bool, error) { return s.n >= fromA+n+100, nil }); err != nil {
 		t.Fatalf("live on B: %v", err)
 	}
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rpReadUntilEnds(t, cb, s, l.ends(), rpArrive)
+	readExactTo(t, cb, s, l.last(), arrive)
 	if s.n != l.total() {
 		t.Fatalf("client applied %d records, %d were produced", s.n, l.total())
 	}

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -18,8 +18,8 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// rpBuild builds cmd/dashstream into dir and returns the binary's path.
-func rpBuild(t testing.TB, dir string) string {
+// buildBinary builds cmd/dashstream into dir and returns the binary's path.
+func buildBinary(t testing.TB, dir string) string {
 	t.Helper()
 	root, err := os.Getwd()
 	if err != nil {
@@ -52,8 +52,8 @@ func rpBuild(t testing.TB, dir string) string {
 	return bin
 }
 
-// rpChild is `dashstream serve` running as a child process.
-type rpChild struct {
+// child is `dashstream serve` running as a child process.
+type child struct {
 	t    testing.TB
 	bin  string
 	env  []string
@@ -63,8 +63,8 @@ type rpChild struct {
 	done chan struct{} // closed when the running process exited
 }
 
-func rpNewChild(t testing.TB, bin string, env map[string]string) *rpChild {
-	c := &rpChild{t: t, bin: bin, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "gateway.log")}
+func newChild(t testing.TB, bin string, env map[string]string) *child {
+	c := &child{t: t, bin: bin, port: testenv.FreePort(t), log: filepath.Join(t.TempDir(), "gateway.log")}
 	c.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
 		"WEBSOCKET_HOST=127.0.0.1", "WEBSOCKET_PORT=" + strconv.Itoa(c.port)}
 	for k, v := range env {
@@ -81,11 +81,11 @@ func rpNewChild(t testing.TB, bin string, env map[string]string) *rpChild {
 	return c
 }
 
-func (c *rpChild) base() string { return "http://127.0.0.1:" + strconv.Itoa(c.port) }
-func (c *rpChild) ws() string   { return "ws://127.0.0.1:" + strconv.Itoa(c.port) + "/ws" }
+func (c *child) base() string { return "http://127.0.0.1:" + strconv.Itoa(c.port) }
+func (c *child) ws() string   { return "ws://127.0.0.1:" + strconv.Itoa(c.port) + "/ws" }
 
 // start runs the gateway and waits until /readyz answers 200.
-func (c *rpChild) start() {
+func (c *child) start() {
 	c.t.Helper()
 	f, err := os.OpenFile(c.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -117,7 +117,7 @@ func (c *rpChild) start() {
 }
 
 // kill ends the running gateway with SIGKILL (a crash) and waits for it.
-func (c *rpChild) kill() {
+func (c *child) kill() {
 	if c.cmd == nil {
 		return
 	}
@@ -135,15 +135,15 @@ func (c *rpChild) kill() {
 func TestReplayRestartAfterSIGKILL(t *testing.T) {
 	k, topic := kafkaEnv(t, 2)
 	r := testenv.Redis(t)
-	bin := rpBuild(t, t.TempDir())
+	bin := buildBinary(t, t.TempDir())
 	instance := "sigkill-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	gw := rpNewChild(t, bin, map[string]string{
+	gw := newChild(t, bin, map[string]string{
 		"KAFKA_BROKERS": strings.Join(k.Brokers, ","), "KAFKA_TOPIC": topic, "REDIS_URL": r.URL,
 		"INSTANCE_ID": instance, "KAFKA_PROGRESS_INTERVAL_SECS": "0.2", "KAFKA_AUTO_OFFSET_RESET": "earliest",
 		"LOG_LEVEL": "warn", "EXPECTED_SCHEMAS_PATH": filepath.Join(t.TempDir(), "schemas.json"),
 	})
-	l := rpNewLog()
-	pr := rpStartProducer(t, k, topic, l, 2, 2, 10*time.Millisecond)
+	l := newProduced()
+	pr := startProducer(t, k, topic, l, 2, 2, 10*time.Millisecond)
 	gw.start()
 
 	dial := func(cursor map[int32]int64) *wsclient.Conn {
@@ -157,43 +157,43 @@ func TestReplayRestartAfterSIGKILL(t *testing.T) {
 		t.Cleanup(func() { c.CloseNow() })
 		return c
 	}
-	s := rpNewStream(l, rpCursorAll(2, -1))
-	c1 := dial(rpCursorAll(2, -1))
-	if err := rpRead(c1, s, rpArrive, func(wsclient.Message) (bool, error) { return s.n >= 400, nil }); err != nil {
+	s := newExact(l, cursorAll(2, -1))
+	c1 := dial(cursorAll(2, -1))
+	if err := readExact(c1, s, arrive, func(wsclient.Message) (bool, error) { return s.n >= 400, nil }); err != nil {
 		t.Fatal(err)
 	}
 	gw.kill()
 	// Whatever reached the client before the crash is applied too.
-	err := rpRead(c1, s, rpArrive, func(wsclient.Message) (bool, error) { return false, nil })
-	if errors.Is(err, errRPExact) {
+	err := readExact(c1, s, arrive, func(wsclient.Message) (bool, error) { return false, nil })
+	if errors.Is(err, errNotExact) {
 		t.Fatal(err)
 	}
 	cursor, atKill := s.cursor(), s.n
-	saved := rpSavedProgress(t, k, "websocket-server-v4."+instance, topic)
-	t.Logf("killed: client applied %d records, cursor %v; saved progress (next offsets) %v; produced so far %v",
-		atKill, cursor, saved, l.ends())
+	saved := savedProgress(t, k, "websocket-server-v4."+instance, topic)
+	t.Logf("killed: client applied %d records, cursor %v; saved progress (next offsets) %v; last produced %v",
+		atKill, cursor, saved, l.last())
 
 	gw.start()
 	c2 := dial(cursor)
-	rc, n := rpReplayComplete(t, c2, s, rpArrive)
+	rc, n := readReplayComplete(t, c2, s, arrive)
 	if rc.TotalReplayed != n {
 		t.Fatalf("replay_complete %+v after %d records", rc, n)
 	}
-	if err := rpRead(c2, s, rpArrive, func(wsclient.Message) (bool, error) { return s.n >= atKill+n+200, nil }); err != nil {
+	if err := readExact(c2, s, arrive, func(wsclient.Message) (bool, error) { return s.n >= atKill+n+200, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	rpReadUntilEnds(t, c2, s, l.ends(), rpArrive)
+	readExactTo(t, c2, s, l.last(), arrive)
 	if s.n != l.total() {
 		t.Fatalf("client applied %d records, %d were produced", s.n, l.total())
 	}
 	t.Logf("after restart: %d replayed, %d in total, all exactly once", n, s.n)
 }
 
-// rpSavedProgress reads an instance's saved next offsets.
-func rpSavedProgress(t testing.TB, k *testenv.KafkaEnv, group, topic string) map[int32]int64 {
+// savedProgress reads an instance's saved next offsets.
+func savedProgress(t testing.TB, k *testenv.KafkaEnv, group, topic string) map[int32]int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -15,33 +15,33 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// rpObserver is a live client measuring, per phase, the latency from each
+// observer is a live client measuring, per phase, the latency from each
 // record's header timestamp_us (stamped when produced) to its arrival.
-type rpObserver struct {
+type observer struct {
 	phase atomic.Int32
 	mu    sync.Mutex
 	lat   [3][]time.Duration
-	rd    *rpReader
+	rd    *reader
 }
 
-func rpStartObserver(t testing.TB, g *gateway, l *rpLog) *rpObserver {
+func startObserver(t testing.TB, g *gateway, l *produced) *observer {
 	t.Helper()
-	ob := &rpObserver{}
+	ob := &observer{}
 	cursor := map[int32]int64{}
-	for p, e := range l.ends() {
-		cursor[p] = e - 1
+	for p, o := range l.last() {
+		cursor[p] = o
 	}
-	s := rpNewStream(l, cursor)
-	c := rpDial(g, cursor)
+	s := newExact(l, cursor)
+	c := dialCursor(g, cursor)
 	dec := dashstream.NewDecoder(dashstream.DecoderConfig{})
-	ob.rd = &rpReader{c: c, done: make(chan struct{}), stream: s}
+	ob.rd = &reader{c: c, done: make(chan struct{}), stream: s}
 	go func() {
 		defer close(ob.rd.done)
-		ob.rd.err = rpRead(c, s, 5*time.Minute, func(m wsclient.Message) (bool, error) {
+		ob.rd.err = readExact(c, s, 5*time.Minute, func(m wsclient.Message) (bool, error) {
 			now := time.Now()
 			ob.rd.n.Store(int64(s.n))
 			if m.Kind == wsclient.KindControl {
-				if rpBadControl(m.Control.Type) {
+				if badControl(m.Control.Type) {
 					return false, fmt.Errorf("observer: unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
 				}
 			} else {
@@ -65,7 +65,7 @@ func rpStartObserver(t testing.TB, g *gateway, l *rpLog) *rpObserver {
 	return ob
 }
 
-func (ob *rpObserver) samples(phase int) []time.Duration {
+func (ob *observer) samples(phase int) []time.Duration {
 	ob.mu.Lock()
 	defer ob.mu.Unlock()
 	return append([]time.Duration(nil), ob.lat[phase]...)
@@ -82,7 +82,7 @@ func TestReplayReconnectStorm(t *testing.T) {
 	const clients = 200
 	k, topic := kafkaEnv(t, 4)
 	r := testenv.Redis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, r.URL, map[string]string{
+	g := startGateway(t, redisEnv(k, topic, r.URL, map[string]string{
 		"REPLAY_BUFFER_MEMORY_SIZE": "150",
 		// Every storm client sends its resume at once; under a storm on 2
 		// cores the server's reader can take longer than the harness's 300 ms
@@ -93,19 +93,19 @@ func TestReplayReconnectStorm(t *testing.T) {
 		"WEBSOCKET_CONNECT_RATE_PER_IP":    "100000",
 		"WEBSOCKET_CONNECT_BURST_PER_IP":   "100000",
 	}))
-	ns := rpNamespace(t, g)
-	rpCleanupKeys(t, r.Client, ns)
-	l := rpNewLog()
+	ns := namespaceOf(t, g)
+	cleanupRedisKeys(t, r.Client, ns)
+	l := newProduced()
 	l.produce(t, k, topic, 400, 0, 1, 2, 3)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 
-	ob := rpStartObserver(t, g, l)
-	pr := rpStartProducer(t, k, topic, l, 4, 4, 25*time.Millisecond) // ~640 records/s, 16 per round trip
-	testenv.WaitFor(t, rpArrive, func() bool { return len(ob.samples(0)) >= 400 }, "observer latency baseline")
+	ob := startObserver(t, g, l)
+	pr := startProducer(t, k, topic, l, 4, 4, 25*time.Millisecond) // ~640 records/s, 16 per round trip
+	testenv.WaitFor(t, arrive, func() bool { return len(ob.samples(0)) >= 400 }, "observer latency baseline")
 
-	ends0 := l.ends()
-	rpWaitHeads(t, g, ends0, rpArrive)
-	rpWaitRedis(t, r.Client, ns, ends0, rpArrive)
+	last0 := l.last()
+	waitHeads(t, g, last0, arrive)
+	waitRedis(t, r.Client, ns, last0, arrive)
 	ob.phase.Store(1)
 	produced0 := l.total()
 	start := time.Now()
@@ -115,8 +115,8 @@ func TestReplayReconnectStorm(t *testing.T) {
 	var served atomic.Int64
 	for i := range clients {
 		cursor := map[int32]int64{}
-		for p, e := range ends0 {
-			cursor[p] = e - 1 - int64(25+(i*53+int(p)*17)%100)
+		for p, o := range last0 {
+			cursor[p] = o - int64(25+(i*53+int(p)*17)%100)
 		}
 		wg.Add(1)
 		go func() {
@@ -131,16 +131,16 @@ func TestReplayReconnectStorm(t *testing.T) {
 				return
 			}
 			defer c.CloseNow()
-			s := rpNewStream(l, cursor)
+			s := newExact(l, cursor)
 			var ctrls []string
-			err = rpRead(c, s, 60*time.Second, func(m wsclient.Message) (bool, error) {
+			err = readExact(c, s, 60*time.Second, func(m wsclient.Message) (bool, error) {
 				if m.Kind == wsclient.KindControl {
 					ctrls = append(ctrls, string(m.Control.Raw))
-					if rpBadControl(m.Control.Type) {
+					if badControl(m.Control.Type) {
 						return false, fmt.Errorf("unexpected %s frame: %s", m.Control.Type, m.Control.Raw)
 					}
 				}
-				return s.reached(ends0), nil
+				return s.reached(last0), nil
 			})
 			if err != nil {
 				errs <- fmt.Errorf("storm client %d (cursor %v): %w (controls %v)", i, cursor, err, ctrls)
@@ -156,11 +156,11 @@ func TestReplayReconnectStorm(t *testing.T) {
 	produced := l.total() - produced0
 	close(errs)
 	if len(errs) > 0 {
-		h := rpGetHealth(t, g)
+		h := getHealth(t, g)
 		t.Logf("tier pages: memory %v, redis %v, kafka %v; redis misses %d; health %s %q %+v",
-			rpTierHits(t, g, "memory"), rpTierHits(t, g, "redis"), rpTierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses, h.Status, h.Alert, h.ReplayBuffer)
+			tierHits(t, g, "memory"), tierHits(t, g, "redis"), tierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses, h.Status, h.Alert, h.ReplayBuffer)
 		for p := range int32(4) {
-			msgs, err := r.Client.XRange(context.Background(), rpLogKey(ns, p), "-", "+").Result()
+			msgs, err := r.Client.XRange(context.Background(), redisLogKey(ns, p), "-", "+").Result()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,11 +186,11 @@ func TestReplayReconnectStorm(t *testing.T) {
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	ob.rd.finish(t, l.ends(), rpArrive)
+	ob.rd.finish(t, l.last(), arrive)
 
-	b50, b99, bmax := rpQuantiles(ob.samples(0))
-	d50, d99, dmax := rpQuantiles(ob.samples(1))
-	c50, _, cmax := rpQuantiles(durs)
+	b50, b99, bmax := quantiles(ob.samples(0))
+	d50, d99, dmax := quantiles(ob.samples(1))
+	c50, _, cmax := quantiles(durs)
 	t.Logf("storm: %d clients, %d records replayed in %v (%.0f records/s); per client p50 %v, max %v",
 		clients, served.Load(), storm.Round(time.Millisecond), float64(served.Load())/storm.Seconds(),
 		c50.Round(time.Millisecond), cmax.Round(time.Millisecond))
@@ -198,9 +198,9 @@ func TestReplayReconnectStorm(t *testing.T) {
 		b99.Round(time.Microsecond), bmax.Round(time.Microsecond), len(ob.samples(0)))
 	t.Logf("observer live latency during: p50 %v p99 %v max %v (%d records; %d produced during the storm)",
 		d50.Round(time.Microsecond), d99.Round(time.Microsecond), dmax.Round(time.Microsecond), len(ob.samples(1)), produced)
-	h := rpGetHealth(t, g)
+	h := getHealth(t, g)
 	t.Logf("tier pages: memory %v, redis %v, kafka %v; redis misses %d",
-		rpTierHits(t, g, "memory"), rpTierHits(t, g, "redis"), rpTierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses)
+		tierHits(t, g, "memory"), tierHits(t, g, "redis"), tierHits(t, g, "kafka"), h.ReplayBuffer.RedisMisses)
 	// Generous: the 200 clients, the producer and the gateway share 2 cores
 	// and the race detector in this process.
 	if d99 > 10*time.Second {

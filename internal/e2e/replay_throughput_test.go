@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"testing"
@@ -16,32 +16,32 @@ import (
 func TestReplayThroughputReport(t *testing.T) {
 	k, topic := kafkaEnv(t, 4)
 	r := testenv.Redis(t)
-	g := startGateway(t, rpRedisEnv(k, topic, r.URL, map[string]string{
+	g := startGateway(t, redisEnv(k, topic, r.URL, map[string]string{
 		"REPLAY_BUFFER_MEMORY_SIZE": "3000", "REPLAY_MAX_TOTAL": "20000"}))
-	ns := rpNamespace(t, g)
-	rpCleanupKeys(t, r.Client, ns)
-	l := rpNewLog()
+	ns := namespaceOf(t, g)
+	cleanupRedisKeys(t, r.Client, ns)
+	l := newProduced()
 	l.produce(t, k, topic, 2500, 0, 1, 2, 3)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 
 	measure := func(tier string, want int) {
 		t.Helper()
 		hits := map[string]float64{}
 		for _, tr := range []string{"memory", "redis", "kafka"} {
-			hits[tr] = rpTierHits(t, g, tr)
+			hits[tr] = tierHits(t, g, tr)
 		}
-		s := rpNewStream(l, rpCursorAll(4, -1))
+		s := newExact(l, cursorAll(4, -1))
 		start := time.Now()
-		c := rpDial(g, rpCursorAll(4, -1))
-		rc, n := rpReplayComplete(t, c, s, rpArrive)
+		c := dialCursor(g, cursorAll(4, -1))
+		rc, n := readReplayComplete(t, c, s, arrive)
 		took := time.Since(start)
 		c.CloseNow()
-		if n != want || rc.TotalReplayed != want || rc.Capped || !s.reached(l.ends()) {
+		if n != want || rc.TotalReplayed != want || rc.Capped || !s.reached(l.last()) {
 			t.Fatalf("%s: %d records, replay_complete %+v; want all %d", tier, n, rc, want)
 		}
 		pages := map[string]float64{}
 		for _, tr := range []string{"memory", "redis", "kafka"} {
-			pages[tr] = rpTierHits(t, g, tr) - hits[tr]
+			pages[tr] = tierHits(t, g, tr) - hits[tr]
 		}
 		if pages[tier] == 0 {
 			t.Fatalf("%s: the tier served nothing (pages %v)", tier, pages)
@@ -56,13 +56,13 @@ func TestReplayThroughputReport(t *testing.T) {
 	}
 	measure("memory", 10000)
 
-	rpWaitRedis(t, r.Client, ns, l.ends(), rpArrive)
+	waitRedis(t, r.Client, ns, l.last(), arrive)
 	g.restart() // same INSTANCE_ID: continues after its saved progress, memory empty
 	l.produce(t, k, topic, 1, 0, 1, 2, 3)
-	rpWaitHeads(t, g, l.ends(), rpArrive)
+	waitHeads(t, g, l.last(), arrive)
 	measure("redis", 10004)
 
-	rpWaitRedis(t, r.Client, ns, l.ends(), rpArrive)
-	rpDeleteKeys(t, r.Client, ns)
+	waitRedis(t, r.Client, ns, l.last(), arrive)
+	deleteRedisKeys(t, r.Client, ns)
 	measure("kafka", 10004)
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -39,11 +39,11 @@ func TestCoreResumeModes(t *testing.T) {
 			offs, _ := produceEvents(t, k, topic, p, uint64(len(produced[p])), n)
 			produced[p] = append(produced[p], offs...)
 		}
-		coreWaitHeads(t, g, coreLastOf(produced))
+		waitHeads(t, g, lastOf(produced), 30*time.Second)
 	}
 	produce(12) // offsets 0..11; memory holds 4..11
 	for p, offs := range produced {
-		if !slices.Equal(offs, coreSpan(0, 11)) {
+		if !slices.Equal(offs, offsetRange(0, 11)) {
 			t.Fatalf("partition %d: produced offsets %v, want 0..11 on a fresh topic", p, offs)
 		}
 	}
@@ -52,14 +52,14 @@ func TestCoreResumeModes(t *testing.T) {
 	// holds the last 8), not from the log start. A applies 20 of them and
 	// disconnects abruptly.
 	a := g.dial(&wsclient.Resume{From: wsclient.FromEarliest})
-	var as coreStream
-	coreReadT(t, a, &as, 20*time.Second, "client A (earliest)", coreUntilControl("replay_complete", 1))
-	rcA := coreReplayComplete(t, &as)
+	var as stream
+	readMore(t, a, &as, 20*time.Second, "client A (earliest)", untilControl("replay_complete", 1))
+	rcA := replayCompleteOf(t, &as)
 	wantA := map[int32][]int64{}
 	for p := int32(0); p < parts; p++ {
-		wantA[p] = coreSpan(4, 11)
+		wantA[p] = offsetRange(4, 11)
 	}
-	coreAssertOffsets(t, "A earliest", as.records(), wantA)
+	assertOffsets(t, "A earliest", as.records(), wantA)
 	if rcA.Mode != "earliest" || rcA.TotalReplayed != 32 || rcA.Capped || as.recordsBefore("replay_complete") != 32 {
 		t.Errorf("A replay_complete = %+v after %d records; want mode earliest, 32 replayed, not capped", rcA, as.recordsBefore("replay_complete"))
 	}
@@ -79,16 +79,16 @@ func TestCoreResumeModes(t *testing.T) {
 	wantB := map[int32][]int64{}
 	for p := int32(0); p < parts; p++ {
 		if o, ok := cursorB[p]; ok {
-			wantB[p] = coreAfter(produced[p], o)
+			wantB[p] = offsetsAfter(produced[p], o)
 		} else {
-			wantB[p] = coreSpan(9, 16)
+			wantB[p] = offsetRange(9, 16)
 		}
 	}
 	// C: explicit cursors: 0 (offset 0 applied: 1.. from Kafka then memory),
 	// -1 (nothing applied: from offset 0), 14 (the last two); p3 unlisted.
 	cursorC := map[int32]int64{0: 0, 1: -1, 2: 14}
 	c := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursorC})
-	wantC := map[int32][]int64{0: coreSpan(1, 16), 1: coreSpan(0, 16), 2: coreSpan(15, 16), 3: coreSpan(9, 16)}
+	wantC := map[int32][]int64{0: offsetRange(1, 16), 1: offsetRange(0, 16), 2: offsetRange(15, 16), 3: offsetRange(9, 16)}
 	// D: latest: nothing replayed.
 	d := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
 	// E: a cursor at the head of every partition: nothing to replay.
@@ -96,7 +96,7 @@ func TestCoreResumeModes(t *testing.T) {
 	// F: a cursor beyond the high watermark (17) cannot belong to this
 	// topic: cursor_stale, and the partition replays as if unlisted.
 	f := g.dial(&wsclient.Resume{Offsets: map[int32]int64{0: 1000, 1: 16}})
-	wantF := map[int32][]int64{0: coreSpan(9, 16), 2: coreSpan(9, 16), 3: coreSpan(9, 16)}
+	wantF := map[int32][]int64{0: offsetRange(9, 16), 2: offsetRange(9, 16), 3: offsetRange(9, 16)}
 
 	heads := map[int32]wsclient.Offset{0: 16, 1: 16, 2: 16, 3: 16}
 	type client struct {
@@ -112,15 +112,15 @@ func TestCoreResumeModes(t *testing.T) {
 		{"E (cursor at head)", e, map[int32][]int64{}, "cursor"},
 		{"F (cursor beyond the high watermark)", f, wantF, "cursor"},
 	}
-	streams := make([]coreStream, len(clients))
+	streams := make([]stream, len(clients))
 	for i, cl := range clients {
 		s := &streams[i]
-		coreReadT(t, cl.c, s, 20*time.Second, cl.name, coreUntilControl("replay_complete", 1))
+		readMore(t, cl.c, s, 20*time.Second, cl.name, untilControl("replay_complete", 1))
 		total := 0
 		for _, o := range cl.replay {
 			total += len(o)
 		}
-		rc := coreReplayComplete(t, s)
+		rc := replayCompleteOf(t, s)
 		if rc.Mode != cl.mode || rc.TotalReplayed != total || rc.Capped || !maps.Equal(rc.LastOffsetsByPartition, heads) {
 			t.Errorf("%s: replay_complete %+v; want mode %s, totalReplayed %d, lastOffsets %v", cl.name, rc, cl.mode, total, heads)
 		}
@@ -132,17 +132,17 @@ func TestCoreResumeModes(t *testing.T) {
 	produce(3) // live: 17..19
 	for i, cl := range clients {
 		s := &streams[i]
-		coreReadT(t, cl.c, s, 20*time.Second, cl.name+" live", func(s *coreStream) bool {
+		readMore(t, cl.c, s, 20*time.Second, cl.name+" live", func(s *stream) bool {
 			return s.reachedAll(map[int32]int64{0: 19, 1: 19, 2: 19, 3: 19})
 		})
 		want := map[int32][]int64{}
 		for p := int32(0); p < parts; p++ {
 			want[p] = append(slices.Clone(cl.replay[p]), 17, 18, 19)
 		}
-		coreAssertOffsets(t, cl.name, s.records(), want)
+		assertOffsets(t, cl.name, s.records(), want)
 		for _, ctl := range s.controls("") {
 			if ctl.Type == "cursor_stale" && cl.c == f {
-				cs := coreDecode[wsclient.CursorStale](t, ctl)
+				cs := decodeControl[wsclient.CursorStale](t, ctl)
 				if cs.Partition != 0 || cs.Requested != 1000 {
 					t.Errorf("%s: %s, want cursor_stale for p0 requested 1000", cl.name, ctl.Raw)
 				}
@@ -261,7 +261,7 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 		name   string
 		cursor map[int32]int64 // nil: from the replay_complete of a latest resume
 		latest bool
-		s      coreStream
+		s      stream
 		err    chan error
 	}
 	final := map[int32]int64{}
@@ -295,7 +295,7 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 		cl.cursor = cur
 		// Cursors are offsets this gateway already consumed: a cursor the
 		// gateway has not fetched yet is TestCoreCursorAheadOfConsumer's case.
-		coreWaitHeads(t, g, coreLastOf(cp.produced))
+		waitHeads(t, g, lastOf(cp.produced), 30*time.Second)
 		res := &wsclient.Resume{From: wsclient.FromCursor, Offsets: cur}
 		if cl.latest {
 			res = &wsclient.Resume{From: wsclient.FromLatest}
@@ -304,7 +304,7 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 		close(cp.resume) // production goes on while the client replays
 		cls = append(cls, cl)
 		go func() {
-			cl.err <- coreRead(ctx, conn, &cl.s, func(s *coreStream) bool {
+			cl.err <- readMoreCtx(ctx, conn, &cl.s, func(s *stream) bool {
 				return len(s.controls("")) > 0 && s.reachedAll(final)
 			})
 		}()
@@ -316,8 +316,8 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 	mu.Lock()
 	defer mu.Unlock()
 	for p := int32(0); p < parts; p++ {
-		if !slices.Equal(produced[p], coreSpan(0, final[p])) {
-			t.Fatalf("partition %d: produced offsets %s, want 0..%d", p, coreFmtOffsets(produced[p]), final[p])
+		if !slices.Equal(produced[p], offsetRange(0, final[p])) {
+			t.Fatalf("partition %d: produced offsets %s, want 0..%d", p, fmtOffsets(produced[p]), final[p])
 		}
 	}
 	if len(cls) != clients {
@@ -328,10 +328,10 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 			t.Errorf("%s: %v; got %s", cl.name, err, cl.s.summary())
 			continue
 		}
-		rc := coreReplayComplete(t, &cl.s)
+		rc := replayCompleteOf(t, &cl.s)
 		cursor := cl.cursor
 		if cl.latest {
-			cursor = coreRCLast(rc)
+			cursor = rcLast(rc)
 			for p := int32(0); p < parts; p++ {
 				if _, ok := cursor[p]; !ok {
 					cursor[p] = -1 // no head yet: everything is live
@@ -350,9 +350,9 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 					o = windowStart(t, &cl.s, p)
 				}
 			}
-			want[p] = coreAfter(produced[p], o)
+			want[p] = offsetsAfter(produced[p], o)
 		}
-		coreAssertOffsets(t, cl.name, cl.s.records(), want)
+		assertOffsets(t, cl.name, cl.s.records(), want)
 		for _, ctl := range cl.s.controls("") {
 			if ctl.Type != "replay_complete" {
 				t.Errorf("%s: unexpected control frame %s", cl.name, ctl.Raw)
@@ -365,7 +365,7 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 // the first offset the client received on it (the oldest record of the
 // replay window at the resume, which the test cannot know in advance when
 // the window moves). The rest of the partition must then be exact.
-func windowStart(t testing.TB, s *coreStream, p int32) int64 {
+func windowStart(t testing.TB, s *stream, p int32) int64 {
 	t.Helper()
 	for _, r := range s.records() {
 		if r.Partition == p {
@@ -394,10 +394,10 @@ func TestCoreCursorAheadOfConsumer(t *testing.T) {
 	env["KAFKA_LAG_CHECK_INTERVAL_SECS"] = "30" // the default is 10: keep the behind state stable for the test
 	g := startGateway(t, env)
 	first, _ := produceEvents(t, k, topic, 0, 0, 5) // 0..4
-	coreWaitHeads(t, g, map[int32]int64{0: first[4]})
-	bad := produceRaw(t, k, topic, 0, coreVector(t, "invalid_truncated_plain.bin")) // 5: pauses the partition
+	waitHeads(t, g, map[int32]int64{0: first[4]}, 30*time.Second)
+	bad := produceRaw(t, k, topic, 0, vector(t, "invalid_truncated_plain.bin")) // 5: pauses the partition
 	testenv.WaitFor(t, 20*time.Second, func() bool {
-		_, h := coreGetJSON(t, g, "/health")
+		_, h := getJSON(t, g, "/health")
 		ps, _ := h["paused_partitions"].([]any)
 		return len(ps) == 1
 	}, "partition 0 paused")
@@ -407,9 +407,9 @@ func TestCoreCursorAheadOfConsumer(t *testing.T) {
 	}
 
 	c := g.dial(&wsclient.Resume{Offsets: map[int32]int64{0: 7}})
-	var s coreStream
-	coreReadT(t, c, &s, 10*time.Second, "resume ahead of the consumer", coreUntilControl("replay_complete", 1))
-	if rc := coreReplayComplete(t, &s); rc.TotalReplayed != 0 || len(s.records()) != 0 || len(s.controls("cursor_stale")) != 0 {
+	var s stream
+	readMore(t, c, &s, 10*time.Second, "resume ahead of the consumer", untilControl("replay_complete", 1))
+	if rc := replayCompleteOf(t, &s); rc.TotalReplayed != 0 || len(s.records()) != 0 || len(s.controls("cursor_stale")) != 0 {
 		t.Errorf("cursor 7 (high watermark 10, this instance's head 4): got %s; want nothing replayed and no cursor_stale", s.summary())
 	}
 
@@ -424,8 +424,8 @@ func TestCoreCursorAheadOfConsumer(t *testing.T) {
 		t.Fatalf("admin resume: HTTP %d", resp.StatusCode)
 	}
 	live, _ := produceEvents(t, k, topic, 0, 9, 1) // 10
-	coreReadT(t, c, &s, 20*time.Second, "after the consumer passed the cursor", func(s *coreStream) bool {
+	readMore(t, c, &s, 20*time.Second, "after the consumer passed the cursor", func(s *stream) bool {
 		return s.reachedAll(map[int32]int64{0: live[0]})
 	})
-	coreAssertOffsets(t, "cursor ahead of the consumer", s.records(), map[int32][]int64{0: {8, 9, 10}})
+	assertOffsets(t, "cursor ahead of the consumer", s.records(), map[int32][]int64{0: {8, 9, 10}})
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"net"
@@ -24,37 +24,37 @@ func TestCoreSlowClientCatchesUp(t *testing.T) {
 	env["WEBSOCKET_SEND_TIMEOUT_SECS"] = "60" // the pause must not look like a dead socket
 	g := startGateway(t, env)
 
-	slow := coreDialRaw(t, g, 32<<10)
+	slow := dialRaw(t, g, 32<<10)
 	slow.sendJSON(t, map[string]any{"type": "resume", "from": "latest", "lastOffsetsByPartition": map[string]string{}})
-	var s coreStream
-	slow.read(t, &s, 20*time.Second, "slow client replay", coreUntilControl("replay_complete", 1))
-	start := coreRCLast(coreReplayComplete(t, &s))
+	var s stream
+	slow.read(t, &s, 20*time.Second, "slow client replay", untilControl("replay_complete", 1))
+	start := rcLast(replayCompleteOf(t, &s))
 
 	// The slow client does not read while everything is published.
 	produced := produceBig(t, k, topic, parts, perPart, size)
-	final := coreLastOf(produced)
-	coreWaitHeads(t, g, final)
+	final := lastOf(produced)
+	waitHeads(t, g, final, 30*time.Second)
 
 	// Now it reads again: everything arrives, exactly once, in order.
-	slow.read(t, &s, 60*time.Second, "slow client after its pause", func(s *coreStream) bool { return s.reachedAll(final) })
+	slow.read(t, &s, 60*time.Second, "slow client after its pause", func(s *stream) bool { return s.reachedAll(final) })
 	want := map[int32][]int64{}
 	for p, offs := range produced {
 		from, ok := start[p]
 		if !ok {
 			from = -1
 		}
-		want[p] = coreAfter(offs, from)
+		want[p] = offsetsAfter(offs, from)
 	}
-	coreAssertOffsets(t, "slow client", s.records(), want)
+	assertOffsets(t, "slow client", s.records(), want)
 	for _, c := range s.controls("") {
 		if c.Type != "replay_complete" {
 			t.Errorf("slow client: unexpected control frame %s", c.Raw)
 		}
 	}
-	m := coreScrape(t, g)
-	lagEvents, _ := coreMetric(m, "websocket_client_lag_events_total", nil)
-	lagMsgs, _ := coreMetric(m, "websocket_client_lag_messages_total", nil)
-	disc, _ := coreMetric(m, "websocket_slow_client_disconnects_total", nil)
+	m := scrape(t, g)
+	lagEvents, _ := sampleValue(m, "websocket_client_lag_events_total", nil)
+	lagMsgs, _ := sampleValue(m, "websocket_client_lag_messages_total", nil)
+	disc, _ := sampleValue(m, "websocket_slow_client_disconnects_total", nil)
 	t.Logf("lag events %v, catch-up records %v, slow disconnects %v", lagEvents, lagMsgs, disc)
 	if lagEvents < 1 || lagMsgs < 1 {
 		t.Errorf("websocket_client_lag_events_total = %v, websocket_client_lag_messages_total = %v: the client never entered catch-up, so the test proved nothing", lagEvents, lagMsgs)
@@ -78,19 +78,19 @@ func TestCoreNonReadingClientCutOff(t *testing.T) {
 	env["WEBSOCKET_CLIENT_QUEUE_BYTES"] = "65536"
 	g := startGateway(t, env)
 
-	stuck := coreDialRaw(t, g, 4<<10)
+	stuck := dialRaw(t, g, 4<<10)
 	stuck.sendJSON(t, map[string]any{"type": "resume", "from": "latest", "lastOffsetsByPartition": map[string]string{}})
 	good := g.dial(&wsclient.Resume{From: wsclient.FromLatest})
-	var gs coreStream
-	coreReadT(t, good, &gs, 20*time.Second, "good client replay", coreUntilControl("replay_complete", 1))
+	var gs stream
+	readMore(t, good, &gs, 20*time.Second, "good client replay", untilControl("replay_complete", 1))
 	testenv.WaitFor(t, 10*time.Second, func() bool { return g.Hub().Clients() == 2 }, "two clients connected")
 
 	produced := produceBig(t, k, topic, parts, perPart, size) // ~4 MiB
 	produceEnd := time.Now()
-	final := coreLastOf(produced)
-	coreReadT(t, good, &gs, 30*time.Second, "good client", func(s *coreStream) bool { return s.reachedAll(final) })
+	final := lastOf(produced)
+	readMore(t, good, &gs, 30*time.Second, "good client", func(s *stream) bool { return s.reachedAll(final) })
 	goodTook := time.Since(produceEnd)
-	coreAssertOffsets(t, "good client", gs.records(), produced)
+	assertOffsets(t, "good client", gs.records(), produced)
 
 	// Its writes blocked while the records were produced: the send deadline
 	// (plus the 1 s close deadline) has passed well before this bound.
@@ -105,24 +105,24 @@ func TestCoreNonReadingClientCutOff(t *testing.T) {
 	// FIN yet): its socket is no longer ESTABLISHED.
 	serverSide := stuck.conn.RemoteAddr().(*net.TCPAddr)
 	clientSide := stuck.conn.LocalAddr().(*net.TCPAddr)
-	st, ok := coreTCPState(serverSide, clientSide)
+	st, ok := tcpState(serverSide, clientSide)
 	t.Logf("gateway-side socket state %q (readable %v)", st, ok)
 	if ok && st == "01" {
 		t.Errorf("the gateway's socket to the stuck client is still ESTABLISHED after the session ended")
 	}
-	m := coreScrape(t, g)
-	if v, _ := coreMetric(m, "websocket_send_timeout_total", nil); v < 1 {
+	m := scrape(t, g)
+	if v, _ := sampleValue(m, "websocket_send_timeout_total", nil); v < 1 {
 		t.Errorf("websocket_send_timeout_total = %v, want >= 1", v)
 	}
-	if v, _ := coreMetric(m, "websocket_slow_client_disconnects_total", nil); v != 1 {
+	if v, _ := sampleValue(m, "websocket_slow_client_disconnects_total", nil); v != 1 {
 		t.Errorf("websocket_slow_client_disconnects_total = %v, want 1", v)
 	}
-	_, h := coreGetJSON(t, g, "/health")
+	_, h := getJSON(t, g, "/health")
 	hm := h["metrics"].(map[string]any)
-	if n := coreJSONInt(t, hm, "connected_clients"); n != 1 {
+	if n := jsonInt(t, hm, "connected_clients"); n != 1 {
 		t.Errorf("/health connected_clients = %d, want 1", n)
 	}
-	if n := coreJSONInt(t, hm, "send_timeout"); n < 1 {
+	if n := jsonInt(t, hm, "send_timeout"); n < 1 {
 		t.Errorf("/health send_timeout = %d, want >= 1", n)
 	}
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -11,17 +11,17 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
-// coreTS is one (thread, sequence) of a record.
-type coreTS struct {
+// threadSeq is one (thread, sequence) of a record.
+type threadSeq struct {
 	thread string
 	seq    uint64
 }
 
-// coreThreadValue is an Event for one pair, an EventBatch (header sequence
+// threadValue is an Event for one pair, an EventBatch (header sequence
 // 0) holding one event per pair otherwise.
-func coreThreadValue(t testing.TB, ts []coreTS) []byte {
+func threadValue(t testing.TB, ts []threadSeq) []byte {
 	t.Helper()
-	ev := func(x coreTS) *dashstreampb.Event {
+	ev := func(x threadSeq) *dashstreampb.Event {
 		return &dashstreampb.Event{Header: &dashstreampb.Header{ThreadId: x.thread, Sequence: x.seq,
 			TimestampUs: time.Now().UnixMicro(), Type: dashstreampb.MessageType_MESSAGE_TYPE_EVENT, TenantId: "test"},
 			EventType: dashstreampb.EventType_EVENT_TYPE_NODE_END, NodeId: "n"}
@@ -59,35 +59,35 @@ func TestCoreThreadResume(t *testing.T) {
 
 	type rec struct {
 		p  int32
-		ts []coreTS
+		ts []threadSeq
 		o  int64
 	}
 	var recs []*rec
-	produce := func(p int32, ts ...[]coreTS) {
+	produce := func(p int32, ts ...[]threadSeq) {
 		t.Helper()
 		vals := make([][]byte, len(ts))
 		for i, x := range ts {
-			vals[i] = coreThreadValue(t, x)
+			vals[i] = threadValue(t, x)
 		}
 		for i, o := range produceRaw(t, k, topic, p, vals...) {
 			recs = append(recs, &rec{p: p, ts: ts[i], o: o})
 		}
 	}
-	one := func(th string, seq uint64) []coreTS { return []coreTS{{th, seq}} }
+	one := func(th string, seq uint64) []threadSeq { return []threadSeq{{th, seq}} }
 	produce(0, one("ta", 1), one("tb", 1), one("ta", 2), one("tb", 2), one("ta", 3),
-		[]coreTS{{"ta", 4}, {"tc", 1}}, one("tb", 3), one("ta", 5))
-	produce(1, one("tc", 2), one("tc", 3), []coreTS{{"tb", 4}, {"tc", 4}}, one("tc", 5), one("ta", 6), one("td", 1))
+		[]threadSeq{{"ta", 4}, {"tc", 1}}, one("tb", 3), one("ta", 5))
+	produce(1, one("tc", 2), one("tc", 3), []threadSeq{{"tb", 4}, {"tc", 4}}, one("tc", 5), one("ta", 6), one("td", 1))
 	heads := map[int32]int64{}
 	for _, r := range recs {
 		heads[r.p] = max(heads[r.p], r.o)
 	}
-	coreWaitHeads(t, g, heads)
+	waitHeads(t, g, heads, 30*time.Second)
 
 	// expect lists, per partition, the offsets a thread resume must replay.
 	expect := func(last map[string]uint64) map[int32][]int64 {
 		out := map[int32][]int64{0: nil, 1: nil}
 		for _, r := range recs {
-			if slices.ContainsFunc(r.ts, func(x coreTS) bool { l, ok := last[x.thread]; return ok && x.seq > l }) {
+			if slices.ContainsFunc(r.ts, func(x threadSeq) bool { l, ok := last[x.thread]; return ok && x.seq > l }) {
 				out[r.p] = append(out[r.p], r.o)
 			}
 		}
@@ -116,13 +116,13 @@ func TestCoreThreadResume(t *testing.T) {
 			"lastOffsetsByPartition": map[string]string{"0": "0"}, "lastSequencesByThread": map[string]string{"ta": "5"}},
 			expect(map[string]uint64{"ta": 5})},
 	}
-	streams := make([]coreStream, len(cases))
+	streams := make([]stream, len(cases))
 	conns := make([]*wsclient.Conn, len(cases))
 	for i, tc := range cases {
 		conns[i] = dial(tc.frame)
 		s := &streams[i]
-		coreReadT(t, conns[i], s, 20*time.Second, tc.name, coreUntilControl("replay_complete", 1))
-		rc := coreReplayComplete(t, s)
+		readMore(t, conns[i], s, 20*time.Second, tc.name, untilControl("replay_complete", 1))
+		rc := replayCompleteOf(t, s)
 		total := len(tc.want[0]) + len(tc.want[1])
 		if rc.Mode != "thread" || rc.TotalReplayed != total || s.recordsBefore("replay_complete") != total {
 			t.Errorf("%s: replay_complete %+v after %d records; want mode thread, totalReplayed %d", tc.name, rc, s.recordsBefore("replay_complete"), total)
@@ -140,23 +140,23 @@ func TestCoreThreadResume(t *testing.T) {
 	for _, r := range recs[before:] {
 		live[r.p] = append(live[r.p], r.o)
 	}
-	final := coreLastOf(live)
+	final := lastOf(live)
 	for i, tc := range cases {
 		s := &streams[i]
-		coreReadT(t, conns[i], s, 20*time.Second, tc.name+" live", func(s *coreStream) bool { return s.reachedAll(final) })
+		readMore(t, conns[i], s, 20*time.Second, tc.name+" live", func(s *stream) bool { return s.reachedAll(final) })
 		want := map[int32][]int64{}
 		for p := int32(0); p < 2; p++ {
 			want[p] = append(slices.Clone(tc.want[p]), live[p]...)
 		}
-		coreAssertOffsets(t, tc.name, s.records(), want)
+		assertOffsets(t, tc.name, s.records(), want)
 		for _, c := range s.controls("") {
 			if c.Type != "replay_complete" {
 				t.Errorf("%s: unexpected control frame %s", tc.name, c.Raw)
 			}
 		}
 	}
-	m := coreScrape(t, g)
-	if v, _ := coreMetric(m, "websocket_resume_requests_total", map[string]string{"mode": "thread"}); v != 3 {
+	m := scrape(t, g)
+	if v, _ := sampleValue(m, "websocket_resume_requests_total", map[string]string{"mode": "thread"}); v != 3 {
 		t.Errorf("websocket_resume_requests_total{mode=thread} = %v, want 3", v)
 	}
 }

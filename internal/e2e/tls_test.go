@@ -1,4 +1,4 @@
-package app
+package e2e
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 	"github.com/coder/websocket"
 )
 
-// coreSelfSigned writes a self-signed certificate for 127.0.0.1 and returns
+// selfSigned writes a self-signed certificate for 127.0.0.1 and returns
 // the cert and key paths and a pool trusting it.
-func coreSelfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -64,7 +64,7 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 // exactly as over plain WebSocket.
 func TestCoreTLS(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
-	certFile, keyFile, pool := coreSelfSigned(t)
+	certFile, keyFile, pool := selfSigned(t)
 	env := gatewayEnv(k, topic)
 	env["TLS_CERT_FILE"], env["TLS_KEY_FILE"] = certFile, keyFile
 	g := startGateway(t, env)

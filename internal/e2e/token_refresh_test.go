@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // Token lifetimes end to end (docs/PROTOCOL.md §3.8): a whole gateway
 // verifying HS256 JWTs, real Kafka, records produced throughout. A client
@@ -54,15 +54,15 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 	env["WEBSOCKET_JWT_SECRET"] = refreshSecret
 	env["WEBSOCKET_JWT_LEEWAY_SECS"] = "0" // expiry at exp exactly
 	g := startGateway(t, env)
-	l := rpNewLog()
+	l := newProduced()
 	l.produce(t, k, topic, 20, 0, 1)
-	rpWaitHeads(t, g, l.ends(), 30*time.Second)
-	rpStartProducer(t, k, topic, l, partitions, 2, 50*time.Millisecond)
+	waitHeads(t, g, l.last(), 30*time.Second)
+	startProducer(t, k, topic, l, partitions, 2, 50*time.Millisecond)
 
 	t.Run("refreshing client keeps its stream", func(t *testing.T) {
 		t.Parallel()
 		first := inSeconds(3 * time.Second)
-		s := rpNewStream(l, rpCursorAll(partitions, -1))
+		s := newExact(l, cursorAll(partitions, -1))
 		c := dialToken(t, g, refreshToken(t, first), s.cursor())
 		ctx, cancel := context.WithCancel(context.Background())
 		sent := make(chan int, 1)
@@ -85,7 +85,7 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 		}()
 		end := time.Now().Add(6 * time.Second)
 		completes, afterFirst := 0, 0
-		err := rpRead(c, s, 15*time.Second, func(m wsclient.Message) (bool, error) {
+		err := readExact(c, s, 15*time.Second, func(m wsclient.Message) (bool, error) {
 			if m.Kind == wsclient.KindRecord && time.Now().After(first) {
 				afterFirst++
 			}
@@ -93,7 +93,7 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 				switch typ := m.Control.Type; {
 				case typ == "refresh_complete":
 					completes++
-				case rpBadControl(typ):
+				case badControl(typ):
 					return false, errors.New("unexpected frame " + string(m.Control.Raw))
 				}
 			}
@@ -104,8 +104,8 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d refreshes (%d answered): %v", refreshes, completes, err)
 		}
-		ends := l.ends() // the connection is still good: it catches up to what was produced by now
-		rpReadUntilEnds(t, c, s, ends, 20*time.Second)
+		last := l.last() // the connection is still good: it catches up to what was produced by now
+		readExactTo(t, c, s, last, 20*time.Second)
 		if completes < 4 || afterFirst == 0 {
 			t.Fatalf("%d refresh_complete for %d refreshes, %d records after the first token's expiry: want >= 4 and some",
 				completes, refreshes, afterFirst)
@@ -116,10 +116,10 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 	t.Run("expired client resumes on a new token", func(t *testing.T) {
 		t.Parallel()
 		exp := inSeconds(3 * time.Second)
-		s := rpNewStream(l, rpCursorAll(partitions, -1))
+		s := newExact(l, cursorAll(partitions, -1))
 		c := dialToken(t, g, refreshToken(t, exp), s.cursor())
 		var last wsclient.Control
-		err := rpRead(c, s, 15*time.Second, func(m wsclient.Message) (bool, error) {
+		err := readExact(c, s, 15*time.Second, func(m wsclient.Message) (bool, error) {
 			if m.Kind == wsclient.KindControl && m.Control.Type != "replay_complete" {
 				last = m.Control
 			}
@@ -143,11 +143,11 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 		before := s.n
 		time.Sleep(500 * time.Millisecond) // records produced while it is away come in the replay
 		c2 := dialToken(t, g, refreshToken(t, time.Now().Add(time.Hour)), s.cursor())
-		_, replayed := rpReplayComplete(t, c2, s, 20*time.Second)
+		_, replayed := readReplayComplete(t, c2, s, 20*time.Second)
 		if replayed == 0 {
 			t.Fatal("the resume replayed nothing: the records produced meanwhile are missing")
 		}
-		rpReadUntilEnds(t, c2, s, l.ends(), 20*time.Second)
+		readExactTo(t, c2, s, l.last(), 20*time.Second)
 		t.Logf("%d records before the expiry, %d replayed, %d after the resume in all, exactly once", before, replayed, s.n-before)
 	})
 }

@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // Tracing end to end: a gateway exporting over OTLP/HTTP to an in-process
 // receiver that decodes the collector's protobuf requests, against real
@@ -8,14 +8,11 @@ package app
 
 import (
 	"bytes"
-	"context"
 	cryptorand "crypto/rand"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,6 +27,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
@@ -100,64 +98,6 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 	return out
 }
 
-// syncBuffer is a log sink safe for the gateway's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// startLoggedGateway is startGateway with the gateway's log also written
-// to logs, and the process environment (the OTel SDK's) behind env.
-func startLoggedGateway(t *testing.T, env map[string]string, logs io.Writer) *gateway {
-	t.Helper()
-	full := baseEnv(t)
-	for k, v := range env {
-		full[k] = v
-	}
-	cfg, err := config.Load(nil, func(k string) string {
-		if v, ok := full[k]; ok || !strings.HasPrefix(k, "OTEL_") {
-			return v
-		}
-		return os.Getenv(k)
-	})
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	if !cfg.Tracing.Enabled {
-		t.Fatal("tracing not enabled by OTEL_EXPORTER_OTLP_ENDPOINT")
-	}
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(logs, testWriter{t}), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	a, err := New(cfg, log, Options{})
-	if err != nil {
-		t.Fatalf("app.New: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	g := &gateway{App: a, t: t, env: full, cancel: cancel, done: make(chan error, 1)}
-	go func() { g.done <- a.Run(ctx) }()
-	t.Cleanup(func() { _ = g.stop() })
-	select {
-	case <-a.Ready():
-	case err := <-g.done:
-		t.Fatalf("gateway stopped before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway not ready within 60s")
-	}
-	g.base, g.ws = "http://"+a.HTTPAddr(), "ws://"+a.HTTPAddr()+"/ws"
-	return g
-}
-
 func TestTracingExportsSpans(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
 	recv := &otlpReceiver{}
@@ -185,19 +125,23 @@ func TestTracingExportsSpans(t *testing.T) {
 		Headers: []kgo.RecordHeader{{Key: "traceparent", Value: []byte(parents[0])}}})
 	k.ProduceRecords(t, recs...)
 
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	env := gatewayEnv(k, topic)
 	env["REPLAY_BUFFER_MEMORY_SIZE"] = "5" // a resume from the start needs Kafka
-	g := startLoggedGateway(t, env, logs)
-	rpWaitHeads(t, g, map[int32]int64{0: n + 1}, 30*time.Second)
+	g := startGateway(t, env, logTo(logs), processEnv("OTEL_"), checkConfig(func(t testing.TB, cfg *config.Config) {
+		if !cfg.Tracing.Enabled {
+			t.Fatal("tracing not enabled by OTEL_EXPORTER_OTLP_ENDPOINT")
+		}
+	}))
+	waitHeads(t, g, map[int32]int64{0: n}, 30*time.Second)
 
 	c := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: map[int32]int64{0: -1}})
-	r := readUntil(t, c, 30*time.Second, func(r received) bool { return r.hasControl("replay_complete") })
-	if len(r.records) != n {
-		t.Fatalf("replayed %d records, want %d", len(r.records), n)
+	r := readUntil(t, c, 30*time.Second, func(r *stream) bool { return r.hasControl("replay_complete") })
+	if len(r.records()) != n {
+		t.Fatalf("replayed %d records, want %d", len(r.records()), n)
 	}
 	var rc wsclient.ReplayComplete
-	for _, ctl := range r.controls {
+	for _, ctl := range r.controls("") {
 		if ctl.Type == "replay_complete" {
 			if err := ctl.Decode(&rc); err != nil {
 				t.Fatal(err)
