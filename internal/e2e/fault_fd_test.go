@@ -9,16 +9,14 @@ package e2e
 
 import (
 	"bufio"
-	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -28,118 +26,23 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
-// fdChild is the gateway started under prlimit.
-type fdChild struct {
-	t        *testing.T
-	cmd      *exec.Cmd
-	log      string
-	public   string // host:port
-	internal string // host:port, "" when off
-	done     chan struct{}
-}
-
-// startFDChild runs `prlimit --nofile=<nofile> dashstream serve` (prlimit
-// execs the gateway: same pid) and waits for /readyz on the internal
-// listener (or the public one without it).
-func startFDChild(t *testing.T, prlimit, bin, nofile string, internal bool, extra map[string]string) *fdChild {
+// startFDChild runs `prlimit --nofile=<nofile> dashstream serve` with the
+// embedded broker (and INTERNAL_ADDR when internal) and waits for /readyz
+// on the internal listener (or the public one without it).
+func startFDChild(t *testing.T, prlimit, bin, nofile string, internal bool, extra map[string]string) *child {
 	t.Helper()
-	c := &fdChild{t: t, log: filepath.Join(t.TempDir(), "gateway.log"), done: make(chan struct{}),
-		public: "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"WEBSOCKET_HOST=127.0.0.1", "WEBSOCKET_PORT=" + strings.TrimPrefix(c.public, "127.0.0.1:"),
-		"EMBEDDED_KAFKA_ADDR=127.0.0.1:0", "EMBEDDED_KAFKA_PARTITIONS=2",
-		"EXPECTED_SCHEMAS_PATH=" + filepath.Join(t.TempDir(), "schemas.json"),
-		"INSTANCE_ID=fd-" + strconv.FormatInt(time.Now().UnixNano(), 36),
-		"SHUTDOWN_TIMEOUT_SECS=5", "LOG_LEVEL=info"}
+	env := map[string]string{"EMBEDDED_KAFKA_ADDR": "127.0.0.1:0", "EMBEDDED_KAFKA_PARTITIONS": "2",
+		"EXPECTED_SCHEMAS_PATH": filepath.Join(t.TempDir(), "schemas.json"),
+		"INSTANCE_ID":           "fd-" + strconv.FormatInt(time.Now().UnixNano(), 36),
+		"SHUTDOWN_TIMEOUT_SECS": "5", "LOG_LEVEL": "info"}
+	maps.Copy(env, extra)
+	opts := []childOption{underPrlimit(prlimit, nofile)}
 	if internal {
-		c.internal = "127.0.0.1:" + strconv.Itoa(testenv.FreePort(t))
-		env = append(env, "INTERNAL_ADDR="+c.internal)
+		opts = append(opts, withInternal())
 	}
-	for k, v := range extra {
-		env = append(env, k+"="+v)
-	}
-	f, err := os.Create(c.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	c.cmd = exec.Command(prlimit, "--nofile="+nofile, bin, "serve")
-	c.cmd.Env, c.cmd.Stdout, c.cmd.Stderr = env, f, f
-	if err := c.cmd.Start(); err != nil {
-		t.Fatalf("start gateway under prlimit: %v", err)
-	}
-	go func() { _ = c.cmd.Wait(); close(c.done) }()
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			if b, err := os.ReadFile(c.log); err == nil {
-				t.Logf("child gateway log:\n%s", b)
-			}
-		}
-	})
-	probe := c.public
-	if internal {
-		probe = c.internal
-	}
-	hc := fdHTTPClient()
-	testenv.WaitFor(t, 60*time.Second, func() bool {
-		select {
-		case <-c.done:
-			t.Fatalf("gateway exited before ready: %v", c.cmd.ProcessState)
-		default:
-		}
-		return fdGet(hc, "http://"+probe+"/readyz") == http.StatusOK
-	}, "child gateway /readyz 200")
+	c := newChild(t, bin, env, opts...)
+	c.start()
 	return c
-}
-
-// stop sends SIGTERM and waits for the exit (SIGKILL after 20 s).
-func (c *fdChild) stop() {
-	if c.cmd.Process == nil {
-		return
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(20 * time.Second):
-		c.t.Error("gateway did not stop within 20s of SIGTERM")
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
-
-// openFiles reads the soft and hard "Max open files" of the child from
-// /proc.
-func (c *fdChild) openFiles() (soft, hard string) {
-	c.t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.cmd.Process.Pid))
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	m := regexp.MustCompile(`Max open files\s+(\S+)\s+(\S+)`).FindSubmatch(b)
-	if m == nil {
-		c.t.Fatalf("no open-file limit in /proc/%d/limits:\n%s", c.cmd.Process.Pid, b)
-	}
-	return string(m[1]), string(m[2])
-}
-
-// logged returns the value of key in the first log line with msg.
-func (c *fdChild) logged(msg, key string) string {
-	c.t.Helper()
-	b, err := os.ReadFile(c.log)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.Contains(line, `msg="`+msg+`"`) {
-			continue
-		}
-		if m := regexp.MustCompile(`\b` + key + `=(\S+)`).FindStringSubmatch(line); m != nil {
-			return m[1]
-		}
-	}
-	c.t.Fatalf("no %q with %s in the gateway log", msg, key)
-	return ""
 }
 
 func fdHTTPClient() *http.Client {
@@ -248,7 +151,7 @@ func TestFaultFD(t *testing.T) {
 }
 
 // fdFlood is the exhaustion scenario against gw.
-func fdFlood(t *testing.T, gw *fdChild, budget limits.Budget) {
+func fdFlood(t *testing.T, gw *child, budget limits.Budget) {
 	const attempts = 400
 	const bound = 5 * time.Second // "none hangs past a few seconds"
 	results := make([]attempt, attempts)

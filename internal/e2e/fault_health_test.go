@@ -132,7 +132,7 @@ func TestFaultHealthStallRestart(t *testing.T) {
 	cluster.ControlKey(int16(kmsg.Fetch), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		cluster.KeepControl()
 		fetches.Add(1)
-		return fhFailedFetch(req.(*kmsg.FetchRequest)), nil, true
+		return testenv.FailedFetch(req.(*kmsg.FetchRequest), kerr.TopicAuthorizationFailed.Code), nil, true
 	})
 	failing := time.Now()
 	select {
@@ -146,25 +146,6 @@ func TestFaultHealthStallRestart(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run still running 60s after every fetch started failing with STALL_RESTART_SECS=2")
 	}
-}
-
-// fhFailedFetch answers every partition of req with
-// TOPIC_AUTHORIZATION_FAILED.
-func fhFailedFetch(req *kmsg.FetchRequest) *kmsg.FetchResponse {
-	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	resp.Version = req.Version
-	for _, rt := range req.Topics {
-		st := kmsg.NewFetchResponseTopic()
-		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewFetchResponseTopicPartition()
-			sp.Partition = rp.Partition
-			sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-			st.Partitions = append(st.Partitions, sp)
-		}
-		resp.Topics = append(resp.Topics, st)
-	}
-	return resp
 }
 
 // fhWaitReadyz polls /readyz every 50 ms until it answers code.

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
 func TestBackoffCapped(t *testing.T) {
@@ -99,21 +100,7 @@ func TestFetchFailuresStallWithoutSpinning(t *testing.T) {
 			return nil, nil, false
 		}
 		fetches.Add(1)
-		fr := req.(*kmsg.FetchRequest)
-		resp := fr.ResponseKind().(*kmsg.FetchResponse)
-		resp.Version = fr.Version
-		for _, rt := range fr.Topics {
-			st := kmsg.NewFetchResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewFetchResponseTopicPartition()
-				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.TopicAuthorizationFailed.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return testenv.FailedFetch(req.(*kmsg.FetchRequest), kerr.TopicAuthorizationFailed.Code), nil, true
 	})
 	eventually(t, "stalled while every fetch fails", func() bool { return r.Stalled(500 * time.Millisecond) })
 	errs0 := testutil.ToFloat64(r.m.KafkaErrorsByType.WithLabelValues("topic_authorization_failed"))
