@@ -5,13 +5,15 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
 // runForTest runs the whole command line (as main does) with no
 // environment variables.
 func runForTest(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut syncBuffer
+	var out, errOut testenv.SyncBuffer
 	code = run(context.Background(), args, testEnv(nil, &out, &errOut, nil))
 	return code, out.String(), errOut.String()
 }

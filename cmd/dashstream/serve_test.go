@@ -16,6 +16,7 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/app"
 	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
 // TestServeRefusesUnsafeBinds: a non-loopback bind without KAFKA_BROKERS
@@ -36,7 +37,7 @@ func TestServeRefusesUnsafeBinds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var out, errOut syncBuffer
+			var out, errOut testenv.SyncBuffer
 			code := run(context.Background(), tt.args, testEnv(nil, &out, &errOut, tt.vars))
 			msg := errOut.String()
 			if code != 2 || out.String() != "" || strings.Count(msg, "\n") != 1 ||

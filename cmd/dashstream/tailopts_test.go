@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
@@ -52,7 +53,7 @@ func TestTailURLAndTokenSources(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			var out, errOut syncBuffer
+			var out, errOut testenv.SyncBuffer
 			args := append([]string{"--from", "earliest", "--max", "1"}, tt.args...)
 			code := runTail(ctx, args, testEnv(nil, &out, &errOut, tt.vars))
 			stdout, stderr := out.String(), errOut.String()
