@@ -9,13 +9,18 @@
 //
 // # The kit
 //
-// Every test uses one kit, in the kit_*_test.go files:
+// Every test uses one kit, in the kit_*_test.go files; a test file's own
+// helpers serve only its scenario:
 //
 //   - kit_test.go: the gateway harness (startGateway and its options,
-//     restart, stop), the environment every test gateway gets (baseEnv,
-//     gatewayEnv, redisEnv), HTTP helpers (get, tryGet, post, getJSON,
-//     getHealth, namespaceOf, scrape, metric) and producing events
-//     (event, produceEvents, produceRaw, bigEvent, produceBig).
+//     restart, stop, dial, dialCursor), the environment every test gateway
+//     gets (baseEnv, gatewayEnv, redisEnv), HTTP helpers (get, tryGet,
+//     waitReadyz, post, getJSON, getHealth, namespaceOf, scrape, metric)
+//     and producing events (event, produceEvents, produceRaw, bigEvent,
+//     produceBig).
+//   - kit_child_test.go: the same gateway as a `dashstream serve` child
+//     process (buildBinary, newChild; optionally under prlimit and with
+//     INTERNAL_ADDR), for crashes (kill: SIGKILL) and process limits.
 //   - kit_client_test.go: what a client received (stream, read by readN,
 //     readUntil, readMore), offset helpers (offsetsOf, assertOffsets,
 //     lastOf, offsetRange), waiting for the gateway's heads (waitHeads),

@@ -45,12 +45,12 @@ func startFDChild(t *testing.T, prlimit, bin, nofile string, internal bool, extr
 	return c
 }
 
-func fdHTTPClient() *http.Client {
+func noKeepAliveClient() *http.Client {
 	return &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 }
 
-// fdGet returns GET url's status, 0 when it failed.
-func fdGet(c *http.Client, url string) int {
+// statusOf returns GET url's status, 0 when it failed.
+func statusOf(c *http.Client, url string) int {
 	resp, err := c.Get(url)
 	if err != nil {
 		return 0
@@ -146,12 +146,12 @@ func TestFaultFD(t *testing.T) {
 			t.Fatalf("child soft open-file limit %s, want 256", soft)
 		}
 		budget := limits.BudgetFor(256, 0)
-		fdFlood(t, gw, budget)
+		floodFD(t, gw, budget)
 	})
 }
 
-// fdFlood is the exhaustion scenario against gw.
-func fdFlood(t *testing.T, gw *child, budget limits.Budget) {
+// floodFD is the exhaustion scenario against gw.
+func floodFD(t *testing.T, gw *child, budget limits.Budget) {
 	const attempts = 400
 	const bound = 5 * time.Second // "none hangs past a few seconds"
 	results := make([]attempt, attempts)
@@ -199,20 +199,20 @@ func fdFlood(t *testing.T, gw *child, budget limits.Budget) {
 		}
 		open = append(open, c)
 	}
-	hc := fdHTTPClient()
+	hc := noKeepAliveClient()
 	testenv.WaitFor(t, 10*time.Second, func() bool {
-		return fdGet(hc, "http://"+gw.public+"/health") == http.StatusServiceUnavailable
+		return statusOf(hc, "http://"+gw.public+"/health") == http.StatusServiceUnavailable
 	}, "public listener full: /health refused 503")
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		start := time.Now()
-		code := fdGet(hc, "http://"+gw.internal+p) // the client's timeout is 1 s
+		code := statusOf(hc, "http://"+gw.internal+p) // the client's timeout is 1 s
 		took := time.Since(start)
 		if code != http.StatusOK || took > time.Second {
 			t.Errorf("INTERNAL_ADDR %s at the limit: %d in %v, want 200 within 1s", p, code, took)
 		}
 		t.Logf("INTERNAL_ADDR %s at the limit: %d in %v", p, code, took.Round(100*time.Microsecond))
 	}
-	metricsBody := fdBody(t, hc, "http://"+gw.internal+"/metrics")
+	metricsBody := bodyOf(t, hc, "http://"+gw.internal+"/metrics")
 	for _, reason := range []string{"max_connections", "listener_full"} {
 		if !regexp.MustCompile(`websocket_rejected_connections_total\{reason="` + reason + `"\} [1-9]`).MatchString(metricsBody) {
 			t.Errorf("no %s rejections in /metrics", reason)
@@ -231,12 +231,12 @@ func fdFlood(t *testing.T, gw *child, budget limits.Budget) {
 		}
 		return a.code == http.StatusSwitchingProtocols
 	}, "a WebSocket session accepted after the clients closed")
-	if code := fdGet(hc, "http://"+gw.public+"/healthz"); code != http.StatusNotFound {
+	if code := statusOf(hc, "http://"+gw.public+"/healthz"); code != http.StatusNotFound {
 		t.Errorf("public /healthz with INTERNAL_ADDR set: %d, want 404", code)
 	}
 }
 
-func fdBody(t *testing.T, c *http.Client, url string) string {
+func bodyOf(t *testing.T, c *http.Client, url string) string {
 	t.Helper()
 	resp, err := c.Get(url)
 	if err != nil {

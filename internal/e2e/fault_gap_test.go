@@ -35,14 +35,14 @@ func TestFaultKafkaDownNoGap(t *testing.T) {
 	srv.Kill(t)
 	const cursor = 10
 	start := time.Now()
-	ctrls, err := fgReadToClose(dialCursor(g, map[int32]int64{0: cursor}), 60*time.Second)
+	ctrls, err := readToClose(dialCursor(g, map[int32]int64{0: cursor}), 60*time.Second)
 	took := time.Since(start)
 	var ce *wsclient.CloseError
 	if !errors.As(err, &ce) || ce.Code != 1013 {
-		t.Fatalf("resume while Kafka is down ended with %v after %v, want close 1013 (controls %v)", err, took, fgTypes(ctrls))
+		t.Fatalf("resume while Kafka is down ended with %v after %v, want close 1013 (controls %v)", err, took, typesOf(ctrls))
 	}
-	if len(ctrls) != 1 || ctrls[0].Type != "error" || fgErrorCode(t, ctrls[0]) != "REPLAY_UNAVAILABLE" {
-		t.Fatalf("controls %v, want only error REPLAY_UNAVAILABLE (no cursor_stale, no gap)", fgTypes(ctrls))
+	if len(ctrls) != 1 || ctrls[0].Type != "error" || errorCode(t, ctrls[0]) != "REPLAY_UNAVAILABLE" {
+		t.Fatalf("controls %v, want only error REPLAY_UNAVAILABLE (no cursor_stale, no gap)", typesOf(ctrls))
 	}
 	t.Logf("resume from %d with Kafka down: REPLAY_UNAVAILABLE and 1013 after %v", cursor, took.Round(time.Millisecond))
 
@@ -94,9 +94,9 @@ func TestFaultLogStartMovedStale(t *testing.T) {
 	readExactTo(t, c, s, l.last(), arrive)
 }
 
-// fgReadToClose reads until the connection ends and returns the control
+// readToClose reads until the connection ends and returns the control
 // frames it got, failing on any record, and the error that ended it.
-func fgReadToClose(c *wsclient.Conn, timeout time.Duration) ([]wsclient.Control, error) {
+func readToClose(c *wsclient.Conn, timeout time.Duration) ([]wsclient.Control, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var ctrls []wsclient.Control
@@ -112,7 +112,7 @@ func fgReadToClose(c *wsclient.Conn, timeout time.Duration) ([]wsclient.Control,
 	}
 }
 
-func fgErrorCode(t *testing.T, c wsclient.Control) string {
+func errorCode(t *testing.T, c wsclient.Control) string {
 	t.Helper()
 	var e struct {
 		Code string `json:"code"`
@@ -123,7 +123,7 @@ func fgErrorCode(t *testing.T, c wsclient.Control) string {
 	return e.Code
 }
 
-func fgTypes(ctrls []wsclient.Control) []string {
+func typesOf(ctrls []wsclient.Control) []string {
 	out := make([]string, len(ctrls))
 	for i, c := range ctrls {
 		out[i] = string(c.Raw)

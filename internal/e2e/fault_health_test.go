@@ -17,10 +17,10 @@ import (
 )
 
 // Readiness follows Kafka within readinessBound both ways (docs/PROTOCOL.md,
-// health); the assertions allow fhSlack more for a loaded test machine.
+// health); the assertions allow readinessSlack more for a loaded test machine.
 const (
 	readinessBound = 3 * time.Second
-	fhSlack        = 3 * time.Second
+	readinessSlack = 3 * time.Second
 )
 
 // TestFaultHealthBrokerKillAndRestart: the gateway's private broker is
@@ -40,13 +40,13 @@ func TestFaultHealthBrokerKillAndRestart(t *testing.T) {
 
 	srv.Kill(t)
 	killed := time.Now()
-	fhWaitReadyz(t, g, http.StatusServiceUnavailable, 30*time.Second)
+	waitReadyz(t, g, http.StatusServiceUnavailable, 30*time.Second)
 	down := time.Since(killed)
 	h := getHealth(t, g)
 
 	srv.Start(t)
 	up := time.Now()
-	fhWaitReadyz(t, g, http.StatusOK, 60*time.Second)
+	waitReadyz(t, g, http.StatusOK, 60*time.Second)
 	ready := time.Since(up)
 	produceEvents(t, srv.KafkaEnv, topic, 0, 3, 3)
 	readN(t, c, 3, 60*time.Second)
@@ -54,10 +54,10 @@ func TestFaultHealthBrokerKillAndRestart(t *testing.T) {
 
 	t.Logf("broker SIGKILL: /readyz 503 after %v (/health %s, alert %q); broker back: /readyz 200 after %v, records delivered %v after it answered",
 		down.Round(time.Millisecond), h.Status, h.Alert, ready.Round(time.Millisecond), flowing.Round(time.Millisecond))
-	if down > readinessBound+fhSlack {
+	if down > readinessBound+readinessSlack {
 		t.Errorf("/readyz turned 503 %v after the kill, want about %v", down, readinessBound)
 	}
-	if ready > readinessBound+fhSlack {
+	if ready > readinessBound+readinessSlack {
 		t.Errorf("/readyz turned 200 %v after the broker answered, want about %v", ready, readinessBound)
 	}
 	if h.Status != "reconnecting" {
@@ -91,7 +91,7 @@ func TestFaultHealthKafkaDownAtStart(t *testing.T) {
 	up := time.Now()
 	testenv.WaitFor(t, 60*time.Second, func() bool { o, ok := g.Hub().Heads()[0]; return ok && o == 2 }, "records consumed")
 	consumed := time.Since(up)
-	fhWaitReadyz(t, g, http.StatusOK, 30*time.Second)
+	waitReadyz(t, g, http.StatusOK, 30*time.Second)
 	ready := time.Since(up)
 	t.Logf("Kafka down at start (alert %q, no Redis blame): consumption began %v and /readyz 200 %v after the broker answered",
 		h.Alert, consumed.Round(time.Millisecond), ready.Round(time.Millisecond))
@@ -145,21 +145,5 @@ func TestFaultHealthStallRestart(t *testing.T) {
 		t.Logf("fetches failing: Run returned after %v (%d fetch requests): %v", time.Since(failing).Round(time.Millisecond), fetches.Load(), err)
 	case <-time.After(60 * time.Second):
 		t.Fatal("Run still running 60s after every fetch started failing with STALL_RESTART_SECS=2")
-	}
-}
-
-// fhWaitReadyz polls /readyz every 50 ms until it answers code.
-func fhWaitReadyz(t *testing.T, g *gateway, code int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, _ := tryGet(context.Background(), g.base+"/readyz")
-		if got == code {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz not %d within %v (last %d)", code, timeout, got)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -23,8 +23,8 @@ import (
 // runtime.
 var _ kafka.PartitionSink = (*hub.Hub)(nil)
 
-// fpClient is one connected client reading in the background.
-type fpClient struct {
+// partitionClient is one connected client reading in the background.
+type partitionClient struct {
 	mu    sync.Mutex
 	seen  map[int32]map[int64]int // offset -> times delivered
 	gaps  []string
@@ -32,7 +32,7 @@ type fpClient struct {
 	first map[int32]int64 // first offset delivered per partition
 }
 
-func (c *fpClient) read(conn *wsclient.Conn) {
+func (c *partitionClient) read(conn *wsclient.Conn) {
 	for {
 		m, err := conn.Next(context.Background())
 		c.mu.Lock()
@@ -58,7 +58,7 @@ func (c *fpClient) read(conn *wsclient.Conn) {
 
 // reached reports whether the client got the last offset of every
 // partition of want (check then tells what it got on the way).
-func (c *fpClient) reached(want map[int32][]int64) bool {
+func (c *partitionClient) reached(want map[int32][]int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for p, offs := range want {
@@ -69,10 +69,10 @@ func (c *fpClient) reached(want map[int32][]int64) bool {
 	return true
 }
 
-// fpProducer writes one event to every partition of the topic, round after
+// roundProducer writes one event to every partition of the topic, round after
 // round, until stopped; parts is read each round, so partitions created
 // meanwhile get records as soon as it is raised.
-type fpProducer struct {
+type roundProducer struct {
 	cl    atomic.Pointer[kgo.Client] // replaced by one that knows the new partitions
 	topic string
 	parts atomic.Int32
@@ -81,11 +81,11 @@ type fpProducer struct {
 	err   error
 }
 
-// fpBurst is how many records each new partition gets at once first.
-const fpBurst = 1000
+// addedBurst is how many records each new partition gets at once first.
+const addedBurst = 1000
 
-func (pr *fpProducer) run(ctx context.Context, t *testing.T) {
-	for seq := uint64(fpBurst + 1); ctx.Err() == nil; seq++ {
+func (pr *roundProducer) run(ctx context.Context, t *testing.T) {
+	for seq := uint64(addedBurst + 1); ctx.Err() == nil; seq++ {
 		n := pr.parts.Load()
 		recs := make([]*kgo.Record, n)
 		for p := range n {
@@ -113,7 +113,7 @@ func (pr *fpProducer) run(ctx context.Context, t *testing.T) {
 // metadata health check, not the 30 s partition check), and every connected
 // client gets every record of the new partitions exactly once, without a
 // gap, although the first of them were evicted from the memory tier (100
-// records per partition) before the clients read them (a burst of fpBurst
+// records per partition) before the clients read them (a burst of addedBurst
 // records, published in one poll): they come from Kafka deep reads. The
 // clients resumed before the partitions existed.
 func TestFaultPartitionsAdded(t *testing.T) {
@@ -123,7 +123,7 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	g := startGateway(t, env)
 
 	producerOpts := []kgo.Opt{kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0)}
-	pr := &fpProducer{topic: topic, offs: map[int32][]int64{}}
+	pr := &roundProducer{topic: topic, offs: map[int32][]int64{}}
 	pr.cl.Store(k.Client(t, producerOpts...))
 	pr.parts.Store(2)
 	ctx, stopProducer := context.WithCancel(context.Background())
@@ -132,13 +132,13 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	t.Cleanup(func() { stopProducer(); <-produced })
 
 	waitHeads(t, g, map[int32]int64{0: 20, 1: 20}, 30*time.Second)
-	clients := make([]*fpClient, 3)
+	clients := make([]*partitionClient, 3)
 	for i := range clients {
 		resume := &wsclient.Resume{From: wsclient.FromLatest}
 		if i == 2 {
 			resume = &wsclient.Resume{From: wsclient.FromCursor, Offsets: map[int32]int64{0: 10}, Namespace: namespaceOf(t, g)}
 		}
-		c := &fpClient{seen: map[int32]map[int64]int{}, first: map[int32]int64{}}
+		c := &partitionClient{seen: map[int32]map[int64]int{}, first: map[int32]int64{}}
 		conn := g.dial(resume)
 		go c.read(conn)
 		clients[i] = c
@@ -159,12 +159,12 @@ func TestFaultPartitionsAdded(t *testing.T) {
 		td, err := k.Admin.ListTopics(actx, topic)
 		return err == nil && len(td[topic].Partitions) == 4
 	}, "4 partitions in the metadata")
-	// A burst of fpBurst records in one batch to each new partition: the
+	// A burst of addedBurst records in one batch to each new partition: the
 	// consumer publishes it in one poll, so the memory tier evicts all but
 	// its newest 100 before any session reads the partition.
 	burst := k.Client(t, append(producerOpts, kgo.ManualFlushing())...)
 	for p := int32(2); p < 4; p++ {
-		for i := range fpBurst {
+		for i := range addedBurst {
 			burst.Produce(actx, &kgo.Record{Topic: topic, Partition: p, Value: event(t, "fp"+strconv.Itoa(int(p)), uint64(i+1))}, func(r *kgo.Record, err error) {
 				pr.mu.Lock()
 				defer pr.mu.Unlock()
@@ -203,7 +203,7 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	}
 	for p := int32(2); p < 4; p++ {
 		slices.Sort(want[p])
-		if n := len(want[p]); n <= fpBurst || want[p][0] != 0 || want[p][n-1] != int64(n-1) {
+		if n := len(want[p]); n <= addedBurst || want[p][0] != 0 || want[p][n-1] != int64(n-1) {
 			t.Fatalf("p%d: produced offsets %d..%d (%d): want more than the memory tier holds, from 0", p, want[p][0], want[p][n-1], n)
 		}
 	}
@@ -218,7 +218,7 @@ func TestFaultPartitionsAdded(t *testing.T) {
 	}
 }
 
-func (c *fpClient) failed() bool {
+func (c *partitionClient) failed() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.err != nil
@@ -227,7 +227,7 @@ func (c *fpClient) failed() bool {
 // check fails unless the client got the new partitions' offsets of want
 // exactly once each, nothing else of them, and no gap, stale cursor or
 // error.
-func (c *fpClient) check(t *testing.T, i int, want map[int32][]int64) {
+func (c *partitionClient) check(t *testing.T, i int, want map[int32][]int64) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -69,9 +69,9 @@ func TestFaultTopicRecreated(t *testing.T) {
 	}()
 
 	// Watch /readyz and /health meanwhile.
-	watch := ftWatchReadiness(t, g)
-	errs0 := ftKafkaErrors(t, g)
-	cpu0, wall0 := ftCPU(t), time.Now()
+	watch := watchReadiness(t, g)
+	errs0 := kafkaErrors(t, g)
+	cpu0, wall0 := processCPU(t), time.Now()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -80,14 +80,14 @@ func TestFaultTopicRecreated(t *testing.T) {
 		t.Fatalf("delete topic: %v", err)
 	}
 	time.Sleep(3 * time.Second) // the gateway sees the topic missing for a while
-	ftCreateTopic(t, k, topic, 2)
+	recreateTopic(t, k, topic, 2)
 	created := time.Now()
 	var newVals [][]byte
 	for p, n := range map[int32]int{0: 3, 1: 2} {
 		for i := range n {
 			newVals = append(newVals, event(t, "new"+strconv.Itoa(int(p)), uint64(i+1)))
 		}
-		ftProduce(t, k.Brokers, topic, p, newVals[len(newVals)-n:])
+		produceFresh(t, k.Brokers, topic, p, newVals[len(newVals)-n:])
 	}
 
 	var c closed
@@ -104,8 +104,8 @@ func TestFaultTopicRecreated(t *testing.T) {
 	if c.recs != 0 {
 		t.Fatalf("client got %d records between the deletion and its close", c.recs)
 	}
-	cpu, wall := ftCPU(t)-cpu0, time.Since(wall0)
-	errs := ftKafkaErrors(t, g) - errs0
+	cpu, wall := processCPU(t)-cpu0, time.Since(wall0)
+	errs := kafkaErrors(t, g) - errs0
 
 	newNS := namespaceOf(t, g)
 	if newNS == oldNS {
@@ -140,16 +140,16 @@ func TestFaultTopicRecreated(t *testing.T) {
 	if !slices.Equal(stale, []int32{0, 1}) {
 		t.Fatalf("old-namespace resume: cursor_stale for %v, want [0 1] (controls %s)", stale, controlTypes(got.controls("")))
 	}
-	ftNoOld(t, "old-namespace resume", got.records(), oldVals)
+	assertNoOld(t, "old-namespace resume", got.records(), oldVals)
 
 	// The new namespace from the start: exactly the new topic's records.
 	fresh := g.dial(&wsclient.Resume{From: wsclient.FromCursor, Offsets: cursorAll(2, -1), Namespace: newNS})
 	got = readUntil(t, fresh, 30*time.Second, func(r *stream) bool {
 		return r.hasControl("replay_complete") && r.n >= len(newVals)
 	})
-	recs := append(got.records(), ftDrain(fresh, time.Second)...)
+	recs := append(got.records(), drain(fresh, time.Second)...)
 	assertOffsets(t, "new namespace from the start", recs, map[int32][]int64{0: {0, 1, 2}, 1: {0, 1}})
-	ftNoOld(t, "new namespace", recs, oldVals)
+	assertNoOld(t, "new namespace", recs, oldVals)
 	for _, rec := range recs {
 		if !slices.ContainsFunc(newVals, func(v []byte) bool { return bytes.Equal(v, rec.Value) }) {
 			t.Fatalf("p%d@%d is not a record of the new topic", rec.Partition, rec.Offset)
@@ -177,8 +177,8 @@ func TestFaultTopicRecreated(t *testing.T) {
 	}
 }
 
-// ftNoOld fails when a record carries a value of the old topic.
-func ftNoOld(t *testing.T, what string, recs []wsclient.Record, oldVals [][]byte) {
+// assertNoOld fails when a record carries a value of the old topic.
+func assertNoOld(t *testing.T, what string, recs []wsclient.Record, oldVals [][]byte) {
 	t.Helper()
 	for _, rec := range recs {
 		if slices.ContainsFunc(oldVals, func(v []byte) bool { return bytes.Equal(v, rec.Value) }) {
@@ -187,8 +187,8 @@ func ftNoOld(t *testing.T, what string, recs []wsclient.Record, oldVals [][]byte
 	}
 }
 
-// ftDrain reads what else arrives within d (nothing is expected).
-func ftDrain(c *wsclient.Conn, d time.Duration) []wsclient.Record {
+// drain reads what else arrives within d (nothing is expected).
+func drain(c *wsclient.Conn, d time.Duration) []wsclient.Record {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	var out []wsclient.Record
@@ -205,9 +205,9 @@ func ftDrain(c *wsclient.Conn, d time.Duration) []wsclient.Record {
 	}
 }
 
-// ftCreateTopic creates topic again, retrying while Kafka still finishes
+// recreateTopic creates topic again, retrying while Kafka still finishes
 // deleting it.
-func ftCreateTopic(t *testing.T, k *testenv.KafkaEnv, topic string, partitions int32) {
+func recreateTopic(t *testing.T, k *testenv.KafkaEnv, topic string, partitions int32) {
 	t.Helper()
 	testenv.WaitFor(t, 60*time.Second, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -223,9 +223,9 @@ func ftCreateTopic(t *testing.T, k *testenv.KafkaEnv, topic string, partitions i
 	}, "topic re-created")
 }
 
-// ftProduce produces values to p with a new client (one that never saw the
+// produceFresh produces values to p with a new client (one that never saw the
 // old topic's metadata), retrying while the new topic's leaders settle.
-func ftProduce(t *testing.T, brokers []string, topic string, p int32, values [][]byte) {
+func produceFresh(t *testing.T, brokers []string, topic string, p int32, values [][]byte) {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	if err != nil {
@@ -241,8 +241,8 @@ func ftProduce(t *testing.T, brokers []string, topic string, p int32, values [][
 	}
 }
 
-// ftCPU is the CPU time this process used so far (user + system).
-func ftCPU(t *testing.T) time.Duration {
+// processCPU is the CPU time this process used so far (user + system).
+func processCPU(t *testing.T) time.Duration {
 	t.Helper()
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
@@ -251,16 +251,16 @@ func ftCPU(t *testing.T) time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// ftKafkaErrors is the sum of websocket_kafka_errors_by_type_total.
-func ftKafkaErrors(t *testing.T, g *gateway) float64 {
+// kafkaErrors is the sum of websocket_kafka_errors_by_type_total.
+func kafkaErrors(t *testing.T, g *gateway) float64 {
 	t.Helper()
 	v, _ := sampleValue(scrape(t, g), "websocket_kafka_errors_by_type_total", nil)
 	return v
 }
 
-// ftReadiness polls /readyz every 100 ms and remembers the first 503 and
+// readinessWatch polls /readyz every 100 ms and remembers the first 503 and
 // the /health alert at that time.
-type ftReadiness struct {
+type readinessWatch struct {
 	mu      sync.Mutex
 	first   time.Time
 	alert   string
@@ -268,9 +268,9 @@ type ftReadiness struct {
 	stopped chan struct{}
 }
 
-func ftWatchReadiness(t *testing.T, g *gateway) *ftReadiness {
+func watchReadiness(t *testing.T, g *gateway) *readinessWatch {
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &ftReadiness{cancel: cancel, stopped: make(chan struct{})}
+	w := &readinessWatch{cancel: cancel, stopped: make(chan struct{})}
 	t.Cleanup(func() { w.stop() })
 	go func() {
 		defer close(w.stopped)
@@ -304,14 +304,14 @@ func ftWatchReadiness(t *testing.T, g *gateway) *ftReadiness {
 	return w
 }
 
-func (w *ftReadiness) saw503() bool {
+func (w *readinessWatch) saw503() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return !w.first.IsZero()
 }
 
 // stop ends the watch and returns the first 503's time and the alert seen.
-func (w *ftReadiness) stop() (time.Time, string) {
+func (w *readinessWatch) stop() (time.Time, string) {
 	w.cancel()
 	<-w.stopped
 	w.mu.Lock()

@@ -290,6 +290,22 @@ func tryGet(ctx context.Context, url string) (int, []byte) {
 	return resp.StatusCode, buf.Bytes()
 }
 
+// waitReadyz polls /readyz every 50 ms until it answers code.
+func waitReadyz(t *testing.T, g *gateway, code int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		got, _ := tryGet(context.Background(), g.base+"/readyz")
+		if got == code {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz not %d within %v (last %d)", code, timeout, got)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // post sends POST path with an optional bearer token.
 func post(t testing.TB, g *gateway, path, token string) (int, []byte) {
 	t.Helper()

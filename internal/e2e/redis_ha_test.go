@@ -15,17 +15,17 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
-// haTiers is a snapshot of the replay hits per tier (/metrics).
-type haTiers struct{ memory, redis, kafka float64 }
+// tierSnapshot is a snapshot of the replay hits per tier (/metrics).
+type tierSnapshot struct{ memory, redis, kafka float64 }
 
-func haTierSnapshot(t testing.TB, g *gateway) haTiers {
+func snapshotTiers(t testing.TB, g *gateway) tierSnapshot {
 	t.Helper()
-	return haTiers{metric(t, g, "replay_buffer_memory_hits_total"), metric(t, g, "replay_buffer_redis_hits_total"),
+	return tierSnapshot{metric(t, g, "replay_buffer_memory_hits_total"), metric(t, g, "replay_buffer_redis_hits_total"),
 		tierHits(t, g, "kafka")}
 }
 
-func (a haTiers) since(b haTiers) haTiers {
-	return haTiers{a.memory - b.memory, a.redis - b.redis, a.kafka - b.kafka}
+func (a tierSnapshot) since(b tierSnapshot) tierSnapshot {
+	return tierSnapshot{a.memory - b.memory, a.redis - b.redis, a.kafka - b.kafka}
 }
 
 // TestReplayFromRedisClusterAfterRestart: with REDIS_CLUSTER_ADDRS the
@@ -55,7 +55,7 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 	}
 	l.produce(t, k, topic, 5, 0, 1, 2, 3)
 	waitHeads(t, g, l.last(), arrive)
-	before := haTierSnapshot(t, g)
+	before := snapshotTiers(t, g)
 
 	cursor := map[int32]int64{0: 10, 1: -1, 2: 100, 3: 149}
 	s := newExact(l, cursor)
@@ -65,7 +65,7 @@ func TestReplayFromRedisClusterAfterRestart(t *testing.T) {
 	if n != want || rc0.TotalReplayed != want {
 		t.Fatalf("replay: %d records before replay_complete %+v, want %d", n, rc0, want)
 	}
-	d := haTierSnapshot(t, g).since(before)
+	d := snapshotTiers(t, g).since(before)
 	if d.redis == 0 || d.kafka != 0 {
 		t.Errorf("tiers after a restart: redis hits %v (want > 0), kafka deep reads %v (want 0: the cluster holds it all)", d.redis, d.kafka)
 	}
@@ -115,7 +115,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 
 	old := rs.KillMaster(t)
 	atKill := l.last() // produced after the master died: Redis can hold them only after recovery
-	w := haWatchFailover(t, g, rs, ns, old, atKill, redisAlert)
+	w := watchFailover(t, g, rs, ns, old, atKill, redisAlert)
 	rd.waitCount(t, rd.n.Load()+300, arrive) // writes flow to the new master for a while
 	if err := pr.Stop(); err != nil {
 		t.Fatal(err)
@@ -128,9 +128,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if h := getHealth(t, g); redisAlert(h) || h.Status == "degraded" {
 		t.Fatalf("/health after the failover: status %s, alert %q", h.Status, h.Alert)
 	}
-	holes := haHoles(t, rs.Client, ns, last)
+	holes := redisHoles(t, rs.Client, ns, last)
 
-	before := haTierSnapshot(t, g)
+	before := snapshotTiers(t, g)
 	served := 0
 	back := func(from map[int32]int64, n int64) map[int32]int64 {
 		out := map[int32]int64{}
@@ -159,7 +159,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 		served += s.n
 		c.CloseNow()
 	}
-	d := haTierSnapshot(t, g).since(before)
+	d := snapshotTiers(t, g).since(before)
 	if d.redis == 0 {
 		t.Errorf("no resume was served from Redis after the failover")
 	}
@@ -173,21 +173,21 @@ func TestRedisSentinelFailover(t *testing.T) {
 		l.total(), holes, h.ReplayBuffer.RedisWriteFailures, h.ReplayBuffer.RedisWriteDropped, served, d.memory, d.redis, d.kafka)
 }
 
-// haFailover is what haWatchFailover saw, as durations since the kill.
-type haFailover struct {
+// failoverSeen is what watchFailover saw, as durations since the kill.
+type failoverSeen struct {
 	master                                 string // the promoted replica
 	promoted, degraded, cleared, recovered time.Duration
 	alert                                  string
 	failures, dropped                      uint64 // /health's counters when recovered
 }
 
-// haWatchFailover polls every 50 ms until Sentinel names a new master, a
+// watchFailover polls every 50 ms until Sentinel names a new master, a
 // record produced after the kill is in Redis and /health is clear again. It
 // requires /health to have shown the Redis alert in between.
-func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, old string, atKill map[int32]int64,
-	redisAlert func(healthDoc) bool) haFailover {
+func watchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, old string, atKill map[int32]int64,
+	redisAlert func(healthDoc) bool) failoverSeen {
 	t.Helper()
-	var w haFailover
+	var w failoverSeen
 	start := time.Now()
 	for {
 		el := time.Since(start)
@@ -225,9 +225,9 @@ func haWatchFailover(t testing.TB, g *gateway, rs *testenv.RedisSentinel, ns, ol
 	}
 }
 
-// haHoles counts the offsets up to last that partition logs lack (writes
+// redisHoles counts the offsets up to last that partition logs lack (writes
 // lost in the failover or dropped while the breaker was open).
-func haHoles(t testing.TB, rc redis.Cmdable, ns string, last map[int32]int64) int64 {
+func redisHoles(t testing.TB, rc redis.Cmdable, ns string, last map[int32]int64) int64 {
 	t.Helper()
 	var holes int64
 	for p, o := range last {
