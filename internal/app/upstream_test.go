@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"slices"
 	"testing"
@@ -23,7 +22,7 @@ func TestUpstreamLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	a, err := New(cfg, slog.New(slog.DiscardHandler), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
