@@ -341,15 +341,7 @@ wait_ports_free() {
 cmd_stop_quietly() { cmd_stop 2>/dev/null || true; }
 
 cmd_kill() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -n "$pid" ]]; then
-		kill_hard "$pid"
-		log "killed pid $pid"
-		wait_ports_free
-	fi
-	rm -f "$PID_FILE"
+	kill_service wait_ports_free
 }
 
 cmd_status() {

@@ -129,6 +129,22 @@ ensure_apt_packages() {
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing $*"
 }
 
+# kill_service [CMD...]: SIGKILL the service named by running_pid, stop its
+# watchdog (WATCHDOG_FILE) and drop PID_FILE; CMD, when given, runs after the
+# kill (e.g. waiting for the ports to close). The cmd_kill of every service
+# script.
+kill_service() {
+	local pid
+	pid="$(running_pid)"
+	stop_watchdog "$WATCHDOG_FILE"
+	if [[ -n "$pid" ]]; then
+		kill_hard "$pid"
+		log "killed pid $pid"
+		(($# == 0)) || "$@"
+	fi
+	rm -f "$PID_FILE"
+}
+
 # service_main VERB: the command line of a service script (kafka.sh,
 # redis.sh), which defines cmd_install, cmd_start, cmd_stop, cmd_kill,
 # cmd_status and is_installed.

@@ -114,16 +114,14 @@ cmd_stop() {
 	rm -f "$PID_FILE"
 }
 
+# redis_wait_killed: after a kill, wait for the port to close (a warning, not
+# a failure, when it stays open).
+redis_wait_killed() {
+	wait_port_free "$PORT" 30 || log "warning: port $PORT still open after kill"
+}
+
 cmd_kill() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -n "$pid" ]]; then
-		kill_hard "$pid"
-		log "killed pid $pid"
-		wait_port_free "$PORT" 30 || log "warning: port $PORT still open after kill"
-	fi
-	rm -f "$PID_FILE"
+	kill_service redis_wait_killed
 }
 
 cmd_status() {

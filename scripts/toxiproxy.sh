@@ -127,14 +127,8 @@ cmd_stop() {
 }
 
 cmd_kill() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -n "$pid" ]]; then
-		kill_hard "$pid"
-		log "killed pid $pid"
-	fi
-	rm -f "$PID_FILE"
+	# shellcheck disable=SC2119 # no step after the kill
+	kill_service
 }
 
 cmd_status() {
