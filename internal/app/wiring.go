@@ -10,6 +10,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
@@ -169,9 +170,9 @@ func (a *App) httpConfig() httpserver.Config {
 }
 
 // authConfig is the client authentication of /ws (docs/PROTOCOL.md §7).
-func (a *App) authConfig() limits.AuthConfig {
+func (a *App) authConfig() auth.AuthConfig {
 	s := a.cfg.Security
-	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
+	return auth.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
 		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim,
 		JWKSURL: s.JWTJWKSURL, OIDCIssuerURL: s.OIDCIssuerURL, Issuer: s.JWTIssuer, Audience: s.JWTAudience,
 		Leeway: s.JWTLeeway, JWKSRefresh: s.JWKSRefresh, Logger: a.log.With("component", "auth")}

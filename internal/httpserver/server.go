@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/rlimit"
@@ -94,11 +95,11 @@ type Deps struct {
 	Metrics *metrics.Metrics
 	// WS serves an admitted WebSocket request; it blocks for the whole
 	// connection and must not check the origin again. The request context
-	// carries the client's limits.Identity (limits.IdentityFrom).
+	// carries the client's auth.Identity (auth.IdentityFrom).
 	WS http.Handler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
 	// Nil: no authentication, every client unrestricted.
-	Auth *limits.Authenticator
+	Auth *auth.Authenticator
 	// Limiter admits connections per client IP. Nil: no per-IP limits.
 	Limiter *limits.ConnLimiter
 	// Trusted proxies may set X-Forwarded-For. Nil: nobody.
