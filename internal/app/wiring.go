@@ -265,7 +265,7 @@ func (a *App) breakerOpen() float64 {
 }
 
 func (a *App) clearReplay(ctx context.Context) error {
-	a.mem.Clear()
+	_ = a.mem.Clear(ctx) // never fails
 	if s := a.redis.get(); s != nil {
 		if err := s.Clear(ctx); err != nil {
 			return fmt.Errorf("app: clear redis: %w", err)
