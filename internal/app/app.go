@@ -97,6 +97,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	}
 	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
+		routeRedisLog(log)
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err
