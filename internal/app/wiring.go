@@ -82,7 +82,7 @@ func (t *topology) HighWatermark(p int32) (int64, bool) {
 func (a *App) hubConfig() hub.Config {
 	c := a.cfg
 	return hub.Config{
-		QueueBytes:     int64(c.Server.ClientQueueBytes),
+		QueueBytes:     int64(c.Server.ClientBacklogBytes),
 		SendTimeout:    c.Server.SendTimeout,
 		PingInterval:   c.Server.PingInterval,
 		ResumeWait:     c.Server.ResumeWait,

@@ -93,8 +93,11 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// Metrics feeds /health and counts rejected connections. Nil: zeros.
 	Metrics *metrics.Metrics
-	// WS serves an admitted WebSocket request; it blocks for the whole
-	// connection and must not check the origin again. The request context
+	// WS serves an admitted WebSocket request and must not check the
+	// origin again. It may return while the connection lives on (the hub
+	// upgrades, hands the socket to its session goroutines and returns, so
+	// net/http frees its per-connection state); a session that outlives it
+	// takes over the per-IP slot (limits.TakeSlot). The request context
 	// carries the client's auth.Identity (auth.IdentityFrom).
 	WS http.Handler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
