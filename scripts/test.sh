@@ -40,6 +40,7 @@ CROSS_TARGETS=(linux/amd64 linux/arm64 darwin/arm64 windows/amd64)
 FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
+	"FuzzParseRecordV2 ./internal/wsproto 3"
 	"FuzzReadFrame ./internal/hub"
 	"FuzzParseJWKS ./internal/limits"
 	"FuzzParseFilter ./internal/filter 3"
