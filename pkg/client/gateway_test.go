@@ -50,7 +50,7 @@ func startGateway(wrap func(http.Handler) http.Handler) *gateway {
 	m := replay.NewMemory(replay.MemoryConfig{})
 	tp := &topo{hwm: map[int32]int64{}}
 	tiers := replay.NewTiers(m, nil)
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, m, tiers, tp, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, tiers, tiers, tp, metrics.New(nil), slog.New(slog.DiscardHandler))
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads})
 	var handler http.Handler = h
 	if wrap != nil {
