@@ -9,7 +9,9 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
@@ -21,7 +23,7 @@ import (
 func (a *App) hubConfig() hub.Config {
 	c := a.cfg
 	return hub.Config{
-		QueueBytes:     int64(c.Server.ClientQueueBytes),
+		QueueBytes:     int64(c.Server.ClientBacklogBytes),
 		SendTimeout:    c.Server.SendTimeout,
 		PingInterval:   c.Server.PingInterval,
 		ResumeWait:     c.Server.ResumeWait,
@@ -102,9 +104,9 @@ func (a *App) httpConfig() httpserver.Config {
 }
 
 // authConfig is the client authentication of /ws (docs/PROTOCOL.md §7).
-func (a *App) authConfig() limits.AuthConfig {
+func (a *App) authConfig() auth.AuthConfig {
 	s := a.cfg.Security
-	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
+	return auth.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
 		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim,
 		JWKSURL: s.JWTJWKSURL, OIDCIssuerURL: s.OIDCIssuerURL, Issuer: s.JWTIssuer, Audience: s.JWTAudience,
 		Leeway: s.JWTLeeway, JWKSRefresh: s.JWKSRefresh, Logger: a.log.With("component", "auth")}
@@ -121,6 +123,7 @@ func (a *App) httpDeps() httpserver.Deps {
 		Status: a.status, Version: a.version,
 		AdminToken: a.cfg.Admin.Token, ClearReplay: a.clearReplay, ResumePartition: a.resumePartition,
 		SchemasPath: a.cfg.Schemas.Path, UIDir: a.cfg.UI.Dir, UI: web.FS(),
+		Threads: a.tiers, Decoder: dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: a.cfg.Server.MaxPayloadBytes}),
 	}
 }
 
@@ -197,7 +200,7 @@ func (a *App) breakerOpen() float64 {
 }
 
 func (a *App) clearReplay(ctx context.Context) error {
-	a.mem.Clear()
+	_ = a.mem.Clear(ctx) // never fails
 	if s := a.up.redis.get(); s != nil {
 		if err := s.Clear(ctx); err != nil {
 			return fmt.Errorf("app: clear redis: %w", err)

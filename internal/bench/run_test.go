@@ -55,7 +55,7 @@ func startGateway(t *testing.T, partitions int32) Target {
 	m := metrics.New(nil)
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	topo := &lazyTopo{}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, mem, replay.NewTiers(mem, nil), topo, m, log)
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), topo, m, log)
 	c, err := kafka.New(kafka.Config{Brokers: b.Addrs(), Topic: "bench", ProgressInterval: time.Second}, h, m, log)
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -88,7 +89,7 @@ func TestWSGlobalCapRefusesBeforeUpgrade(t *testing.T) {
 // are held exactly as long as the request or the session that took them
 // over, on every way out of the handler.
 func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: wsToken})
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: wsToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
 			}
 			d.Limiter = l
 		}, Status{}, nil, http.StatusTooManyRequests},
-		{"unauthorized", func(d *Deps) { d.Auth = auth }, Status{}, nil, http.StatusUnauthorized},
+		{"unauthorized", func(d *Deps) { d.Auth = authn }, Status{}, nil, http.StatusUnauthorized},
 		{"cross origin", nil, Status{}, map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
 		{"shutting down", nil, Status{ShuttingDown: true}, nil, http.StatusServiceUnavailable},
 	}

@@ -5,13 +5,14 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
 // serveWS admits a WebSocket request (shutdown, origin, authentication,
 // the global session cap, per-IP limits) and hands it to Deps.WS with the
-// client's limits.Identity in the request context. A refused request is
+// client's auth.Identity in the request context. A refused request is
 // never upgraded and holds neither a session place nor a per-IP slot; both
 // are one limits.Slot, released on every exit path of the handler, panics
 // included, unless the WebSocket handler took it over (limits.TakeSlot) to
@@ -32,7 +33,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusUnauthorized, metrics.RejectAuth, "missing or invalid credentials")
 		return
 	}
-	r = r.WithContext(limits.WithIdentity(r.Context(), id))
+	r = r.WithContext(auth.WithIdentity(r.Context(), id))
 	release, err := s.acquire(r)
 	if err != nil {
 		code, reason, retryAfter := rejection(err)

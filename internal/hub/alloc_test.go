@@ -24,7 +24,7 @@ func (discardConn) Close() error                     { return nil }
 func TestLivePumpAllocatesNothing(t *testing.T) {
 	const parts, perPart = 4, 5000
 	mem := replay.NewMemory(replay.MemoryConfig{PerPartition: perPart})
-	h := New(Config{QueueBytes: 1 << 30}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{QueueBytes: 1 << 30}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	defer h.Shutdown(context.Background())
 	value := make([]byte, 512)
 	var recs []*replay.Record
@@ -55,7 +55,7 @@ func TestLivePumpAllocatesNothing(t *testing.T) {
 
 func BenchmarkLivePump(b *testing.B) {
 	mem := replay.NewMemory(replay.MemoryConfig{PerPartition: 100000})
-	h := New(Config{QueueBytes: 1 << 40}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{QueueBytes: 1 << 40}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	defer h.Shutdown(context.Background())
 	value := make([]byte, 512)
 	var recs []*replay.Record

@@ -69,7 +69,7 @@ func newTestHubBuffers(t *testing.T, cfg Config, mem replay.MemoryConfig, sockBu
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
 	tiers := replay.NewTiers(m, nil)
-	h := New(cfg, m, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(cfg, tiers, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	// No broker here: "Kafka" retains what memory does (tests of a Kafka
 	// that errs or moved its log start replace it with SetKafka).
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads})

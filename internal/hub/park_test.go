@@ -158,7 +158,7 @@ func TestParkingRacesLoseNothing(t *testing.T) {
 // writer running, or it would be lost until the next one.
 func TestParkKeepsWhatRacedIt(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
-	h := New(Config{}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	defer h.Shutdown(t.Context())
 	s := newSession(h, discardConn{})
 	for name, arrive := range map[string]func(){
@@ -198,7 +198,7 @@ func (c countingConn) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); ret
 // records are written before the writer parks.
 func TestWakeIsPumpedBeforeParking(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
-	h := New(Config{}, mem, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	var written atomic.Int64
 	s := newSession(h, countingConn{n: &written})
 	s.pos = map[int32]int64{0: -1}

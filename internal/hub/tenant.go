@@ -2,7 +2,7 @@ package hub
 
 import "github.com/dashflow/dashstream-gateway/internal/replay"
 
-// visible applies the tenant restriction of the session (limits.Identity):
+// visible applies the tenant restriction of the session (auth.Identity):
 // a tenant-restricted client gets only its tenant's records — no other
 // tenant's, none without a tenant, no skipped markers (they would reveal
 // other tenants' offsets). collect still advances the position over the

@@ -67,7 +67,7 @@ func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	m := replay.NewMemory(mem)
 	topo := &Topo{hwm: map[int32]int64{}}
 	tiers := replay.NewTiers(m, nil)
-	h := hub.New(cfg, m, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := hub.New(cfg, tiers, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads}) // no broker: "Kafka" retains what memory does
 
 	srv := httptest.NewServer(h)
