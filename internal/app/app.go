@@ -95,7 +95,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
-	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
+	a.hub = hub.New(a.hubConfig(), a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {

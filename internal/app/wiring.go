@@ -48,15 +48,12 @@ func (t *topology) Partitions() []int32 {
 
 // LatestHighWatermark asks Kafka itself (hub: a cursor beyond the cached
 // watermark may only mean this instance is behind).
-func (t *topology) LatestHighWatermark(ctx context.Context, p int32) (int64, bool) {
-	t.mu.RLock()
-	d := t.deep
-	t.mu.RUnlock()
+func (t *topology) LatestHighWatermark(ctx context.Context, p int32) (int64, error) {
+	d := t.deepReader()
 	if d == nil {
-		return 0, false
+		return 0, errors.New("app: no Kafka deep reader yet")
 	}
-	o, err := d.EndOffset(ctx, p)
-	return o, err == nil
+	return d.EndOffset(ctx, p)
 }
 
 func (t *topology) deepReader() *kafka.DeepReader {

@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -15,6 +17,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
@@ -42,6 +45,15 @@ func (t *lazyTopo) HighWatermark(p int32) (int64, bool) {
 	return 0, false
 }
 
+// LatestHighWatermark answers with the consumer's cached watermark (the
+// bench resumes no cursor beyond it).
+func (t *lazyTopo) LatestHighWatermark(_ context.Context, p int32) (int64, error) {
+	if o, ok := t.HighWatermark(p); ok {
+		return o, nil
+	}
+	return 0, errors.New("bench: no watermark yet")
+}
+
 // startGateway runs the real pipeline in process without the app package:
 // the development broker (kfake), the Kafka consumer, the hub on httptest.
 func startGateway(t *testing.T, partitions int32) Target {
@@ -55,7 +67,7 @@ func startGateway(t *testing.T, partitions int32) Target {
 	m := metrics.New(nil)
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	topo := &lazyTopo{}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, mem, replay.NewTiers(mem, nil), topo, m, log)
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, replay.NewTiers(mem, nil), topo, m, log)
 	c, err := kafka.New(kafka.Config{Brokers: b.Addrs(), Topic: "bench", ProgressInterval: time.Second}, h, m, log)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +78,9 @@ func startGateway(t *testing.T, partitions int32) Target {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, limits.Identity{}, nil)
+	}))
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()

@@ -84,6 +84,22 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// WSHandler serves an admitted WebSocket request. id is what
+// authentication established about the client; slot is its session place
+// and per-IP slot, released when ServeWS returns unless the handler took
+// it over (Slot.Take) to release it when its connection ends.
+type WSHandler interface {
+	ServeWS(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot)
+}
+
+// WSHandlerFunc is a function serving as a WSHandler.
+type WSHandlerFunc func(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot)
+
+// ServeWS calls f.
+func (f WSHandlerFunc) ServeWS(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot) {
+	f(w, r, id, slot)
+}
+
 // Deps is what the server needs from the rest of the gateway. Nil optional
 // fields disable what they serve (noted per field).
 type Deps struct {
@@ -92,10 +108,9 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// Metrics feeds /health and counts rejected connections. Nil: zeros.
 	Metrics *metrics.Metrics
-	// WS serves an admitted WebSocket request; it blocks for the whole
-	// connection and must not check the origin again. The request context
-	// carries the client's limits.Identity (limits.IdentityFrom).
-	WS http.Handler
+	// WS serves an admitted WebSocket request (it must not check the
+	// origin again). Nil: /ws answers 503.
+	WS WSHandler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
 	// Nil: no authentication, every client unrestricted.
 	Auth *limits.Authenticator

@@ -30,8 +30,7 @@ type event struct {
 // client's limits.Identity (from the admission check) selects the bearer
 // subprotocol when the client authenticated with that idiom, and restricts
 // the session to its tenant.
-func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
-	id, _ := limits.IdentityFrom(r.Context())
+func (h *Hub) accept(w http.ResponseWriter, r *http.Request, id limits.Identity) (*session, error) {
 	up := ws.HTTPUpgrader{Timeout: h.cfg.SendTimeout}
 	if id.Subprotocol != "" {
 		up.Protocol = func(p string) bool { return p == id.Subprotocol }
@@ -43,10 +42,10 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request) (*session, error) {
 		}
 		return nil, err
 	}
-	s := newSession(h, conn)
-	s.tenant = id.Tenant
+	s := newSession(h, conn, id.Tenant)
 	s.setExpiry(id.Expires)
 	if err := h.add(s); err != nil {
+		s.cancel(err)
 		conn.SetWriteDeadline(time.Now().Add(time.Second))
 		_, _ = conn.Write(closeFrame(ws.StatusGoingAway, "shutting down")) // best effort: the connection is closed next
 		conn.Close()
@@ -77,6 +76,7 @@ func closeFrame(code ws.StatusCode, reason string) []byte {
 func (s *session) readLoop(br *bufio.Reader) {
 	defer s.kick() // a parked writer must see readDone
 	defer close(s.readDone)
+	defer s.cancel(errPeerGone) // a look-up in flight for this client stops
 	fr := frameReader{br: br}
 	for {
 		in, err := fr.next()
