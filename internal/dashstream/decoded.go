@@ -89,3 +89,51 @@ func (d *Decoded) Tenant() string {
 	}
 	return tenant
 }
+
+// Type is the envelope's body as a MessageType: the oneof field number
+// (1 event … 9 execution_trace), MESSAGE_TYPE_UNSPECIFIED when no body is
+// set. It reads the oneof wrapper's Go type, no reflection: it runs for every
+// record.
+func (d *Decoded) Type() dashstreampb.MessageType {
+	switch d.Message.GetMessage().(type) {
+	case *dashstreampb.DashStreamMessage_Event:
+		return dashstreampb.MessageType_MESSAGE_TYPE_EVENT
+	case *dashstreampb.DashStreamMessage_StateDiff:
+		return dashstreampb.MessageType_MESSAGE_TYPE_STATE_DIFF
+	case *dashstreampb.DashStreamMessage_TokenChunk:
+		return dashstreampb.MessageType_MESSAGE_TYPE_TOKEN_CHUNK
+	case *dashstreampb.DashStreamMessage_ToolExecution:
+		return dashstreampb.MessageType_MESSAGE_TYPE_TOOL_EXECUTION
+	case *dashstreampb.DashStreamMessage_Checkpoint:
+		return dashstreampb.MessageType_MESSAGE_TYPE_CHECKPOINT
+	case *dashstreampb.DashStreamMessage_Metrics:
+		return dashstreampb.MessageType_MESSAGE_TYPE_METRICS
+	case *dashstreampb.DashStreamMessage_Error:
+		return dashstreampb.MessageType_MESSAGE_TYPE_ERROR
+	case *dashstreampb.DashStreamMessage_EventBatch:
+		return dashstreampb.MessageType_MESSAGE_TYPE_EVENT_BATCH
+	case *dashstreampb.DashStreamMessage_ExecutionTrace:
+		return dashstreampb.MessageType_MESSAGE_TYPE_EXECUTION_TRACE
+	}
+	return dashstreampb.MessageType_MESSAGE_TYPE_UNSPECIFIED
+}
+
+// EventTypes lists the EventType values a subscription filter matches on:
+// the event's own for an Event; for an EventBatch one per inner event in wire
+// order, lined up with Headers (Headers[i] and EventTypes()[i] describe the
+// same inner event); nil for every other body. It reads the decoded message:
+// no second decode.
+func (d *Decoded) EventTypes() []int32 {
+	if ev := d.Message.GetEvent(); ev != nil {
+		return []int32{int32(ev.GetEventType())}
+	}
+	batch := d.Message.GetEventBatch()
+	if batch == nil {
+		return nil
+	}
+	out := make([]int32, len(batch.GetEvents()))
+	for i, ev := range batch.GetEvents() {
+		out[i] = int32(ev.GetEventType())
+	}
+	return out
+}

@@ -302,7 +302,7 @@ func (d *DeepReader) record(r *kgo.Record, prev int64) *replay.Record {
 		rec.Value, rec.Skipped = nil, kind.String()
 		return rec
 	}
-	rec.Tenant = dec.Tenant()
+	rec.Tenant, rec.Type, rec.EventTypes = dec.Tenant(), uint8(dec.Type()), dec.EventTypes()
 	if len(dec.Headers) > 0 {
 		rec.TimestampUs = dec.Headers[0].TimestampUs
 		rec.Threads = make([]replay.ThreadSeq, len(dec.Headers))

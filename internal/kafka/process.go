@@ -188,7 +188,8 @@ func (c *Consumer) handle(ctx context.Context, s *session, st *partState, r *kgo
 
 // record builds the published record of a valid r and tracks its sequences.
 func (c *Consumer) record(st *partState, r *kgo.Record, d *dashstream.Decoded) *replay.Record {
-	rec := &replay.Record{Partition: r.Partition, Offset: r.Offset, Prev: st.prev, Value: r.Value, Tenant: d.Tenant()}
+	rec := &replay.Record{Partition: r.Partition, Offset: r.Offset, Prev: st.prev, Value: r.Value, Tenant: d.Tenant(),
+		Type: uint8(d.Type()), EventTypes: d.EventTypes()}
 	if len(d.Headers) > 0 {
 		rec.TimestampUs = d.Headers[0].TimestampUs
 		rec.Threads = make([]replay.ThreadSeq, len(d.Headers))

@@ -2,15 +2,18 @@ package kafka
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
 // TestRecordTenant: the consumer and the deep reader both stamp a record
-// with the tenant of its header (one tenant per batch, else none); a
-// skipped record has none.
+// with the tenant of its header (one tenant per batch, else none), its
+// message type and its event types (one per inner event of a batch); a
+// skipped record has none of them.
 func TestRecordTenant(t *testing.T) {
 	hdr := func(tenant string) *pb.Header { return &pb.Header{TenantId: tenant, ThreadId: "th", Sequence: 1} }
 	event := func(tenant string) *pb.DashStreamMessage {
@@ -25,6 +28,8 @@ func TestRecordTenant(t *testing.T) {
 	}
 	msgs := []*pb.DashStreamMessage{event("acme"), event(""), batch("globex", "globex"), batch("acme", "globex")}
 	want := []string{"acme", "", "globex", "", ""}
+	wantType := []uint8{1, 1, 8, 8, 0}
+	wantEvents := [][]int32{{0}, {0}, {0, 0}, {0, 0}, nil}
 	var values [][]byte
 	for _, m := range msgs {
 		v, err := dashstream.Encode(m, dashstream.FramingPlain)
@@ -44,6 +49,7 @@ func TestRecordTenant(t *testing.T) {
 		if rec.Tenant != want[i] {
 			t.Errorf("consumer: offset %d tenant %q, want %q", rec.Offset, rec.Tenant, want[i])
 		}
+		checkFacts(t, "consumer", rec, wantType[i], wantEvents[i])
 	}
 
 	d, err := NewDeepReader(DeepReadConfig{Brokers: brokers, Topic: topic}, quietLogger())
@@ -59,5 +65,13 @@ func TestRecordTenant(t *testing.T) {
 		if rec.Tenant != want[i] {
 			t.Errorf("deep read: offset %d tenant %q, want %q", rec.Offset, rec.Tenant, want[i])
 		}
+		checkFacts(t, "deep read", rec, wantType[i], wantEvents[i])
+	}
+}
+
+func checkFacts(t *testing.T, who string, rec *replay.Record, typ uint8, events []int32) {
+	t.Helper()
+	if rec.Type != typ || !slices.Equal(rec.EventTypes, events) {
+		t.Errorf("%s: offset %d type %d events %v, want %d %v", who, rec.Offset, rec.Type, rec.EventTypes, typ, events)
 	}
 }

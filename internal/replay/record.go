@@ -39,6 +39,16 @@ type Record struct {
 	// the record names none (or, for a batch, names several), and for a
 	// skipped record.
 	Tenant string
+	// Type is the DashStream message type: the envelope's oneof field number
+	// (1 event, 2 state_diff, … 8 event_batch, 9 execution_trace, as the
+	// header's MessageType). 0 when unknown: a skipped record, a message
+	// without a body, or a record read from a tier that does not keep it.
+	Type uint8
+	// EventTypes are the EventType values a filter matches on: one for an
+	// Event; for an EventBatch one per inner event, in wire order, lined up
+	// with Threads (Threads[i] and EventTypes[i] are the same inner event);
+	// nil for every other type.
+	EventTypes []int32
 	// Frame is the record's pre-encoded WebSocket bytes (cursor text frame
 	// followed by the binary frame, or the "skipped" text frame), written to
 	// every client as is. Set once before the record is shared.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
 // DefaultReadLimit bounds one message when Options.ReadLimit is zero: the
@@ -36,6 +38,19 @@ type Options struct {
 	// ReadBufferSize is the socket read buffer of a Lean connection. Zero:
 	// 8 KiB.
 	ReadBufferSize int
+	// V2 offers the subprotocol dashstream.v2 (docs/PROTOCOL.md §3.8). A
+	// server that selects it sends one frame per record (binary with a
+	// 13-byte envelope, or JSON text); one that does not speaks v1, and the
+	// connection reads v1 (see Conn.V2). False: v1.
+	V2 bool
+}
+
+// subprotocols lists what the upgrade offers.
+func (o *Options) subprotocols() []string {
+	if o.V2 {
+		return []string{wsproto.SubprotocolV2}
+	}
+	return nil
 }
 
 func (o *Options) header() http.Header {
@@ -67,13 +82,15 @@ func (o *Options) readLimit() int64 {
 type Conn struct {
 	ws   *websocket.Conn
 	pair pairer
+	v2   bool
 }
 
 // Dial connects to url (ws://host:port/ws) and sends opts.Resume.
 func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, opts.dialTimeout())
 	defer cancel()
-	dopts := &websocket.DialOptions{HTTPHeader: opts.header(), CompressionMode: websocket.CompressionDisabled}
+	dopts := &websocket.DialOptions{HTTPHeader: opts.header(), CompressionMode: websocket.CompressionDisabled,
+		Subprotocols: opts.subprotocols()}
 	if opts.LocalAddr != nil {
 		d := &net.Dialer{LocalAddr: opts.LocalAddr}
 		dopts.HTTPClient = &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
@@ -89,7 +106,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Conn, error) {
 		return nil, fmt.Errorf("wsclient: dial %s: %w", url, err)
 	}
 	ws.SetReadLimit(opts.readLimit())
-	c := &Conn{ws: ws}
+	c := &Conn{ws: ws, v2: ws.Subprotocol() == wsproto.SubprotocolV2}
 	if opts.Resume != nil {
 		if err := c.Send(ctx, opts.Resume); err != nil {
 			ws.CloseNow()
@@ -121,6 +138,9 @@ func (c *Conn) Next(ctx context.Context) (Message, error) {
 		if err != nil {
 			return Message{}, c.readErr(ctx, err)
 		}
+		if c.v2 {
+			return v2Message(typ == websocket.MessageBinary, b)
+		}
 		if typ == websocket.MessageBinary {
 			return c.pair.binary(b)
 		}
@@ -130,6 +150,9 @@ func (c *Conn) Next(ctx context.Context) (Message, error) {
 		}
 	}
 }
+
+// V2 reports whether the server selected protocol v2.
+func (c *Conn) V2() bool { return c.v2 }
 
 func (c *Conn) readErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
 // Lean is a protocol connection over a raw net.Conn (gobwas/ws handshake,
@@ -26,6 +28,7 @@ type Lean struct {
 	limit  int64
 	pair   pairer
 	ctrl   [125]byte // payload of one control frame
+	v2     bool      // the server selected dashstream.v2
 	readAt int64     // unix µs when the last socket read returned data
 	// watched is the context Next watched last; like readAt it belongs to
 	// the reading goroutine.
@@ -46,6 +49,7 @@ func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
 		Timeout:        opts.dialTimeout(),
 		Header:         ws.HandshakeHeaderHTTP(opts.header()),
 		ReadBufferSize: readBufferSize(opts),
+		Protocols:      opts.subprotocols(),
 		NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			nd := net.Dialer{}
 			if opts.LocalAddr != nil {
@@ -54,7 +58,7 @@ func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
 			return nd.DialContext(ctx, network, addr)
 		},
 	}
-	conn, br, _, err := d.Dial(ctx, url)
+	conn, br, hs, err := d.Dial(ctx, url)
 	if err != nil {
 		var se ws.StatusError
 		if errors.As(err, &se) {
@@ -62,7 +66,7 @@ func DialLean(ctx context.Context, url string, opts Options) (*Lean, error) {
 		}
 		return nil, fmt.Errorf("wsclient: dial %s: %w", url, err)
 	}
-	l := &Lean{conn: conn, buf: make([]byte, 0, 1024), limit: opts.readLimit()}
+	l := &Lean{conn: conn, buf: make([]byte, 0, 1024), limit: opts.readLimit(), v2: hs.Protocol == wsproto.SubprotocolV2}
 	var src io.Reader = stampedReader{conn: conn, at: &l.readAt}
 	if br != nil { // bytes the server sent right after the handshake come first
 		held, _ := br.Peek(br.Buffered())
@@ -139,6 +143,9 @@ func (l *Lean) Next(ctx context.Context) (Message, error) {
 		if err != nil {
 			return Message{}, l.readErr(ctx, err)
 		}
+		if l.v2 {
+			return v2Message(op == ws.OpBinary, payload)
+		}
 		if op == ws.OpBinary {
 			return l.pair.binary(payload)
 		}
@@ -148,6 +155,9 @@ func (l *Lean) Next(ctx context.Context) (Message, error) {
 		}
 	}
 }
+
+// V2 reports whether the server selected protocol v2.
+func (l *Lean) V2() bool { return l.v2 }
 
 func (l *Lean) readErr(ctx context.Context, err error) error {
 	if ctx.Err() != nil {

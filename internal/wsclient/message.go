@@ -24,12 +24,17 @@ type Message struct {
 	Control Control
 }
 
-// Record is a Kafka record as delivered: its coordinates from the cursor
-// frame and its value from the binary frame that followed, byte for byte.
+// Record is a Kafka record as delivered: in v1 its coordinates from the
+// cursor frame and its value from the binary frame that followed, byte for
+// byte; in v2 both from the record's one frame.
 type Record struct {
 	Partition int32
 	Offset    int64
-	Value     []byte
+	// Value is the record value; nil for a v2 JSON record.
+	Value []byte
+	// JSON is the decoded message in protobuf's canonical JSON mapping, for
+	// a v2 record received with format "json"; nil otherwise.
+	JSON []byte
 }
 
 // Control is a server text frame other than a cursor: replay_complete, gap,

@@ -28,6 +28,13 @@ type Resume struct {
 	// Namespace is the resume namespace the offsets belong to (from
 	// /version); the server marks them stale if it differs. Empty: unchecked.
 	Namespace string
+	// Filter is the subscription filter object (docs/PROTOCOL.md §3.8), sent
+	// as is. Nil: every record.
+	Filter json.RawMessage
+	// Format is "binary" or "json" (v2). Empty: not sent (binary).
+	Format string
+	// Join is "none" or "checkpoint". Empty: not sent (none).
+	Join string
 }
 
 // MarshalJSON encodes the frame with offsets and sequences as decimal
@@ -41,7 +48,10 @@ func (r *Resume) MarshalJSON() ([]byte, error) {
 		Threads   map[string]string `json:"lastSequencesByThread,omitempty"`
 		Mode      string            `json:"mode,omitempty"`
 		Namespace string            `json:"namespace,omitempty"`
-	}{Type: "resume", From: r.From, Mode: r.Mode, Namespace: r.Namespace}
+		Filter    json.RawMessage   `json:"filter,omitempty"`
+		Format    string            `json:"format,omitempty"`
+		Join      string            `json:"join,omitempty"`
+	}{Type: "resume", From: r.From, Mode: r.Mode, Namespace: r.Namespace, Filter: r.Filter, Format: r.Format, Join: r.Join}
 	if r.Offsets != nil || len(r.Threads) == 0 {
 		f.Offsets = make(map[string]string, len(r.Offsets))
 		for p, o := range r.Offsets {

@@ -56,6 +56,16 @@ type Resume struct {
 	// Threads holds, per listed thread, the last sequence the client applied.
 	Threads   map[string]uint64
 	Namespace string
+	// Filter is the resume's "filter" object as sent, nil when absent or
+	// null. It is not interpreted here: the hub parses it with filter.Parse
+	// and answers a refused filter with an error frame.
+	Filter json.RawMessage
+	// Format is FormatBinary (default) or FormatJSON: how a v2 connection
+	// receives records. v1 connections ignore it.
+	Format string
+	// Join is JoinNone (default) or JoinCheckpoint: with from "latest", first
+	// replay every active thread from its latest full-state record.
+	Join string
 	// Invalid lists the entries that were ignored, for an error frame.
 	Invalid []string
 }
@@ -78,6 +88,9 @@ type rawControl struct {
 	ThreadID               *string                    `json:"threadId"`
 	LastSequence           json.RawMessage            `json:"lastSequence"`
 	Token                  json.RawMessage            `json:"token"`
+	Filter                 json.RawMessage            `json:"filter"`
+	Format                 json.RawMessage            `json:"format"`
+	Join                   json.RawMessage            `json:"join"`
 }
 
 // ParseControl parses a client text frame. A non-nil *Error is the frame to
@@ -139,6 +152,11 @@ func parseResume(raw *rawControl) (*Resume, *Error) {
 	r.Mode = r.pick("mode", raw.Mode, "", ModePartition, ModeThread)
 	r.Offsets = r.parseOffsets(raw.LastOffsetsByPartition)
 	r.Threads = r.parseThreads(raw)
+	r.Format = r.pick("format", r.text("format", raw.Format), FormatBinary, FormatBinary, FormatJSON)
+	r.Join = r.pick("join", r.text("join", raw.Join), JoinNone, JoinNone, JoinCheckpoint)
+	if f := bytes.TrimSpace(raw.Filter); len(f) > 0 && string(f) != "null" {
+		r.Filter = f
+	}
 	if r.Mode == "" {
 		r.Mode = ModePartition
 		if raw.LastOffsetsByPartition == nil && (raw.LastSequencesByThread != nil || raw.ThreadID != nil) {
@@ -150,6 +168,21 @@ func parseResume(raw *rawControl) (*Resume, *Error) {
 		r.Invalid = append(r.Invalid[:maxReportedInvalid], "…")
 	}
 	return r, nil
+}
+
+// text reads an optional string field that v1 clients never sent and may
+// carry anything: a value that is not a string is an invalid entry (never a
+// JSON error, so that v1 frames parse exactly as before). "" when absent.
+func (r *Resume) text(field string, v json.RawMessage) string {
+	var s string
+	if len(v) == 0 || string(v) == "null" {
+		return ""
+	}
+	if json.Unmarshal(v, &s) != nil {
+		r.invalid(field, string(v))
+		return ""
+	}
+	return s
 }
 
 // pick returns v when it is one of allowed, def when v is empty, and records

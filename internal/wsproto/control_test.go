@@ -315,6 +315,8 @@ func FuzzParseControl(f *testing.F) {
 	f.Add([]byte(`{"type":"resume","lastSequencesByThread":{"\ud800":"1"},"namespace":"\xff\xfe"}`))
 	f.Add([]byte(`{"type":"refresh","token":"a.b.c"}`))
 	f.Add([]byte(`{"type":"refresh","token":"\u0000"}`))
+	f.Add([]byte(`{"type":"resume","from":"latest","filter":{"threads":["a"],"types":["event"]},"format":"json","join":"checkpoint"}`))
+	f.Add([]byte(`{"type":"resume","filter":null,"format":7,"join":["none"]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, e := ParseControl(data)
 		if e != nil {
@@ -364,6 +366,12 @@ func FuzzParseControl(f *testing.F) {
 		}
 		if len(r.Namespace) > 256 {
 			t.Fatalf("namespace of %d bytes", len(r.Namespace))
+		}
+		if (r.Format != FormatBinary && r.Format != FormatJSON) || (r.Join != JoinNone && r.Join != JoinCheckpoint) {
+			t.Fatalf("format %q join %q", r.Format, r.Join)
+		}
+		if r.Filter != nil && (!json.Valid(r.Filter) || string(r.Filter) == "null") {
+			t.Fatalf("filter %q", r.Filter)
 		}
 		checkInvalidBounded(t, r)
 	})

@@ -148,6 +148,11 @@ const (
 	CodeTokenInvalid            = "TOKEN_INVALID"
 	CodeTokenExpired            = "TOKEN_EXPIRED"
 	CodeTokenTenantMismatch     = "TOKEN_TENANT_MISMATCH"
+	// CodeFilterInvalid: a resume's filter is malformed (not an object, an
+	// unknown field or name, an empty list, an over-long thread id).
+	CodeFilterInvalid = "FILTER_INVALID"
+	// CodeFilterTooManyThreads: a filter lists more than 1,000 threads.
+	CodeFilterTooManyThreads = "FILTER_TOO_MANY_THREADS"
 )
 
 // PongFrame is the pre-encoded reply to a client ping.

@@ -1,0 +1,128 @@
+package wsclient
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
+
+// v2Server stands in for a v2 gateway at the codec level: it selects
+// dashstream.v2, hands the client's resume to check, then sends frames
+// built by wsproto (the gateway's own encoders). A mock, because the hub
+// of this branch does not speak v2 yet; the v1 side is tested against the
+// real hub below and in the rest of this package.
+func v2Server(t *testing.T, frames func(*websocket.Conn), resume chan<- []byte) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{wsproto.SubprotocolV2}})
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+		defer cancel()
+		_, b, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		resume <- b
+		frames(c)
+		_, _, _ = c.Read(ctx) // until the client closes
+	}))
+	t.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+}
+
+func TestV2Frames(t *testing.T) {
+	msg := []byte(`{"event":{"header":{"threadId":"t1","sequence":"3"}}}`)
+	send := func(c *websocket.Conn) {
+		ctx := context.Background()
+		_ = c.Write(ctx, websocket.MessageBinary, wsproto.AppendRecordV2(nil, 3, 1<<40, []byte{0, 0xAB}))
+		_ = c.Write(ctx, websocket.MessageText, wsproto.AppendRecordJSON(nil, 0, 7, msg))
+		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"replay_complete","totalReplayed":2,"lastOffsetsByPartition":{"0":"7","3":"1099511627776"},"capped":false,"mode":"latest"}`))
+		_ = c.Write(ctx, websocket.MessageText, []byte(`{"type":"cursor","partition":0,"offset":"8"}`))
+	}
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			resumes := make(chan []byte, 1)
+			url := v2Server(t, send, resumes)
+			res := &Resume{From: FromLatest, Offsets: map[int32]int64{}, Filter: json.RawMessage(`{"threads":["t1"]}`), Format: "json", Join: "checkpoint"}
+			c := dialT(t, tr, url, Options{V2: true, Resume: res})
+			if v2, ok := c.(interface{ V2() bool }); !ok || !v2.V2() {
+				t.Fatal("v2 not negotiated")
+			}
+			var sent map[string]any
+			if err := json.Unmarshal(<-resumes, &sent); err != nil {
+				t.Fatal(err)
+			}
+			if f, _ := json.Marshal(sent["filter"]); string(f) != `{"threads":["t1"]}` || sent["format"] != "json" || sent["join"] != "checkpoint" || sent["from"] != "latest" {
+				t.Fatalf("resume sent %v", sent)
+			}
+			recs, ctrl := readUntil(t, c, func(c Control) bool { return c.Type == "replay_complete" })
+			if len(recs) != 2 || len(ctrl) != 1 {
+				t.Fatalf("%d records, %d controls", len(recs), len(ctrl))
+			}
+			if r := recs[0]; r.Partition != 3 || r.Offset != 1<<40 || string(r.Value) != "\x00\xab" || r.JSON != nil {
+				t.Fatalf("binary record %+v", r)
+			}
+			if r := recs[1]; r.Partition != 0 || r.Offset != 7 || string(r.JSON) != string(msg) || r.Value != nil {
+				t.Fatalf("JSON record %+v", r)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c.Next(ctx); !errors.Is(err, ErrProtocol) {
+				t.Fatalf("a cursor frame on v2: %v", err)
+			}
+		})
+	}
+}
+
+// TestV2MalformedRecord: a binary frame without a full envelope is a
+// protocol violation.
+func TestV2MalformedRecord(t *testing.T) {
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			url := v2Server(t, func(c *websocket.Conn) {
+				_ = c.Write(context.Background(), websocket.MessageBinary, []byte{0x01, 0, 0})
+			}, make(chan []byte, 1))
+			c := dialT(t, tr, url, Options{V2: true, Resume: &Resume{From: FromLatest}})
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if _, err := c.Next(ctx); !errors.Is(err, ErrProtocol) || !errors.Is(err, wsproto.ErrRecordV2) {
+				t.Fatalf("short envelope: %v", err)
+			}
+		})
+	}
+}
+
+// TestV2FallsBackToV1: a gateway that does not select dashstream.v2 (the
+// real hub of this branch) is read as v1.
+func TestV2FallsBackToV1(t *testing.T) {
+	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
+	th.publish(0, 0, 3)
+	for _, tr := range transports {
+		t.Run(tr.name, func(t *testing.T) {
+			c := dialT(t, tr, th.url(), Options{V2: true, Resume: &Resume{From: FromEarliest}})
+			if c.(interface{ V2() bool }).V2() {
+				t.Skip("the hub speaks v2 now: covered by the v2 tests")
+			}
+			recs := readRecords(t, c, 3)
+			for i, r := range recs {
+				if r.Offset != int64(i) || string(r.Value) != value(0, int64(i)) {
+					t.Fatalf("record %d: %+v", i, r)
+				}
+			}
+		})
+	}
+}
