@@ -10,7 +10,6 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/app"
 	"github.com/dashflow/dashstream-gateway/internal/config"
-	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/rlimit"
 )
 
@@ -72,7 +71,6 @@ func runServe(ctx context.Context, args []string, e env, demo bool) int {
 	}
 	log := newLogger(cfg, e.stderr)
 	raiseFDLimit(log)
-	replay.SetRedisLogger(log.With("component", "go-redis"))
 	a, err := app.New(cfg, log, app.Options{Demo: demo})
 	if err != nil {
 		log.Error("startup failed", "err", err)

@@ -20,13 +20,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
-	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/tracing"
@@ -52,7 +52,7 @@ type App struct {
 	tiers    *replay.Tiers
 	redis    *redisTier // nil without REDIS_URL
 	hub      *hub.Hub
-	auth     *limits.Authenticator
+	auth     *auth.Authenticator
 	topo     topology
 	tracing  *tracing.Provider // set by Run; nil: tracing off
 
@@ -92,11 +92,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	a.kmetrics = km
 	a.mem = replay.NewMemory(replay.MemoryConfig{PerPartition: cfg.Replay.MemorySize, MaxBytes: int(cfg.Replay.MemoryBytes)})
 	a.tiers = replay.NewTiers(a.mem, nil)
-	if a.auth, err = limits.NewAuthenticator(a.authConfig()); err != nil {
+	if a.auth, err = auth.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
 	a.hub = hub.New(a.hubConfig(), a.tiers, &a.topo, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
+		routeRedisLog(log)
 		client, err := newRedisClient(cfg.Redis)
 		if err != nil {
 			return nil, err

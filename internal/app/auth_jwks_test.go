@@ -15,9 +15,9 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth/oidctest"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
-	"github.com/dashflow/dashstream-gateway/internal/limits/oidctest"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )

@@ -10,6 +10,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
@@ -78,7 +79,7 @@ func (t *topology) HighWatermark(p int32) (int64, bool) {
 func (a *App) hubConfig() hub.Config {
 	c := a.cfg
 	return hub.Config{
-		QueueBytes:     int64(c.Server.ClientQueueBytes),
+		QueueBytes:     int64(c.Server.ClientBacklogBytes),
 		SendTimeout:    c.Server.SendTimeout,
 		PingInterval:   c.Server.PingInterval,
 		ResumeWait:     c.Server.ResumeWait,
@@ -166,9 +167,9 @@ func (a *App) httpConfig() httpserver.Config {
 }
 
 // authConfig is the client authentication of /ws (docs/PROTOCOL.md §7).
-func (a *App) authConfig() limits.AuthConfig {
+func (a *App) authConfig() auth.AuthConfig {
 	s := a.cfg.Security
-	return limits.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
+	return auth.AuthConfig{Token: s.AuthToken, JWTSecret: s.JWTSecret,
 		JWTPublicKeyFile: s.JWTPublicKeyFile, TenantClaim: s.JWTTenantClaim,
 		JWKSURL: s.JWTJWKSURL, OIDCIssuerURL: s.OIDCIssuerURL, Issuer: s.JWTIssuer, Audience: s.JWTAudience,
 		Leeway: s.JWTLeeway, JWKSRefresh: s.JWKSRefresh, Logger: a.log.With("component", "auth")}
@@ -261,7 +262,7 @@ func (a *App) breakerOpen() float64 {
 }
 
 func (a *App) clearReplay(ctx context.Context) error {
-	a.mem.Clear()
+	_ = a.mem.Clear(ctx) // never fails
 	if s := a.redis.get(); s != nil {
 		if err := s.Clear(ctx); err != nil {
 			return fmt.Errorf("app: clear redis: %w", err)

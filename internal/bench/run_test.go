@@ -14,10 +14,10 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
-	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
@@ -79,7 +79,7 @@ func startGateway(t *testing.T, partitions int32) Target {
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeWS(w, r, limits.Identity{}, nil)
+		h.ServeWS(w, r, auth.Identity{}, nil)
 	}))
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -121,9 +121,11 @@ type Server struct {
 	// SendTimeout is the deadline of one WebSocket write
 	// (WEBSOCKET_SEND_TIMEOUT_SECS).
 	SendTimeout time.Duration
-	// ClientQueueBytes bounds a client's outbound queue
-	// (WEBSOCKET_CLIENT_QUEUE_BYTES).
-	ClientQueueBytes int
+	// ClientBacklogBytes is the backlog (bytes between a client's
+	// positions and the partition heads; there is no per-client queue)
+	// beyond which the client is catching up and its catch-up is accounted
+	// (WEBSOCKET_CLIENT_QUEUE_BYTES, named for the contract).
+	ClientBacklogBytes int
 	// ResumeWait is how long a new client may take to send its first resume
 	// before it is treated as from:"latest" (WEBSOCKET_RESUME_WAIT_MS).
 	ResumeWait time.Duration

@@ -46,7 +46,7 @@ func TestDefaults(t *testing.T) {
 		{"addr", c.Server.Addr(), "127.0.0.1:3002"},
 		{"payload", c.Server.MaxPayloadBytes, 10 << 20},
 		{"send timeout", c.Server.SendTimeout, 5 * time.Second},
-		{"queue", c.Server.ClientQueueBytes, 4 << 20},
+		{"queue", c.Server.ClientBacklogBytes, 4 << 20},
 		{"resume wait", c.Server.ResumeWait, time.Second},
 		{"ping", c.Server.PingInterval, 20 * time.Second},
 		{"slow threshold", c.SlowClient.DisconnectThreshold, 1000},

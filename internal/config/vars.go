@@ -87,7 +87,7 @@ func (c *Config) serverVars() []variable {
 		{name: "WEBSOCKET_PORT", def: "3002", help: "bind port (0: any free port)", v: intValue{&s.Port, 0, 65535}},
 		{name: "WEBSOCKET_MAX_PAYLOAD_BYTES", def: "10485760", help: "largest record value, also after decompression", v: intValue{&s.MaxPayloadBytes, 1024, 1 << 30}},
 		{name: "WEBSOCKET_SEND_TIMEOUT_SECS", def: "5", help: "seconds one WebSocket write may take", v: secs(&s.SendTimeout, minSecs)},
-		{name: "WEBSOCKET_CLIENT_QUEUE_BYTES", def: "4194304", help: "outbound queue bound per client", v: intValue{&s.ClientQueueBytes, 64 << 10, 1 << 30}},
+		{name: "WEBSOCKET_CLIENT_QUEUE_BYTES", def: "4194304", help: "backlog beyond which a client is catching up", v: intValue{&s.ClientBacklogBytes, 64 << 10, 1 << 30}},
 		{name: "WEBSOCKET_RESUME_WAIT_MS", def: "1000", help: "milliseconds to wait for a client's first resume before from:latest", v: durationValue{&s.ResumeWait, time.Millisecond, 1, 600000}},
 		{name: "WEBSOCKET_PING_INTERVAL_SECS", def: "20", help: "seconds between pings (two missed pongs close)", v: secs(&s.PingInterval, minSecs)},
 		{name: "WEBSOCKET_MAX_CONNECTIONS", def: "0", help: "live WebSocket sessions over all clients, beyond which upgrades get 503 (0: the open-file limit minus a reserve)", v: intValue{&s.MaxConnections, 0, maxCount}},

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -28,7 +29,7 @@ func TestWSGlobalCapRefusesBeforeUpgrade(t *testing.T) {
 	entered := make(chan struct{}, 4)
 	f := newFixtureWith(t, Config{MaxWebSockets: 2}, func(d *Deps) {
 		d.Limiter = limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: 10})
-		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ limits.Identity, _ *limits.Slot) {
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, _ *limits.Slot) {
 			release := make(chan struct{})
 			mu.Lock()
 			held = append(held, release)
@@ -88,7 +89,7 @@ func TestWSGlobalCapRefusesBeforeUpgrade(t *testing.T) {
 // are held exactly as long as the request or the session that took them
 // over, on every way out of the handler.
 func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: wsToken})
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: wsToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,10 +103,10 @@ func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
 	}{
 		{"handler returns", nil, Status{}, nil, http.StatusSwitchingProtocols},
 		{"handler panics", func(d *Deps) {
-			d.WS = WSHandlerFunc(func(http.ResponseWriter, *http.Request, limits.Identity, *limits.Slot) { panic("boom") })
+			d.WS = WSHandlerFunc(func(http.ResponseWriter, *http.Request, auth.Identity, *limits.Slot) { panic("boom") })
 		}, Status{}, nil, 0},
 		{"session takes the slot over", func(d *Deps) {
-			d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ limits.Identity, slot *limits.Slot) {
+			d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, slot *limits.Slot) {
 				session = slot.Take()
 				w.WriteHeader(http.StatusSwitchingProtocols)
 			})
@@ -118,7 +119,7 @@ func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
 			}
 			d.Limiter = l
 		}, Status{}, nil, http.StatusTooManyRequests},
-		{"unauthorized", func(d *Deps) { d.Auth = auth }, Status{}, nil, http.StatusUnauthorized},
+		{"unauthorized", func(d *Deps) { d.Auth = authn }, Status{}, nil, http.StatusUnauthorized},
 		{"cross origin", nil, Status{}, map[string]string{"Origin": "https://evil.example"}, http.StatusForbidden},
 		{"shutting down", nil, Status{ShuttingDown: true}, nil, http.StatusServiceUnavailable},
 	}

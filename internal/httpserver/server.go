@@ -32,6 +32,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/rlimit"
@@ -89,14 +90,14 @@ func (c *Config) setDefaults() {
 // and per-IP slot, released when ServeWS returns unless the handler took
 // it over (Slot.Take) to release it when its connection ends.
 type WSHandler interface {
-	ServeWS(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot)
+	ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot)
 }
 
 // WSHandlerFunc is a function serving as a WSHandler.
-type WSHandlerFunc func(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot)
+type WSHandlerFunc func(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot)
 
 // ServeWS calls f.
-func (f WSHandlerFunc) ServeWS(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot) {
+func (f WSHandlerFunc) ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot) {
 	f(w, r, id, slot)
 }
 
@@ -113,7 +114,7 @@ type Deps struct {
 	WS WSHandler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
 	// Nil: no authentication, every client unrestricted.
-	Auth *limits.Authenticator
+	Auth *auth.Authenticator
 	// Limiter admits connections per client IP. Nil: no per-IP limits.
 	Limiter *limits.ConnLimiter
 	// Trusted proxies may set X-Forwarded-For. Nil: nobody.

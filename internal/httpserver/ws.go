@@ -11,7 +11,7 @@ import (
 
 // serveWS admits a WebSocket request (shutdown, origin, authentication,
 // the global session cap, per-IP limits) and hands it to Deps.WS with the
-// client's limits.Identity. A refused request is never upgraded and holds
+// client's auth.Identity. A refused request is never upgraded and holds
 // neither a session place nor a per-IP slot; both are one limits.Slot,
 // released on every exit path of the handler, panics included, unless the
 // WebSocket handler took it over (Slot.Take) to release it when its

@@ -8,6 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -19,19 +20,19 @@ const (
 
 // authFixture is a fixture whose /ws requires auth; its WS handler records
 // the Identity it was handed.
-func authFixture(t *testing.T, limiter *limits.ConnLimiter) (*fixture, *[]limits.Identity) {
+func authFixture(t *testing.T, limiter *limits.ConnLimiter) (*fixture, *[]auth.Identity) {
 	t.Helper()
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: wsToken, JWTSecret: wsSecret, TenantClaim: "tenant"})
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: wsToken, JWTSecret: wsSecret, TenantClaim: "tenant"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []limits.Identity
+	var seen []auth.Identity
 	f := newFixture(t, func(d *Deps) {
-		d.Auth = auth
+		d.Auth = authn
 		if limiter != nil {
 			d.Limiter = limiter
 		}
-		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, id limits.Identity, _ *limits.Slot) {
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, id auth.Identity, _ *limits.Slot) {
 			seen = append(seen, id)
 			w.WriteHeader(http.StatusSwitchingProtocols)
 		})
@@ -56,14 +57,14 @@ func TestWSAuthAdmitted(t *testing.T) {
 		name   string
 		target string
 		hdr    map[string]string
-		want   limits.Identity
+		want   auth.Identity
 	}{
-		{"static header", "/ws", map[string]string{"Authorization": "Bearer " + wsToken}, limits.Identity{}},
-		{"static query", "/ws?token=" + wsToken, nil, limits.Identity{}},
-		{"static subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + wsToken}, limits.Identity{Subprotocol: "bearer"}},
-		{"jwt header", "/ws", map[string]string{"Authorization": "Bearer " + good}, limits.Identity{Tenant: "acme", Expires: exp}},
-		{"jwt query", "/ws?token=" + good, nil, limits.Identity{Tenant: "acme", Expires: exp}},
-		{"jwt subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + good}, limits.Identity{Tenant: "acme", Subprotocol: "bearer", Expires: exp}},
+		{"static header", "/ws", map[string]string{"Authorization": "Bearer " + wsToken}, auth.Identity{}},
+		{"static query", "/ws?token=" + wsToken, nil, auth.Identity{}},
+		{"static subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + wsToken}, auth.Identity{Subprotocol: "bearer"}},
+		{"jwt header", "/ws", map[string]string{"Authorization": "Bearer " + good}, auth.Identity{Tenant: "acme", Expires: exp}},
+		{"jwt query", "/ws?token=" + good, nil, auth.Identity{Tenant: "acme", Expires: exp}},
+		{"jwt subprotocol", "/ws", map[string]string{"Sec-WebSocket-Protocol": "bearer, " + good}, auth.Identity{Tenant: "acme", Subprotocol: "bearer", Expires: exp}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,16 +138,16 @@ func TestWSOriginBeforeAuth(t *testing.T) {
 // TestWSAuthOffPassesIdentity: without an Authenticator every request is
 // admitted, unrestricted, and the bearer idiom is still echoed.
 func TestWSAuthOffPassesIdentity(t *testing.T) {
-	var got limits.Identity
+	var got auth.Identity
 	f := newFixture(t, func(d *Deps) {
-		d.WS = WSHandlerFunc(func(_ http.ResponseWriter, _ *http.Request, id limits.Identity, _ *limits.Slot) {
+		d.WS = WSHandlerFunc(func(_ http.ResponseWriter, _ *http.Request, id auth.Identity, _ *limits.Slot) {
 			got = id
 		})
 	})
 	r := httptest.NewRequest("GET", "/ws", nil)
 	r.Header.Set("Sec-WebSocket-Protocol", "bearer, whatever")
 	f.srv.Handler().ServeHTTP(httptest.NewRecorder(), r)
-	if got != (limits.Identity{Subprotocol: "bearer"}) {
+	if got != (auth.Identity{Subprotocol: "bearer"}) {
 		t.Fatalf("identity %+v", got)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
@@ -27,10 +27,10 @@ type event struct {
 }
 
 // accept upgrades the connection and starts its reader goroutine. The
-// client's limits.Identity (from the admission check) selects the bearer
+// client's auth.Identity (from the admission check) selects the bearer
 // subprotocol when the client authenticated with that idiom, and restricts
 // the session to its tenant.
-func (h *Hub) accept(w http.ResponseWriter, r *http.Request, id limits.Identity) (*session, error) {
+func (h *Hub) accept(w http.ResponseWriter, r *http.Request, id auth.Identity) (*session, error) {
 	up := ws.HTTPUpgrader{Timeout: h.cfg.SendTimeout}
 	if id.Subprotocol != "" {
 		up.Protocol = func(p string) bool { return p == id.Subprotocol }

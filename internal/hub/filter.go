@@ -10,7 +10,7 @@ func (d *delivery) delivers(p int32, r *replay.Record) bool {
 	return d.visible(r) && d.wants(p, r)
 }
 
-// visible applies the tenant restriction of the client (limits.Identity):
+// visible applies the tenant restriction of the client (auth.Identity):
 // a tenant-restricted client gets only its tenant's records — no other
 // tenant's, none without a tenant, no skipped markers (they would reveal
 // other tenants' offsets).

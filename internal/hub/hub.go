@@ -31,6 +31,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -382,7 +383,7 @@ func (h *Hub) remove(s *session) {
 // returns, so net/http's per-connection state (buffers, request, handler
 // stack) is freed: an idle client costs little more than its two small
 // goroutines.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id limits.Identity, slot *limits.Slot) {
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot) {
 	s, err := h.accept(w, r, id)
 	if err != nil {
 		return

@@ -23,7 +23,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
@@ -58,7 +58,7 @@ func (f *fakeTopo) LatestHighWatermark(_ context.Context, p int32) (int64, error
 // (a static token's identity), without a per-IP slot.
 func unrestricted(h *Hub) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeWS(w, r, limits.Identity{}, nil)
+		h.ServeWS(w, r, auth.Identity{}, nil)
 	})
 }
 

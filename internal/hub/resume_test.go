@@ -872,7 +872,7 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 func TestAfterStoreClear(t *testing.T) {
 	th := newTestHub(t, Config{}, replay.MemoryConfig{})
 	th.publish(0, 0, 10)
-	th.mem.Clear()
+	_ = th.mem.Clear(t.Context())
 	c := th.dial(t)
 	c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "4"}})
 	recs, ctrl := c.readUntil(isType("replay_complete"))

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"math"
 	"testing"
 	"time"
 
@@ -454,7 +453,7 @@ func TestBurstEvictionIsNotSlowness(t *testing.T) {
 		o := int64(i)
 		recs[i] = &replay.Record{Partition: 0, Offset: o, Prev: o - 1, Value: []byte("v-0-" + itoa64(o))}
 	}
-	log.Append(recs)
+	log.Append(t.Context(), recs)
 	th.Publish(recs[:1])
 	c := th.dial(t)
 	c.send(map[string]any{"type": "resume", "from": "latest"}) // at offset 0
@@ -476,7 +475,7 @@ type logKafka struct{ log *replay.Memory }
 
 func (k logKafka) LogStart(context.Context, int32, time.Duration) (int64, error) { return 0, nil }
 
-func (k logKafka) ReadAfter(_ context.Context, p int32, after int64, n int) ([]*replay.Record, int64, error) {
-	recs, _ := k.log.Read(p, after, n, math.MaxInt)
-	return recs, 0, nil
+func (k logKafka) ReadAfter(ctx context.Context, p int32, after int64, n int) ([]*replay.Record, int64, error) {
+	recs, _, err := k.log.Read(ctx, p, after, replay.Limit{Records: n})
+	return recs, 0, err
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
@@ -45,7 +45,7 @@ func (th *testHub) publishTenants(p int32, from int64, tenants ...string) {
 
 // authURL serves the hub behind an authenticator, as httpserver does, and
 // returns its WebSocket URL.
-func (th *testHub) authURL(t *testing.T, a *limits.Authenticator) string {
+func (th *testHub) authURL(t *testing.T, a *auth.Authenticator) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, err := a.Authenticate(r)
@@ -92,11 +92,11 @@ func dialBearer(t *testing.T, url, token string) *client {
 // positions still advance over them. An unrestricted client gets all.
 func TestTenantIsolation(t *testing.T) {
 	th := newTestHub(t, Config{}, replay.MemoryConfig{})
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: "admin", JWTSecret: tenantSecret, TenantClaim: "tenant"})
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: "admin", JWTSecret: tenantSecret, TenantClaim: "tenant"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := th.authURL(t, auth)
+	url := th.authURL(t, authn)
 	th.publishTenants(0, 0, "A", "B", "", skippedTenant, "A", "B", "B", "A")
 	th.publishTenants(1, 0, "A", "A", "A", "B", "B", "B")
 
@@ -162,11 +162,11 @@ func checkIncreasing(t *testing.T, recs []received) {
 // echoed (a browser would fail the handshake otherwise).
 func TestSubprotocolOnlyWhenOffered(t *testing.T) {
 	th := newTestHub(t, Config{}, replay.MemoryConfig{})
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: "tok"})
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: "tok"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := th.authURL(t, auth)
+	url := th.authURL(t, authn)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer tok"}}})

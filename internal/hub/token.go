@@ -6,14 +6,14 @@ import (
 
 	"github.com/gobwas/ws"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
 // TokenVerifier checks the token of a refresh frame exactly as the upgrade's
-// was checked (limits.Authenticator).
+// was checked (auth.Authenticator).
 type TokenVerifier interface {
-	VerifyToken(ctx context.Context, token string) (limits.Identity, error)
+	VerifyToken(ctx context.Context, token string) (auth.Identity, error)
 }
 
 // refreshTimeout bounds the verification of a refresh token (a JWKS key

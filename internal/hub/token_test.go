@@ -8,7 +8,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits"
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
@@ -17,13 +17,13 @@ import (
 // authenticator as its upgrades (HS256, tenant claim, static token "admin").
 func expiringHub(t *testing.T, leeway time.Duration) (*testHub, string) {
 	t.Helper()
-	auth, err := limits.NewAuthenticator(limits.AuthConfig{Token: "admin", JWTSecret: tenantSecret,
+	authn, err := auth.NewAuthenticator(auth.AuthConfig{Token: "admin", JWTSecret: tenantSecret,
 		TenantClaim: "tenant", Leeway: leeway})
 	if err != nil {
 		t.Fatal(err)
 	}
-	th := newTestHub(t, Config{PingInterval: time.Hour, Tokens: auth}, replay.MemoryConfig{})
-	return th, th.authURL(t, auth)
+	th := newTestHub(t, Config{PingInterval: time.Hour, Tokens: authn}, replay.MemoryConfig{})
+	return th, th.authURL(t, authn)
 }
 
 // tokenUntil is a JWT of tenant expiring at exp (whole seconds).
@@ -184,9 +184,9 @@ func TestRefreshRefused(t *testing.T) {
 // authenticator only shows after its own 10 s fetch timeout.
 type hangingVerifier struct{}
 
-func (hangingVerifier) VerifyToken(ctx context.Context, _ string) (limits.Identity, error) {
+func (hangingVerifier) VerifyToken(ctx context.Context, _ string) (auth.Identity, error) {
 	<-ctx.Done()
-	return limits.Identity{}, ctx.Err()
+	return auth.Identity{}, ctx.Err()
 }
 
 // A refresh whose verification hangs holds the writer for refreshTimeout at

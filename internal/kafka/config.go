@@ -107,7 +107,7 @@ type Config struct {
 	// tracing, and no tracing work on the consumer's path.
 	TracerProvider trace.TracerProvider
 	// BeforeNamespaceChange runs when the topic was deleted and re-created
-	// (new topic id, docs/PROTOCOL.md §3.7) and its new session is about to start:
+	// (new topic id, docs/PROTOCOL.md §3.7) and its new connection is about to start:
 	// Namespace still returns old and nothing is being published, so the
 	// caller drops what belongs to the old namespace (replay tiers, heads).
 	// AfterNamespaceChange runs right after Namespace returns new, before

@@ -80,7 +80,7 @@ type Consumer struct {
 	logs         *logLimiter            // conditions logged at most once per logEvery
 	lastRead     atomic.Int64           // unix nanos of the last response any client read
 
-	ctrl    chan func(*session) // requests run by the consumer goroutine
+	ctrl    chan func(*clusterConn) // requests run by the consumer goroutine
 	wakeMu  sync.Mutex
 	wake    context.CancelFunc // interrupts the poll in progress; guarded by wakeMu
 	started atomic.Bool
@@ -88,9 +88,10 @@ type Consumer struct {
 	done    chan struct{} // closed when Run returns
 }
 
-// session is one connected run: its clients and the consumer goroutine's
-// partition state.
-type session struct {
+// clusterConn is one connection to the Kafka cluster, from connect to its
+// end: its clients and the consumer goroutine's partition state. (Not a
+// client's session: those are the hub's.)
+type clusterConn struct {
 	cl        *kgo.Client // consumer
 	admCl     *kgo.Client
 	adm       *kadm.Client
@@ -104,7 +105,7 @@ type session struct {
 	decodeFailures int
 }
 
-func (s *session) close() {
+func (s *clusterConn) close() {
 	for _, cl := range []*kgo.Client{s.cl, s.dlqCl, s.admCl} {
 		if cl != nil {
 			cl.Close()
@@ -132,7 +133,7 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 		group: cfg.progressGroup(),
 		now:   time.Now,
 		e2e:   m.E2ELatencyMs.WithLabelValues(metrics.StageProducerToConsumer),
-		ctrl:  make(chan func(*session), 16),
+		ctrl:  make(chan func(*clusterConn), 16),
 		done:  make(chan struct{}),
 		logs:  &logLimiter{log: log},
 
@@ -153,7 +154,7 @@ func New(cfg Config, sink Sink, m *metrics.Metrics, log *slog.Logger) (*Consumer
 // Run connects (retrying with capped, jittered backoff while ctx lives, so
 // callers keep serving meanwhile), then consumes until ctx ends. When the
 // topic is deleted and re-created under it (docs/PROTOCOL.md §3.7) it drops the old
-// session and connects again: the new topic is read from its log start
+// connection and connects again: the new topic is read from its log start
 // under its new namespace (see Config.BeforeNamespaceChange). On the way
 // out it stops fetching, flushes the DLQ producer and saves progress, each
 // bounded by Config.ShutdownTimeout. It returns nil when ctx ends (a failed
@@ -174,7 +175,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return nil // ctx ended before Kafka answered
 		}
 		recreated := c.serve(ctx, s)
-		// The offsets of a re-created topic's old session mean nothing in
+		// The offsets of a re-created topic's old connection mean nothing in
 		// the new one: no final commit then.
 		c.shutdown(s, !recreated)
 		s.close()
@@ -186,7 +187,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // serve runs the consumer goroutine (this one) and the background loops
 // until ctx ends or the topic's identity changes; it reports the latter.
-func (c *Consumer) serve(ctx context.Context, s *session) (recreated bool) {
+func (c *Consumer) serve(ctx context.Context, s *clusterConn) (recreated bool) {
 	loopCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var changed atomic.Bool
@@ -209,7 +210,7 @@ func (c *Consumer) serve(ctx context.Context, s *session) (recreated bool) {
 
 // shutdown stops fetching, then flushes dead letters and, with commit,
 // saves progress.
-func (c *Consumer) shutdown(s *session, commit bool) {
+func (c *Consumer) shutdown(s *clusterConn, commit bool) {
 	s.cl.Close()
 	s.cl = nil
 	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
@@ -227,7 +228,7 @@ func (c *Consumer) shutdown(s *session, commit bool) {
 
 // connect dials until it succeeds or ctx ends. Each failure is counted;
 // it is logged at most once per logEvery.
-func (c *Consumer) connect(ctx context.Context) (*session, error) {
+func (c *Consumer) connect(ctx context.Context) (*clusterConn, error) {
 	for attempt := 0; ; attempt++ {
 		s, err := c.dial(ctx)
 		if err == nil {
@@ -285,7 +286,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 }
 
 // enqueue hands fn to the consumer goroutine and interrupts its poll.
-func (c *Consumer) enqueue(ctx context.Context, fn func(*session)) error {
+func (c *Consumer) enqueue(ctx context.Context, fn func(*clusterConn)) error {
 	select {
 	case c.ctrl <- fn:
 	case <-ctx.Done():
@@ -309,7 +310,7 @@ func (c *Consumer) ResumePartition(ctx context.Context, p int32) error {
 		return ErrNotRunning
 	}
 	reply := make(chan error, 1)
-	if err := c.enqueue(ctx, func(s *session) { reply <- c.resume(s, p) }); err != nil {
+	if err := c.enqueue(ctx, func(s *clusterConn) { reply <- c.resume(s, p) }); err != nil {
 		return fmt.Errorf("kafka: resume p%d: %w", p, err)
 	}
 	select {

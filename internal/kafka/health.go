@@ -34,9 +34,9 @@ const (
 // healthInterval until ctx ends, and starts the partitions added to the
 // topic that the same metadata lists (within about healthInterval of their
 // creation). A new topic identity (the topic was deleted and re-created,
-// docs/PROTOCOL.md §3.7) is handed to recreated, which ends the session so that Run
+// docs/PROTOCOL.md §3.7) is handed to recreated, which ends the connection so that Run
 // adopts the new topic.
-func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns string)) {
+func (c *Consumer) healthLoop(ctx context.Context, s *clusterConn, recreated func(ns string)) {
 	t := time.NewTicker(healthInterval)
 	defer t.Stop()
 	for {
@@ -54,7 +54,7 @@ func (c *Consumer) healthLoop(ctx context.Context, s *session, recreated func(ns
 
 // checkHealth runs one metadata request. It returns the topic's new
 // namespace when its identity changed, else "".
-func (c *Consumer) checkHealth(ctx context.Context, s *session) string {
+func (c *Consumer) checkHealth(ctx context.Context, s *clusterConn) string {
 	hctx, cancel := context.WithTimeout(ctx, healthTimeout)
 	defer cancel()
 	md, err := probeMetadata(hctx, s.admCl, c.cfg.Topic)

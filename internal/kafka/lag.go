@@ -17,7 +17,7 @@ type lagSample struct {
 
 // lagLoop polls end offsets every LagCheckInterval (and once at once) and
 // publishes per-partition lag, lag age and catch-up phase.
-func (c *Consumer) lagLoop(ctx context.Context, s *session) {
+func (c *Consumer) lagLoop(ctx context.Context, s *clusterConn) {
 	t := time.NewTicker(c.cfg.LagCheckInterval)
 	defer t.Stop()
 	for {
@@ -33,7 +33,7 @@ func (c *Consumer) lagLoop(ctx context.Context, s *session) {
 // checkLag lists high watermarks and last stable offsets. The consumer reads
 // read_committed, so lag is measured to the last stable offset: records of
 // an open transaction are not waiting for us yet.
-func (c *Consumer) checkLag(ctx context.Context, s *session) {
+func (c *Consumer) checkLag(ctx context.Context, s *clusterConn) {
 	hwm, err := listOffsets(ctx, s.adm.ListEndOffsets, c.cfg.Topic)
 	if err != nil {
 		c.lagPollFailed(ctx)

@@ -11,7 +11,7 @@ import (
 
 // partitionLoop checks the topic's metadata every PartitionCheckInterval and
 // starts reading partitions added since, from their log start.
-func (c *Consumer) partitionLoop(ctx context.Context, s *session) {
+func (c *Consumer) partitionLoop(ctx context.Context, s *clusterConn) {
 	every(ctx, c.cfg.PartitionCheckInterval, func() { c.checkPartitions(ctx, s) })
 }
 
@@ -30,8 +30,8 @@ func every(ctx context.Context, period time.Duration, fn func()) {
 }
 
 // A changed topic identity is the health loop's to act on (healthLoop);
-// partitions are added only while the identity is the session's.
-func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
+// partitions are added only while the identity is the connection's.
+func (c *Consumer) checkPartitions(ctx context.Context, s *clusterConn) {
 	ns, parts, err := c.topicMetadata(ctx, s.adm)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -46,11 +46,11 @@ func (c *Consumer) checkPartitions(ctx context.Context, s *session) {
 }
 
 // startAdded starts the partitions of parts (the topic's partitions as
-// metadata of the session's topic identity lists them) that the consumer
+// metadata of the connection's topic identity lists them) that the consumer
 // does not read yet. The health loop calls it every healthInterval, so new
 // partitions are read within a second or two of their creation;
 // partitionLoop is the slower fallback.
-func (c *Consumer) startAdded(ctx context.Context, s *session, parts []int32) {
+func (c *Consumer) startAdded(ctx context.Context, s *clusterConn, parts []int32) {
 	known := c.view.partitions()
 	var added []int32
 	for _, p := range parts {
@@ -71,7 +71,7 @@ const addTimeout = healthTimeout
 
 // addPartitions reads the new partitions' offsets here, then has the
 // consumer goroutine start them. A failure is retried at the next check.
-func (c *Consumer) addPartitions(ctx context.Context, s *session, added []int32) {
+func (c *Consumer) addPartitions(ctx context.Context, s *clusterConn, added []int32) {
 	bs, err := listBounds(ctx, s.adm, c.cfg.Topic)
 	if err != nil {
 		c.m.KafkaError("list_offsets")
@@ -84,7 +84,7 @@ func (c *Consumer) addPartitions(ctx context.Context, s *session, added []int32)
 		}
 	}
 	if len(states) > 0 {
-		_ = c.enqueue(ctx, func(s *session) { c.startPartitions(s, states) })
+		_ = c.enqueue(ctx, func(s *clusterConn) { c.startPartitions(s, states) })
 	}
 }
 
@@ -99,7 +99,7 @@ type PartitionSink interface {
 }
 
 // startPartitions runs on the consumer goroutine.
-func (c *Consumer) startPartitions(s *session, states map[int32]*partState) {
+func (c *Consumer) startPartitions(s *clusterConn, states map[int32]*partState) {
 	offsets := make(map[int32]kgo.Offset, len(states))
 	for p, st := range states {
 		if s.parts[p] != nil {

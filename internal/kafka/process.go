@@ -39,7 +39,7 @@ const (
 
 // consume is the consumer goroutine: poll, process, publish, until ctx ends.
 // A poll that returned only errors is followed by a backoff.
-func (c *Consumer) consume(ctx context.Context, s *session) {
+func (c *Consumer) consume(ctx context.Context, s *clusterConn) {
 	fails := 0
 	for ctx.Err() == nil {
 		if c.pollOnce(ctx, s) {
@@ -53,7 +53,7 @@ func (c *Consumer) consume(ctx context.Context, s *session) {
 }
 
 // idle waits d, running control requests meanwhile.
-func (c *Consumer) idle(ctx context.Context, s *session, d time.Duration) {
+func (c *Consumer) idle(ctx context.Context, s *clusterConn, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	for {
@@ -72,7 +72,7 @@ func (c *Consumer) idle(ctx context.Context, s *session, d time.Duration) {
 // cancelled by enqueue so that a request does not wait for a fetch. It
 // reports false when the poll returned errors and no records: the fetches
 // are failing.
-func (c *Consumer) pollOnce(ctx context.Context, s *session) bool {
+func (c *Consumer) pollOnce(ctx context.Context, s *clusterConn) bool {
 	pollCtx, cancel := context.WithTimeout(ctx, pollWait)
 	defer cancel()
 	c.wakeMu.Lock()
@@ -98,7 +98,7 @@ func (c *Consumer) pollOnce(ctx context.Context, s *session) bool {
 	return !failed
 }
 
-func (c *Consumer) runControls(s *session) {
+func (c *Consumer) runControls(s *clusterConn) {
 	for {
 		select {
 		case fn := <-c.ctrl:
@@ -112,7 +112,7 @@ func (c *Consumer) runControls(s *session) {
 // process handles one poll: decode every record, publish once, then let the
 // other goroutines see the new positions. ctx carries the poll's span, if
 // any, to the dead-letter sends and log lines.
-func (c *Consumer) process(ctx context.Context, s *session, fs kgo.Fetches) {
+func (c *Consumer) process(ctx context.Context, s *clusterConn, fs kgo.Fetches) {
 	now := c.now()
 	var batch []*replay.Record
 	valid := false
@@ -144,14 +144,14 @@ func (c *Consumer) process(ctx context.Context, s *session, fs kgo.Fetches) {
 }
 
 // touch lists st among the partitions whose view must be synced.
-func (s *session) touch(st *partState) {
+func (s *clusterConn) touch(st *partState) {
 	if !st.touched {
 		st.touched = true
 		s.touched = append(s.touched, st)
 	}
 }
 
-func (c *Consumer) syncView(s *session, now time.Time) {
+func (c *Consumer) syncView(s *clusterConn, now time.Time) {
 	if len(s.touched) == 0 {
 		return
 	}
@@ -165,7 +165,7 @@ func (c *Consumer) syncView(s *session, now time.Time) {
 
 // handle processes one record of st. It returns the record to publish (nil
 // for none) and false when the partition has just been paused.
-func (c *Consumer) handle(ctx context.Context, s *session, st *partState, r *kgo.Record, now time.Time) (*replay.Record, bool) {
+func (c *Consumer) handle(ctx context.Context, s *clusterConn, st *partState, r *kgo.Record, now time.Time) (*replay.Record, bool) {
 	if st.paused() || r.Offset < st.next {
 		return nil, !st.paused() // stale data from before a pause or reset
 	}
@@ -220,7 +220,7 @@ func (c *Consumer) observeLatency(tsUs int64, now time.Time) {
 // failed applies the decode-error policy to r: skip publishes a marker and
 // dead-letters r; pause stops the partition at r. Dead letters are logged at
 // most once per logEvery per error type.
-func (c *Consumer) failed(ctx context.Context, s *session, st *partState, r *kgo.Record, err error) (*replay.Record, bool) {
+func (c *Consumer) failed(ctx context.Context, s *clusterConn, st *partState, r *kgo.Record, err error) (*replay.Record, bool) {
 	kind := dashstream.KindInvalidProtobuf
 	var de *dashstream.DecodeError
 	if errors.As(err, &de) {
@@ -245,7 +245,7 @@ func (c *Consumer) marker(st *partState, off int64, kind dashstream.Kind) *repla
 	return rec
 }
 
-func (c *Consumer) pause(s *session, st *partState, f *failure) {
+func (c *Consumer) pause(s *clusterConn, st *partState, f *failure) {
 	st.failed = f
 	s.cl.PauseFetchPartitions(map[string][]int32{c.cfg.Topic: {st.id}})
 	c.log.Warn("kafka: partition paused on a decode failure (policy pause)",
@@ -253,7 +253,7 @@ func (c *Consumer) pause(s *session, st *partState, f *failure) {
 }
 
 // resume runs on the consumer goroutine for ResumePartition.
-func (c *Consumer) resume(s *session, p int32) error {
+func (c *Consumer) resume(s *clusterConn, p int32) error {
 	st := s.parts[p]
 	switch {
 	case st == nil:

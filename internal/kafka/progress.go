@@ -9,7 +9,7 @@ import (
 
 // progressLoop saves progress every ProgressInterval until ctx ends; Run
 // saves once more after the consumer has stopped.
-func (c *Consumer) progressLoop(ctx context.Context, s *session) {
+func (c *Consumer) progressLoop(ctx context.Context, s *clusterConn) {
 	every(ctx, c.cfg.ProgressInterval, func() {
 		if err := c.commit(ctx, s); err != nil && ctx.Err() == nil {
 			c.logs.warn("commit", "kafka: saving progress failed", "group", c.group, "err", err)
@@ -21,7 +21,7 @@ func (c *Consumer) progressLoop(ctx context.Context, s *session) {
 // save under the progress group. Offsets in the view are only ever those of
 // published records (or of transaction markers after them), so a restart
 // re-reads at most what was not yet saved and never skips a record.
-func (c *Consumer) commit(ctx context.Context, s *session) error {
+func (c *Consumer) commit(ctx context.Context, s *clusterConn) error {
 	var offs kadm.Offsets
 	ns := c.Namespace() // commit metadata: see savedProgress
 	for p, next := range c.view.progress() {

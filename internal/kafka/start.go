@@ -25,14 +25,14 @@ type startPlan struct {
 
 // dial connects: metadata, saved progress and offsets first, then the DLQ
 // producer and the consumer, which starts at the planned offsets.
-func (c *Consumer) dial(ctx context.Context) (*session, error) {
+func (c *Consumer) dial(ctx context.Context) (*clusterConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
 	admCl, err := kgo.NewClient(append(slices.Clone(c.opts), kgo.RetryBackoffFn(adminRetryBackoff))...)
 	if err != nil {
 		return nil, fmt.Errorf("%w: admin client: %w", ErrInvalidConfig, err)
 	}
-	s := &session{admCl: admCl, adm: kadm.NewClient(admCl)}
+	s := &clusterConn{admCl: admCl, adm: kadm.NewClient(admCl)}
 	if err := c.prepare(ctx, s); err != nil {
 		s.close()
 		return nil, err
@@ -48,7 +48,7 @@ func adminRetryBackoff(tries int) time.Duration {
 	return jittered(50*time.Millisecond, 500*time.Millisecond, tries)
 }
 
-func (c *Consumer) prepare(ctx context.Context, s *session) error {
+func (c *Consumer) prepare(ctx context.Context, s *clusterConn) error {
 	plan, err := c.plan(ctx, s.adm)
 	if err != nil {
 		return err
@@ -189,8 +189,8 @@ func listBounds(ctx context.Context, adm *kadm.Client, topic string) (map[int32]
 	return out, nil
 }
 
-// adoptNamespace makes ns the namespace of the session about to start;
-// resetView installs the session's partitions. A changed namespace (the
+// adoptNamespace makes ns the namespace of the connection about to start;
+// resetView installs the connection's partitions. A changed namespace (the
 // topic was re-created, docs/PROTOCOL.md §3.7) runs Config.BeforeNamespaceChange first,
 // while the old one is still visible and nothing is published, then
 // publishes ns and runs Config.AfterNamespaceChange.

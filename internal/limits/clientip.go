@@ -1,8 +1,9 @@
-// Package limits decides who may open a WebSocket connection: the client IP
-// (honouring X-Forwarded-For only from trusted proxies), per-IP connection
-// and rate limits, the Origin check against cross-site WebSocket hijacking,
-// and client authentication (static bearer token or HS256/RS256 JWT, with an
-// optional tenant restriction). Everything here is safe for concurrent use.
+// Package limits decides how many connections, and from where, the gateway
+// accepts: the client IP (honouring X-Forwarded-For only from trusted
+// proxies), per-IP connection and rate limits, the Origin and loopback Host
+// checks against cross-site WebSocket hijacking and DNS rebinding, the
+// descriptor budget and the counting listener. Who a client is (its token)
+// is decided by package auth. Everything here is safe for concurrent use.
 package limits
 
 import (

@@ -13,9 +13,4 @@ var (
 	// ErrServerFull: the gateway holds as many connections as its budget
 	// allows (Gate, WEBSOCKET_MAX_CONNECTIONS).
 	ErrServerFull = errors.New("limits: server at its connection limit")
-	// ErrUnauthorized: Authenticator.Authenticate found no credentials, or
-	// credentials that do not verify (wrong token, bad signature, expired,
-	// refused algorithm, missing tenant claim…). The wrapping error says
-	// which; it never contains the credential.
-	ErrUnauthorized = errors.New("limits: unauthorized")
 )

@@ -1,6 +1,8 @@
 package replay
 
 import (
+	"context"
+	"math"
 	"sort"
 	"sync"
 )
@@ -15,17 +17,25 @@ type MemoryConfig struct {
 }
 
 // Memory is the in-memory replay tier: per partition, the newest records in
-// offset order, bounded by count and (over all partitions) by bytes.
+// offset order, bounded by count and (over all partitions) by bytes, and per
+// thread an index of those records (ThreadRefs, ReadThreads) that holds
+// exactly the records held: a record's index entries leave with it.
+//
+// Memory implements Store. Its Append never fails and never blocks on I/O;
+// the contexts of its methods are unused.
 type Memory struct {
 	perPartition int
 	maxBytes     int
 
-	mu    sync.RWMutex
-	parts map[int32]*partLog
-	order fifo // global append order, for byte eviction
-	bytes int
-	total int
+	mu      sync.RWMutex
+	parts   map[int32]*partLog
+	threads map[string]*threadLog // the thread index (memory_threads.go)
+	order   fifo                  // global append order, for byte eviction
+	bytes   int
+	total   int
 }
+
+var _ Store = (*Memory)(nil)
 
 type entry struct {
 	rec *Record
@@ -37,6 +47,11 @@ type partLog struct {
 	head    int
 	cum     int64
 	newest  int64 // highest offset ever appended, even if evicted since
+	// brokenPrev is the Prev of the newest record appended whose Prev was
+	// above the record held before it: a missing range inside the held
+	// records ends there (-1: none). Reads through the thread index, which
+	// do not look at every record, refuse to start below it.
+	brokenPrev int64
 	// cleared is the highest offset known before the last Clear (-1: none).
 	// Append forgets it (lower offsets are new again after a Clear), but
 	// reads do not: records up to it existed and are not held here, so a
@@ -58,14 +73,21 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 64 << 20
 	}
-	return &Memory{perPartition: cfg.PerPartition, maxBytes: cfg.MaxBytes, parts: map[int32]*partLog{}}
+	return &Memory{perPartition: cfg.PerPartition, maxBytes: cfg.MaxBytes,
+		parts: map[int32]*partLog{}, threads: map[string]*threadLog{}}
 }
 
-// Append adds records (ascending offsets per partition). A record at or below
-// the newest offset ever appended to its partition (held or already evicted)
-// is ignored, which makes re-delivery after a consumer restart idempotent. It
-// reports how many records were added.
-func (m *Memory) Append(recs []*Record) int {
+// Append implements Store: it adds records (ascending offsets per
+// partition). A record at or below the newest offset ever appended to its
+// partition (held or already evicted) is ignored, which makes re-delivery
+// after a consumer restart idempotent. It never fails.
+func (m *Memory) Append(_ context.Context, recs []*Record) error {
+	m.add(recs)
+	return nil
+}
+
+// add is Append reporting how many records were added.
+func (m *Memory) add(recs []*Record) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	added := 0
@@ -83,17 +105,21 @@ func (m *Memory) Append(recs []*Record) int {
 func (m *Memory) appendLocked(r *Record) bool {
 	l := m.parts[r.Partition]
 	if l == nil {
-		l = &partLog{newest: -1, cleared: -1}
+		l = &partLog{newest: -1, brokenPrev: -1, cleared: -1}
 		m.parts[r.Partition] = l
 	}
 	if r.Offset <= l.newest {
 		return false
+	}
+	if live := l.live(); len(live) > 0 && prevOf(r) > live[len(live)-1].rec.Offset {
+		l.brokenPrev = prevOf(r)
 	}
 	l.newest = r.Offset
 	size := r.Size()
 	l.cum += int64(size)
 	l.entries = append(l.entries, entry{rec: r, cum: l.cum})
 	m.order.push(slot{r.Partition, r.Offset})
+	m.indexLocked(r)
 	m.bytes += size
 	m.total++
 	if len(l.live()) > m.perPartition {
@@ -122,6 +148,7 @@ func (m *Memory) compactOrderLocked() {
 }
 
 func (m *Memory) dropFrontLocked(l *partLog) {
+	m.unindexLocked(l.entries[l.head].rec)
 	m.bytes -= l.entries[l.head].rec.Size()
 	m.total--
 	l.entries[l.head] = entry{}
@@ -150,21 +177,30 @@ func (m *Memory) evictOldestLocked() {
 	}
 }
 
-// Read returns up to maxN records (and about maxBytes) of partition p with
-// offset > after, in order. covered reports whether the memory tier holds
-// everything after 'after': false means records between after and the first
-// returned one (or, with none returned, up to the newest) are missing here.
-// The records returned never jump over a missing range (their Prev chain is
-// unbroken): a read stops in front of one, and the next read reports it.
-func (m *Memory) Read(p int32, after int64, maxN, maxBytes int) (recs []*Record, covered bool) {
-	recs, covered, _ = m.read(p, after, maxN, maxBytes, nil)
-	return recs, covered
+// Read implements Store: up to lim.Records records (1000 when not
+// positive) and about lim.Bytes of frame bytes (no bound when not positive)
+// of partition p with offset > after, in order. covered reports whether the
+// memory tier holds everything after 'after': false means records between
+// after and the first returned one (or, with none returned, up to the
+// newest) are missing here. The records returned never jump over a missing
+// range (their Prev chain is unbroken): a read stops in front of one, and
+// the next read reports it.
+func (m *Memory) Read(_ context.Context, p int32, after int64, lim Limit) (recs []*Record, covered bool, err error) {
+	n, b := lim.Records, lim.Bytes
+	if n <= 0 {
+		n = defaultPage
+	}
+	if b <= 0 {
+		b = math.MaxInt
+	}
+	recs, covered, _ = m.readInto(p, after, n, b, nil)
+	return recs, covered, nil
 }
 
-// read is Read that appends to buf[:0] (storage the caller reuses) and also
-// returns the newest offset ever appended to p (-1 when none), seen under
-// the same lock.
-func (m *Memory) read(p int32, after int64, maxN, maxBytes int, buf []*Record) (recs []*Record, covered bool, newest int64) {
+// readInto is Read with exact bounds (maxN records, about maxBytes) that
+// appends to buf[:0] (storage the caller reuses) and also returns the
+// newest offset ever appended to p (-1 when none), seen under the same lock.
+func (m *Memory) readInto(p int32, after int64, maxN, maxBytes int, buf []*Record) (recs []*Record, covered bool, newest int64) {
 	recs = buf[:0]
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -237,8 +273,13 @@ func meanSize(live []entry) int64 {
 	return (last.cum - first.cum + int64(first.rec.Size())) / int64(len(live))
 }
 
-// Bounds returns the oldest and newest offsets held for p.
-func (m *Memory) Bounds(p int32) (oldest, newest int64, ok bool) {
+// Bounds implements Store: the oldest and newest offsets held for p.
+func (m *Memory) Bounds(_ context.Context, p int32) (oldest, newest int64, ok bool, err error) {
+	oldest, newest, ok = m.bounds(p)
+	return oldest, newest, ok, nil
+}
+
+func (m *Memory) bounds(p int32) (oldest, newest int64, ok bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	l := m.parts[p]
@@ -267,18 +308,21 @@ func (m *Memory) Capacity(partitions int) (records, bytes int) {
 	return m.perPartition * max(partitions, len(m.parts), 1), m.maxBytes
 }
 
-// Clear drops everything, including what Append remembers of evicted
-// offsets. Reads still know which offsets existed (see partLog.cleared).
-func (m *Memory) Clear() {
+// Clear implements Store: it drops everything, including what Append
+// remembers of evicted offsets. Reads still know which offsets existed (see
+// partLog.cleared). It never fails.
+func (m *Memory) Clear(context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	parts := make(map[int32]*partLog, len(m.parts))
 	for p, l := range m.parts {
-		parts[p] = &partLog{newest: -1, cleared: l.known()}
+		parts[p] = &partLog{newest: -1, brokenPrev: -1, cleared: l.known()}
 	}
 	m.parts = parts
+	m.threads = map[string]*threadLog{}
 	m.order = fifo{}
 	m.bytes, m.total = 0, 0
+	return nil
 }
 
 // Reset drops everything and forgets every offset, as if the tier were new:
@@ -289,6 +333,7 @@ func (m *Memory) Reset() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.parts = map[int32]*partLog{}
+	m.threads = map[string]*threadLog{}
 	m.order = fifo{}
 	m.bytes, m.total = 0, 0
 }

@@ -44,7 +44,7 @@ func span(from, to int64) []int64 {
 
 func bounds(t *testing.T, m *Memory, p int32, oldest, newest int64) {
 	t.Helper()
-	o, n, ok := m.Bounds(p)
+	o, n, ok := m.bounds(p)
 	if !ok || o != oldest || n != newest {
 		t.Fatalf("p%d bounds = %d..%d (%v), want %d..%d", p, o, n, ok, oldest, newest)
 	}
@@ -52,16 +52,16 @@ func bounds(t *testing.T, m *Memory, p int32, oldest, newest int64) {
 
 func TestMemoryPerPartitionCap(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 5})
-	if n := m.Append(chain(0, 0, 9)); n != 10 {
+	if n := m.add(chain(0, 0, 9)); n != 10 {
 		t.Fatalf("added %d", n)
 	}
-	m.Append(chain(1, 100, 102))
+	m.add(chain(1, 100, 102))
 	bounds(t, m, 0, 5, 9)
 	bounds(t, m, 1, 100, 102)
 	if recs, bytes := m.Stats(); recs != 8 || bytes != 8*recSize {
 		t.Fatalf("stats = %d records, %d bytes", recs, bytes)
 	}
-	if _, _, ok := m.Bounds(2); ok {
+	if _, _, ok := m.bounds(2); ok {
 		t.Fatal("bounds of an unknown partition")
 	}
 }
@@ -84,12 +84,12 @@ func TestMemoryCapacity(t *testing.T) {
 	want("empty, no partitions known", 0, 5)
 	want("empty, three partitions", 3, 15)
 	for p := range int32(3) {
-		m.Append(chain(p, 0, 9))
+		m.add(chain(p, 0, 9))
 	}
 	want("three partitions held, none known", 0, 15)
 	want("three held, one known", 1, 15)
 	want("three held, four known", 4, 20)
-	m.Clear()
+	m.Clear(t.Context())
 	want("cleared: the partitions stay known", 0, 15)
 }
 
@@ -104,15 +104,15 @@ func TestMemoryByteCapEvictsOldestAcrossPartitions(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 100, MaxBytes: 4 * recSize})
 	// Global order: p0:0 p1:0 p0:1 p1:1 p2:0 — the fifth append evicts p0:0.
 	for _, r := range []*Record{rec(0, 0, -1), rec(1, 0, -1), rec(0, 1, 0), rec(1, 1, 0)} {
-		m.Append([]*Record{r})
+		m.add([]*Record{r})
 	}
-	m.Append([]*Record{rec(2, 0, -1)})
+	m.add([]*Record{rec(2, 0, -1)})
 	bounds(t, m, 0, 1, 1)
 	bounds(t, m, 1, 0, 1)
-	m.Append([]*Record{rec(2, 1, 0)}) // evicts p1:0
+	m.add([]*Record{rec(2, 1, 0)}) // evicts p1:0
 	bounds(t, m, 1, 1, 1)
-	m.Append(chain(3, 0, 2)) // evicts p0:1, p1:1, p2:0
-	if _, _, ok := m.Bounds(0); ok {
+	m.add(chain(3, 0, 2)) // evicts p0:1, p1:1, p2:0
+	if _, _, ok := m.bounds(0); ok {
 		t.Fatal("p0 still held")
 	}
 	bounds(t, m, 2, 1, 1)
@@ -126,15 +126,15 @@ func TestMemoryByteCapEvictsOldestAcrossPartitions(t *testing.T) {
 // bound evict a live record out of order.
 func TestMemoryByteCapSkipsRecordsDroppedByCount(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 2, MaxBytes: 3 * recSize})
-	m.Append(chain(0, 0, 9)) // p0 keeps 8, 9
-	m.Append(chain(1, 0, 1)) // 4 records held → evict p0:8
+	m.add(chain(0, 0, 9)) // p0 keeps 8, 9
+	m.add(chain(1, 0, 1)) // 4 records held → evict p0:8
 	bounds(t, m, 0, 9, 9)
 	bounds(t, m, 1, 0, 1)
-	m.Append(chain(1, 2, 2)) // p1 drops 0 by count; 3 held
+	m.add(chain(1, 2, 2)) // p1 drops 0 by count; 3 held
 	bounds(t, m, 0, 9, 9)
 	bounds(t, m, 1, 1, 2)
-	m.Append(chain(2, 0, 0)) // evict p0:9
-	if _, _, ok := m.Bounds(0); ok {
+	m.add(chain(2, 0, 0)) // evict p0:9
+	if _, _, ok := m.bounds(0); ok {
 		t.Fatal("p0 still held")
 	}
 }
@@ -142,28 +142,28 @@ func TestMemoryByteCapSkipsRecordsDroppedByCount(t *testing.T) {
 func TestMemoryOversizeRecord(t *testing.T) {
 	m := NewMemory(MemoryConfig{MaxBytes: 100})
 	big := &Record{Partition: 0, Offset: 7, Prev: 6, Value: make([]byte, 200)}
-	if n := m.Append([]*Record{big}); n != 1 {
+	if n := m.add([]*Record{big}); n != 1 {
 		t.Fatalf("added %d", n)
 	}
 	if recs, bytes := m.Stats(); recs != 0 || bytes != 0 {
 		t.Fatalf("stats = %d, %d", recs, bytes)
 	}
 	// It was held and evicted: a reader behind it must be told.
-	if recs, covered := m.Read(0, 6, 10, 1<<20); len(recs) != 0 || covered {
+	if recs, covered := readN(m, 0, 6, 10, 1<<20); len(recs) != 0 || covered {
 		t.Fatalf("read = %v, covered %v", offsets(recs), covered)
 	}
 }
 
 func TestMemoryIdempotentAppend(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 100})
-	m.Append(chain(0, 0, 4))
-	if n := m.Append(chain(0, 2, 6)); n != 2 {
+	m.add(chain(0, 0, 4))
+	if n := m.add(chain(0, 2, 6)); n != 2 {
 		t.Fatalf("re-append added %d, want 2", n)
 	}
-	if n := m.Append(chain(0, 0, 6)); n != 0 {
+	if n := m.add(chain(0, 0, 6)); n != 0 {
 		t.Fatalf("full re-append added %d", n)
 	}
-	recs, covered := m.Read(0, -1, 100, 1<<20)
+	recs, covered := readN(m, 0, -1, 100, 1<<20)
 	if !covered || !slices.Equal(offsets(recs), span(0, 6)) {
 		t.Fatalf("read %v covered %v", offsets(recs), covered)
 	}
@@ -171,7 +171,7 @@ func TestMemoryIdempotentAppend(t *testing.T) {
 		t.Fatalf("%d records", n)
 	}
 	// Out of order inside one batch: the lower one is dropped.
-	if n := m.Append([]*Record{rec(0, 9, 6), rec(0, 8, 6)}); n != 1 {
+	if n := m.add([]*Record{rec(0, 9, 6), rec(0, 8, 6)}); n != 1 {
 		t.Fatalf("added %d", n)
 	}
 	bounds(t, m, 0, 0, 9)
@@ -182,15 +182,15 @@ func TestMemoryIdempotentAppend(t *testing.T) {
 // offset go backwards, readers before them a silent hole).
 func TestMemoryReappendAfterEviction(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 100, MaxBytes: 5 * recSize})
-	m.Append(chain(0, 0, 4))
-	m.Append(chain(1, 0, 4)) // evicts all of p0
-	if _, _, ok := m.Bounds(0); ok {
+	m.add(chain(0, 0, 4))
+	m.add(chain(1, 0, 4)) // evicts all of p0
+	if _, _, ok := m.bounds(0); ok {
 		t.Fatal("p0 still held")
 	}
-	if n := m.Append(chain(0, 2, 4)); n != 0 {
+	if n := m.add(chain(0, 2, 4)); n != 0 {
 		t.Fatalf("re-delivered evicted records were added again (%d)", n)
 	}
-	if n := m.Append(chain(0, 5, 5)); n != 1 {
+	if n := m.add(chain(0, 5, 5)); n != 1 {
 		t.Fatalf("new record not added")
 	}
 	bounds(t, m, 0, 5, 5)
@@ -252,15 +252,15 @@ func TestMemoryRead(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.log+"/after="+strconv.FormatInt(tc.after, 10)+"/n="+strconv.Itoa(tc.n), func(t *testing.T) {
 			m := NewMemory(MemoryConfig{})
-			m.Append(logs[tc.log])
-			recs, covered := m.Read(0, tc.after, tc.n, 1<<20)
+			m.add(logs[tc.log])
+			recs, covered := readN(m, 0, tc.after, tc.n, 1<<20)
 			if !slices.Equal(offsets(recs), tc.want.offsets) || covered != tc.want.covered {
 				t.Fatalf("read = %v covered %v, want %v covered %v", offsets(recs), covered, tc.want.offsets, tc.want.covered)
 			}
 		})
 	}
 	t.Run("unknown partition", func(t *testing.T) {
-		if recs, covered := NewMemory(MemoryConfig{}).Read(3, 5, 10, 10); recs != nil || !covered {
+		if recs, covered := readN(NewMemory(MemoryConfig{}), 3, 5, 10, 10); recs != nil || !covered {
 			t.Fatal("an unknown partition must read as empty and covered")
 		}
 	})
@@ -274,9 +274,9 @@ func TestMemoryReadBytes(t *testing.T) {
 		r.Frame = make([]byte, 100)
 		recs = append(recs, r)
 	}
-	m.Append(recs)
+	m.add(recs)
 	for _, tc := range []struct{ maxBytes, want int }{{1, 1}, {100, 1}, {101, 2}, {250, 3}, {1000, 10}, {0, 1}} {
-		if got, _ := m.Read(0, -1, 100, tc.maxBytes); len(got) != tc.want {
+		if got, _ := readN(m, 0, -1, 100, tc.maxBytes); len(got) != tc.want {
 			t.Errorf("maxBytes %d: %d records, want %d", tc.maxBytes, len(got), tc.want)
 		}
 	}
@@ -284,7 +284,7 @@ func TestMemoryReadBytes(t *testing.T) {
 
 func TestMemoryBacklog(t *testing.T) {
 	m := NewMemory(MemoryConfig{PerPartition: 20, MaxBytes: 15 * recSize})
-	m.Append(chain(0, 10, 19))
+	m.add(chain(0, 10, 19))
 	for _, tc := range []struct {
 		after   int64
 		bytes   int64
@@ -305,7 +305,7 @@ func TestMemoryBacklog(t *testing.T) {
 	if b, ev := m.Backlog(7, 0); b != 0 || ev {
 		t.Errorf("unknown partition backlog = %d, %v", b, ev)
 	}
-	m.Append(chain(1, 0, 14)) // evicts everything of p0
+	m.add(chain(1, 0, 14)) // evicts everything of p0
 	if b, unknown := m.Backlog(0, 12); b != 0 || !unknown {
 		t.Errorf("backlog behind a fully evicted partition = %d, %v; want 0, unknown", b, unknown)
 	}
@@ -316,19 +316,19 @@ func TestMemoryBacklog(t *testing.T) {
 
 func TestMemoryClear(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
-	m.Append(chain(0, 0, 9))
-	m.Append(chain(1, 0, 9))
-	m.Clear()
+	m.add(chain(0, 0, 9))
+	m.add(chain(1, 0, 9))
+	m.Clear(t.Context())
 	if recs, bytes := m.Stats(); recs != 0 || bytes != 0 {
 		t.Fatalf("stats after clear %d, %d", recs, bytes)
 	}
-	if _, _, ok := m.Bounds(0); ok {
+	if _, _, ok := m.bounds(0); ok {
 		t.Fatal("bounds after clear")
 	}
 	if len(m.order.buf) != 0 || m.order.size != 0 {
 		t.Fatal("global order kept after clear")
 	}
-	if n := m.Append(chain(0, 10, 12)); n != 3 {
+	if n := m.add(chain(0, 10, 12)); n != 3 {
 		t.Fatalf("append after clear added %d", n)
 	}
 	bounds(t, m, 0, 10, 12)
@@ -340,23 +340,23 @@ func TestMemoryClear(t *testing.T) {
 // by memory alone (Clear would send it to the lower tiers).
 func TestMemoryReset(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
-	m.Append(chain(0, 0, 99))
-	m.Append(chain(1, 0, 9))
+	m.add(chain(0, 0, 99))
+	m.add(chain(1, 0, 9))
 	m.Reset()
 	if recs, bytes := m.Stats(); recs != 0 || bytes != 0 {
 		t.Fatalf("stats after reset %d, %d", recs, bytes)
 	}
-	if _, covered := m.Read(0, -1, 10, 1<<20); !covered {
+	if _, covered := readN(m, 0, -1, 10, 1<<20); !covered {
 		t.Fatal("an empty reset tier reports offsets it does not hold")
 	}
-	if n := m.Append(chain(0, 0, 2)); n != 3 {
+	if n := m.add(chain(0, 0, 2)); n != 3 {
 		t.Fatalf("append of offsets 0-2 after reset added %d", n)
 	}
-	recs, covered := m.Read(0, -1, 10, 1<<20)
+	recs, covered := readN(m, 0, -1, 10, 1<<20)
 	if !covered || len(recs) != 3 || recs[0].Offset != 0 {
 		t.Fatalf("read after reset: %d records, covered %v", len(recs), covered)
 	}
-	if _, _, ok := m.Bounds(1); ok {
+	if _, _, ok := m.bounds(1); ok {
 		t.Fatal("partition 1 still held after reset")
 	}
 }
@@ -378,7 +378,7 @@ func TestMemoryOrderBounded(t *testing.T) {
 			batch[j] = &recs[j]
 			next[p]++
 		}
-		m.Append(batch)
+		m.add(batch)
 		checkBounded(t, m, perPartition*partitions)
 	}
 	if n, _ := m.Stats(); n != perPartition*partitions {
@@ -412,7 +412,7 @@ func TestMemoryConcurrent(t *testing.T) {
 	for p := range int32(partitions) {
 		wg.Go(func() {
 			for o := int64(0); o < perWriter; o += 10 {
-				m.Append(chain(p, o, o+9))
+				m.add(chain(p, o, o+9))
 			}
 		})
 	}
@@ -428,10 +428,10 @@ func TestMemoryConcurrent(t *testing.T) {
 				}
 				p := int32(rng.IntN(partitions))
 				after := rng.Int64N(perWriter) - 1
-				recs, covered := m.Read(p, after, 1+rng.IntN(50), 1<<20)
+				recs, covered := readN(m, p, after, 1+rng.IntN(50), 1<<20)
 				checkRead(t, recs, covered, after)
 				m.Backlog(p, after)
-				m.Bounds(p)
+				m.bounds(p)
 				m.Stats()
 			}
 		})
@@ -440,7 +440,7 @@ func TestMemoryConcurrent(t *testing.T) {
 	close(done)
 	readers.Wait()
 	for p := range int32(partitions) {
-		if _, n, ok := m.Bounds(p); ok && n != perWriter-1 {
+		if _, n, ok := m.bounds(p); ok && n != perWriter-1 {
 			t.Fatalf("p%d newest %d", p, n)
 		}
 	}
@@ -462,4 +462,10 @@ func checkRead(t *testing.T, recs []*Record, covered bool, after int64) {
 	if covered && len(recs) > 0 && recs[0].Prev > after {
 		t.Errorf("covered, but %d..%d are missing", after+1, recs[0].Prev)
 	}
+}
+
+// readN reads up to maxN records and about maxBytes of p after 'after'.
+func readN(m *Memory, p int32, after int64, maxN, maxBytes int) ([]*Record, bool) {
+	recs, covered, _ := m.readInto(p, after, maxN, maxBytes, nil)
+	return recs, covered
 }

@@ -44,7 +44,7 @@ func TestTiersPage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m := NewMemory(MemoryConfig{})
-			m.Append(tc.log)
+			m.add(tc.log)
 			tiers := NewTiers(m, tc.kafka)
 			pg, err := tiers.Page(context.Background(), 0, tc.after, tc.lim, nil)
 			if err != nil {
@@ -55,8 +55,8 @@ func TestTiersPage(t *testing.T) {
 	}
 	t.Run("fully evicted partition", func(t *testing.T) {
 		m := NewMemory(MemoryConfig{MaxBytes: 5 * recSize})
-		m.Append(chain(0, 0, 4))
-		m.Append(chain(1, 0, 4))
+		m.add(chain(0, 0, 4))
+		m.add(chain(1, 0, 4))
 		tiers := NewTiers(m, kafkaLog{start: 5}) // and deleted from Kafka
 		pg, _ := tiers.Page(context.Background(), 0, 1, Limit{100, 1 << 20}, nil)
 		checkPage(t, pg, &Gap{2, 4}, nil)
@@ -89,7 +89,7 @@ func TestTiersPageWalk(t *testing.T) {
 		prev = o
 	}
 	m := NewMemory(MemoryConfig{PerPartition: 1000})
-	m.Append(log)
+	m.add(log)
 	// Kafka holds every record consumed (the tier's holes too) from 100 on.
 	const logStart = 100
 	tiers := NewTiers(m, kafkaFrom(logStart, 299).without(func(o int64) bool { return o%17 == 5 }))
@@ -152,7 +152,7 @@ func checkPage(t *testing.T, pg Page, gap *Gap, want []int64) {
 
 func TestTiersBoundsAndBacklog(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
-	m.Append(chain(2, 40, 49))
+	m.add(chain(2, 40, 49))
 	tiers := NewTiers(m, kafkaFrom(40, 49))
 	ctx := context.Background()
 	if o, ok := tiers.WindowStart(ctx, 2); !ok || o != 40 {
@@ -231,7 +231,7 @@ func TestTiersWithoutKafka(t *testing.T) {
 	for name, deep := range map[string]DeepReader{"unreachable": kafkaLog{start: 0, err: down}, "no Kafka tier": nil} {
 		t.Run(name, func(t *testing.T) {
 			m := NewMemory(MemoryConfig{})
-			m.Append(chain(0, 50, 99))
+			m.add(chain(0, 50, 99))
 			tiers := NewTiers(m, deep)
 			pg, err := tiers.Page(ctx, 0, 10, Limit{100, 1 << 20}, nil)
 			if !errors.Is(err, ErrUnavailable) || pg.Gap != nil || len(pg.Records) != 0 {
@@ -255,7 +255,7 @@ func TestTiersWithoutKafka(t *testing.T) {
 // fetch) proves nothing either: ErrUnavailable, no gap.
 func TestTiersEmptyKafkaAnswer(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
-	m.Append(chain(0, 50, 99))
+	m.add(chain(0, 50, 99))
 	tiers := NewTiers(m, kafkaLog{start: 0})
 	pg, err := tiers.Page(context.Background(), 0, 10, Limit{100, 1 << 20}, nil)
 	if !errors.Is(err, ErrUnavailable) || pg.Gap != nil || len(pg.Records) != 0 {
@@ -300,7 +300,7 @@ func TestTiersProofAge(t *testing.T) {
 		{ProofMaxAge - time.Second, false, 0, 0}, // recent enough: the cache (0) is proof
 	} {
 		m := NewMemory(MemoryConfig{})
-		m.Append(chain(0, 80, 99))
+		m.add(chain(0, 80, 99))
 		asked := 0
 		tiers := NewTiers(m, agedDeep{cached: 0, fresh: 50, age: tc.age, asked: &asked})
 		oldest, stale, err := tiers.ProveStale(ctx, 0, 10)
@@ -316,7 +316,7 @@ func TestTiersProofAge(t *testing.T) {
 // long-lived session's storage pins no evicted record.
 func TestTiersPageStorage(t *testing.T) {
 	m := NewMemory(MemoryConfig{})
-	m.Append(chain(0, 10, 19)) // 0..9 are only in Kafka
+	m.add(chain(0, 10, 19)) // 0..9 are only in Kafka
 	tiers := NewTiers(m, nil)
 	tiers.SetKafka(kafkaFrom(0, 19))
 	buf := make([]*Record, 0, 32)

@@ -83,7 +83,7 @@ func (t *Tiers) redisStore() Store {
 // Append adds records to memory and hands them to Redis (asynchronously:
 // it never blocks). It returns how many memory added.
 func (t *Tiers) Append(recs []*Record) int {
-	n := t.memory.Append(recs)
+	n := t.memory.add(recs)
 	if r := t.redisStore(); r != nil {
 		_ = r.Append(context.Background(), recs) // failures are counted by the store
 	}
@@ -99,7 +99,7 @@ func (t *Tiers) Append(recs []*Record) int {
 // A page's Gap is always backed by a log start Kafka reported for this read;
 // when Kafka cannot be asked the error wraps ErrUnavailable.
 func (t *Tiers) Page(ctx context.Context, p int32, after int64, lim Limit, buf []*Record) (Page, error) {
-	recs, covered, newest := t.memory.read(p, after, lim.Records, lim.Bytes, buf)
+	recs, covered, newest := t.memory.readInto(p, after, lim.Records, lim.Bytes, buf)
 	if covered {
 		return Page{Records: recs, Tier: TierMemory}, nil
 	}
@@ -194,7 +194,7 @@ const boundsTimeout = time.Second
 // about what Kafka still holds; Redis failing only narrows the window to
 // memory.
 func (t *Tiers) WindowStart(ctx context.Context, p int32) (int64, bool) {
-	oldest, _, ok := t.memory.Bounds(p)
+	oldest, _, ok := t.memory.bounds(p)
 	if r := t.redisStore(); r != nil {
 		ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
 		defer cancel()
@@ -213,7 +213,7 @@ func (t *Tiers) WindowStart(ctx context.Context, p int32) (int64, bool) {
 // start, reported at most ProofMaxAge ago, decides: when Kafka cannot be
 // asked the error wraps ErrUnavailable and nothing is stale.
 func (t *Tiers) ProveStale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error) {
-	if _, covered := t.memory.Read(p, after, 1, 1); covered {
+	if _, covered, _ := t.memory.readInto(p, after, 1, 1, nil); covered {
 		return after + 1, false, nil
 	}
 	oldest, ok := t.WindowStart(ctx, p)
@@ -239,4 +239,12 @@ func (t *Tiers) ProveStale(ctx context.Context, p int32, after int64) (oldest in
 // to estimate them by (Memory.Backlog).
 func (t *Tiers) Backlog(p int32, after int64) (int64, bool) {
 	return t.memory.Backlog(p, after)
+}
+
+// ReadThreads reads p's records of threads after 'after' through the memory
+// tier's thread index (Memory.ReadThreads): when covered, up to through
+// nothing else of those threads exists; when not, read p with Page and
+// filter.
+func (t *Tiers) ReadThreads(p int32, after int64, threads []string, lim Limit, buf []*Record) (recs []*Record, through int64, covered bool) {
+	return t.memory.ReadThreads(p, after, threads, lim, buf)
 }

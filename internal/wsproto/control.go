@@ -15,7 +15,7 @@ const (
 	MaxResumePartitions  = 1024
 	MaxResumeThreads     = 10000
 	MaxThreadIDBytes     = 4096
-	MaxRefreshTokenBytes = 8 << 10 // as limits.MaxTokenBytes
+	MaxRefreshTokenBytes = 8 << 10 // as auth.MaxTokenBytes
 	maxReportedInvalid   = 32      // invalid entries echoed back in one error frame
 )
 

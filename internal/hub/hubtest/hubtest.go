@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
-	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
@@ -83,7 +83,7 @@ func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads}) // no broker: "Kafka" retains what memory does
 
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeWS(w, r, limits.Identity{}, nil) // every client admitted, unrestricted
+		h.ServeWS(w, r, auth.Identity{}, nil) // every client admitted, unrestricted
 	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

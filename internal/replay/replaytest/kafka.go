@@ -2,7 +2,6 @@ package replaytest
 
 import (
 	"context"
-	"math"
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -24,8 +23,8 @@ type WindowKafka struct {
 }
 
 // LogStart implements replay.DeepReader: memory's oldest offset of p.
-func (k WindowKafka) LogStart(_ context.Context, p int32, _ time.Duration) (int64, error) {
-	if oldest, _, ok := k.Memory.Bounds(p); ok {
+func (k WindowKafka) LogStart(ctx context.Context, p int32, _ time.Duration) (int64, error) {
+	if oldest, _, ok, _ := k.Memory.Bounds(ctx, p); ok {
 		return oldest, nil
 	}
 	if h, ok := k.Heads()[p]; ok {
@@ -41,6 +40,9 @@ func (k WindowKafka) ReadAfter(ctx context.Context, p int32, after int64, limit 
 	if after+1 < ls {
 		return nil, ls, nil
 	}
-	recs, _ := k.Memory.Read(p, after, limit, math.MaxInt)
+	recs, _, err := k.Memory.Read(ctx, p, after, replay.Limit{Records: limit})
+	if err != nil {
+		return nil, 0, err
+	}
 	return recs, ls, nil
 }

@@ -1,4 +1,4 @@
-package limits
+package auth
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 )
 
 const (
@@ -304,7 +306,7 @@ func CheckProviderURL(s string) error {
 	case "https":
 		return nil
 	case "http":
-		if IsLoopbackHost(u.Host) {
+		if limits.IsLoopbackHost(u.Host) {
 			return nil
 		}
 		return fmt.Errorf("%q: plain http only to a loopback host; use https", s)

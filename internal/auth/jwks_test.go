@@ -1,4 +1,4 @@
-package limits
+package auth
 
 import (
 	"context"
@@ -18,12 +18,29 @@ import (
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/dashflow/dashstream-gateway/internal/limits/oidctest"
+	"github.com/dashflow/dashstream-gateway/internal/auth/oidctest"
 )
 
-// jwtClock is the test's time (the clock of connlimit_test.go at
-// testNow): the key source's rate limit reads it, so a test moves past the
-// 10 s refresh interval without sleeping.
+// clock is a settable time for the key source's rate limit.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// jwtClock is the test's time (at testNow): the key source's rate limit
+// reads it, so a test moves past the 10 s refresh interval without sleeping.
 func jwtClock() *clock { return &clock{t: testNow} }
 
 func clockedAuth(t *testing.T, cfg AuthConfig, clk *clock) *Authenticator {

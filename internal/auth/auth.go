@@ -1,4 +1,4 @@
-package limits
+package auth
 
 import (
 	"cmp"
@@ -115,11 +115,11 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 		a.tokenHash = &h
 	}
 	if cfg.TenantClaim != "" && !cfg.jwtConfigured() {
-		return nil, errors.New("limits: a tenant claim needs a JWT secret, public key, JWKS or OIDC issuer")
+		return nil, errors.New("auth: a tenant claim needs a JWT secret, public key, JWKS or OIDC issuer")
 	}
 	if !cfg.jwtConfigured() {
 		if cfg.Issuer != "" || len(cfg.Audience) > 0 {
-			return nil, errors.New("limits: iss and aud checks need a JWT secret, public key, JWKS or OIDC issuer")
+			return nil, errors.New("auth: iss and aud checks need a JWT secret, public key, JWKS or OIDC issuer")
 		}
 		return a, nil
 	}
@@ -131,7 +131,7 @@ func NewAuthenticator(cfg AuthConfig) (*Authenticator, error) {
 	if cfg.JWTPublicKeyFile != "" {
 		k, err := loadPublicKey(cfg.JWTPublicKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("limits: jwt public key %s: %w", cfg.JWTPublicKeyFile, err)
+			return nil, fmt.Errorf("auth: jwt public key %s: %w", cfg.JWTPublicKeyFile, err)
 		}
 		a.static = &k
 		methods = append(methods, k.algs...)
@@ -167,7 +167,7 @@ func newKeySource(cfg AuthConfig, a *Authenticator) (*keySource, error) {
 			continue
 		}
 		if err := CheckProviderURL(u); err != nil {
-			return nil, fmt.Errorf("limits: %s: %w", name, err)
+			return nil, fmt.Errorf("auth: %s: %w", name, err)
 		}
 	}
 	src := &keySource{
