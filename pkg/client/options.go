@@ -18,8 +18,8 @@ const (
 	FromEarliest = "earliest"
 )
 
-// JoinCheckpoint, as Options.Join, starts a fresh client (from latest) with
-// each active thread's records since its latest full state.
+// JoinCheckpoint is the Options.Join that starts a fresh client (from
+// latest) with each active thread's records since its latest full state.
 const JoinCheckpoint = wsproto.JoinCheckpoint
 
 // Options configures a Client. The zero value follows every record from
