@@ -20,7 +20,16 @@ import (
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// As in the app's tests: go-redis keeps a pool reaper until Close,
+		// kgo's timers may outlive a closed client by a tick, and a closed
+		// go-redis pool's dial retry sleeps up to a second.
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
+	)
+}
 
 func testGateway(t *testing.T, wrap func(http.Handler) http.Handler) *gateway {
 	t.Helper()
