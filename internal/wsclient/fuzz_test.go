@@ -56,7 +56,7 @@ func FuzzV2Message(f *testing.F) {
 			r := msg.Record
 			binaryOK := binary && r.JSON == nil && len(r.Value) == len(b)-13
 			textOK := !binary && r.Value == nil && len(r.JSON) > 0
-			if r.Partition < 0 || r.Offset < 0 || !(binaryOK || textOK) {
+			if r.Partition < 0 || r.Offset < 0 || (!binaryOK && !textOK) {
 				t.Fatalf("record %+v from %v %q", r, binary, b)
 			}
 		case msg.Kind != KindControl || msg.Control.Type == "" || binary:
