@@ -93,7 +93,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*App, error) {
 	if a.auth, err = auth.NewAuthenticator(a.authConfig()); err != nil {
 		return nil, fmt.Errorf("app: client auth: %w", err)
 	}
-	a.hub = hub.New(a.hubConfig(), a.tiers, a.tiers, a.up, a.m, log) // after auth: refresh frames verify with it
+	a.hub = hub.New(a.hubConfig(), a.tiers, a.up, a.m, log) // after auth: refresh frames verify with it
 	if cfg.Redis.Enabled() {
 		routeRedisLog(log)
 		client, err := newRedisClient(cfg.Redis)

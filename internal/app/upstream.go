@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
@@ -101,11 +102,10 @@ func (u *upstream) HighWatermark(p int32) (int64, bool) {
 
 // LatestHighWatermark asks Kafka itself (hub: a cursor beyond the cached
 // watermark may only mean this instance is behind).
-func (u *upstream) LatestHighWatermark(ctx context.Context, p int32) (int64, bool) {
+func (u *upstream) LatestHighWatermark(ctx context.Context, p int32) (int64, error) {
 	d := u.deepReader()
 	if d == nil {
-		return 0, false
+		return 0, errors.New("app: no Kafka deep reader yet")
 	}
-	o, err := d.EndOffset(ctx, p)
-	return o, err == nil
+	return d.EndOffset(ctx, p)
 }

@@ -36,7 +36,7 @@ func TestUpstreamLifecycle(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if _, ok := u.LatestHighWatermark(ctx, 0); ok {
+	if _, err := u.LatestHighWatermark(ctx, 0); err == nil {
 		t.Error("before attach: Kafka's high watermark is known")
 	}
 	if resp := a.status(); !resp.Starting {

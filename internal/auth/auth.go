@@ -368,18 +368,3 @@ func isToken(s string) bool {
 	}
 	return true
 }
-
-type identityKey struct{}
-
-// WithIdentity returns ctx carrying id (from the admission check to the
-// WebSocket handler).
-func WithIdentity(ctx context.Context, id Identity) context.Context {
-	return context.WithValue(ctx, identityKey{}, id)
-}
-
-// IdentityFrom returns the Identity stored by WithIdentity; ok is false
-// when there is none (then the zero Identity: unrestricted, no subprotocol).
-func IdentityFrom(ctx context.Context) (id Identity, ok bool) {
-	id, ok = ctx.Value(identityKey{}).(Identity)
-	return id, ok
-}

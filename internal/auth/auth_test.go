@@ -334,16 +334,6 @@ func TestProtocolToken(t *testing.T) {
 	}
 }
 
-func TestIdentityContext(t *testing.T) {
-	if id, ok := IdentityFrom(context.Background()); ok || id != (Identity{}) {
-		t.Fatalf("empty context: %+v %v", id, ok)
-	}
-	want := Identity{Tenant: "acme", Subprotocol: "bearer"}
-	if id, ok := IdentityFrom(WithIdentity(context.Background(), want)); !ok || id != want {
-		t.Fatalf("got %+v %v", id, ok)
-	}
-}
-
 func FuzzAuthenticate(f *testing.F) {
 	f.Add("Bearer x.y.z", "bearer, abc", "token=abc")
 	f.Add("", "bearer", "token=%zz")

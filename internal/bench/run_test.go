@@ -2,7 +2,9 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/kafka"
@@ -42,6 +45,15 @@ func (t *lazyTopo) HighWatermark(p int32) (int64, bool) {
 	return 0, false
 }
 
+// LatestHighWatermark answers with the consumer's cached watermark (the
+// bench resumes no cursor beyond it).
+func (t *lazyTopo) LatestHighWatermark(_ context.Context, p int32) (int64, error) {
+	if o, ok := t.HighWatermark(p); ok {
+		return o, nil
+	}
+	return 0, errors.New("bench: no watermark yet")
+}
+
 // startGateway runs the real pipeline in process without the app package:
 // the development broker (kfake), the Kafka consumer, the hub on httptest.
 func startGateway(t *testing.T, partitions int32) Target {
@@ -55,7 +67,7 @@ func startGateway(t *testing.T, partitions int32) Target {
 	m := metrics.New(nil)
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	topo := &lazyTopo{}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), topo, m, log)
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, replay.NewTiers(mem, nil), topo, m, log)
 	c, err := kafka.New(kafka.Config{Brokers: b.Addrs(), Topic: "bench", ProgressInterval: time.Second}, h, m, log)
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +78,9 @@ func startGateway(t *testing.T, partitions int32) Target {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, auth.Identity{}, nil)
+	}))
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
@@ -155,7 +169,7 @@ func TestClientAccounting(t *testing.T) {
 	}
 	rb, _ := newRecordBuilder(64)
 	rec := func(p int32, o int64, ts int64) {
-		v, _ := rb.build(p, 1, ts)
+		v, _ := rb.build(threadID(p, -1), 1, ts)
 		c.record(wsclient.Record{Partition: p, Offset: o, Value: v}, time.Now().UnixMicro())
 	}
 	rec(0, 10, 150)
@@ -169,5 +183,52 @@ func TestClientAccounting(t *testing.T) {
 	}
 	if c.cursor.Duplicates != 1 || c.cursor.OutOfOrder != 1 || c.applied.Load() != 4 || c.delivered != 2 {
 		t.Fatalf("dups %d ooo %d applied %d delivered %d", c.cursor.Duplicates, c.cursor.OutOfOrder, c.applied.Load(), c.delivered)
+	}
+}
+
+// TestClientAccountingFiltered: a client filtered to one thread counts
+// only that thread's records, flags others as foreign, and loses what its
+// thread produced but never came.
+func TestClientAccountingFiltered(t *testing.T) {
+	win := &window{}
+	win.from.Store(100)
+	win.to.Store(200)
+	c := &client{cursor: wsclient.NewCursor(), win: win, thread: []byte("bench-t3"), want: func() int64 { return 4 }}
+	c.cursor.Set(0, -1)
+	rb, _ := newRecordBuilder(64)
+	rec := func(thread string, o int64) {
+		v, _ := rb.build(thread, 1, 150)
+		c.record(wsclient.Record{Partition: 0, Offset: o, Value: v}, time.Now().UnixMicro())
+	}
+	rec("bench-t3", 2) // offsets 0 and 1 belong to other threads: no loss
+	rec("bench-t3", 5)
+	rec("bench-t13", 6) // not its thread
+	rec("bench-t3", 5)  // duplicate
+	rec("bench-t3", 9)
+	if got := c.lost(map[int32]int64{0: -1}, map[int32]int64{0: 9}); got != 1 {
+		t.Fatalf("lost %d, want 1 (4 produced, 3 received)", got)
+	}
+	if c.foreign != 1 || c.cursor.Duplicates != 1 || c.applied.Load() != 3 || c.delivered != 3 {
+		t.Fatalf("foreign %d dups %d applied %d delivered %d", c.foreign, c.cursor.Duplicates, c.applied.Load(), c.delivered)
+	}
+}
+
+// TestRunThreads: records spread over threads (each on one partition) reach
+// unfiltered clients exactly, over v1 and with v2 offered.
+func TestRunThreads(t *testing.T) {
+	tg := startGateway(t, 3)
+	for _, v2 := range []bool{false, true} {
+		cfg := Config{Clients: 6, Rate: 150, Size: 128, Duration: time.Second, Warmup: 200 * time.Millisecond,
+			Grace: 5 * time.Second, Threads: 7, V2: v2}
+		res, err := Run(context.Background(), cfg, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.Foreign != 0 || res.ClientErrors != 0 || res.Produced < 100 {
+			t.Fatalf("v2 %v: inexact delivery: %+v", v2, *res)
+		}
+		if res.V2 != v2 || res.Threads != 7 {
+			t.Fatalf("result does not say what ran: %+v", *res)
+		}
 	}
 }

@@ -29,7 +29,7 @@ func TestWSGlobalCapRefusesBeforeUpgrade(t *testing.T) {
 	entered := make(chan struct{}, 4)
 	f := newFixtureWith(t, Config{MaxWebSockets: 2}, func(d *Deps) {
 		d.Limiter = limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: 10})
-		d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, _ *limits.Slot) {
 			release := make(chan struct{})
 			mu.Lock()
 			held = append(held, release)
@@ -103,11 +103,11 @@ func TestWSSlotReleasedOnEveryExitPath(t *testing.T) {
 	}{
 		{"handler returns", nil, Status{}, nil, http.StatusSwitchingProtocols},
 		{"handler panics", func(d *Deps) {
-			d.WS = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+			d.WS = WSHandlerFunc(func(http.ResponseWriter, *http.Request, auth.Identity, *limits.Slot) { panic("boom") })
 		}, Status{}, nil, 0},
 		{"session takes the slot over", func(d *Deps) {
-			d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				session = limits.TakeSlot(r.Context())
+			d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, slot *limits.Slot) {
+				session = slot.Take()
 				w.WriteHeader(http.StatusSwitchingProtocols)
 			})
 		}, Status{}, nil, http.StatusSwitchingProtocols},

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
+	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
@@ -73,7 +75,7 @@ func hostRequest(t *testing.T, addr, path, host, origin string) (int, string) {
 // 200 here.
 func admittedWS(calls *atomic.Int32) func(*Deps) {
 	return func(d *Deps) {
-		d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, _ *limits.Slot) {
 			calls.Add(1)
 			w.WriteHeader(http.StatusOK)
 		})

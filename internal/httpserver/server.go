@@ -87,6 +87,22 @@ func (c *Config) setDefaults() {
 	}
 }
 
+// WSHandler serves an admitted WebSocket request. id is what
+// authentication established about the client; slot is its session place
+// and per-IP slot, released when ServeWS returns unless the handler took
+// it over (Slot.Take) to release it when its connection ends.
+type WSHandler interface {
+	ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot)
+}
+
+// WSHandlerFunc is a function serving as a WSHandler.
+type WSHandlerFunc func(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot)
+
+// ServeWS calls f.
+func (f WSHandlerFunc) ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot) {
+	f(w, r, id, slot)
+}
+
 // Deps is what the server needs from the rest of the gateway. Nil optional
 // fields disable what they serve (noted per field).
 type Deps struct {
@@ -95,13 +111,9 @@ type Deps struct {
 	Gatherer prometheus.Gatherer
 	// Metrics feeds /health and counts rejected connections. Nil: zeros.
 	Metrics *metrics.Metrics
-	// WS serves an admitted WebSocket request and must not check the
-	// origin again. It may return while the connection lives on (the hub
-	// upgrades, hands the socket to its session goroutines and returns, so
-	// net/http frees its per-connection state); a session that outlives it
-	// takes over the per-IP slot (limits.TakeSlot). The request context
-	// carries the client's auth.Identity (auth.IdentityFrom).
-	WS http.Handler
+	// WS serves an admitted WebSocket request (it must not check the
+	// origin again). Nil: /ws answers 503.
+	WS WSHandler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
 	// Nil: no authentication, every client unrestricted.
 	Auth *auth.Authenticator

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
@@ -58,7 +59,7 @@ func newFixtureWith(t *testing.T, cfg Config, edit func(*Deps)) *fixture {
 	}
 	deps := Deps{
 		Gatherer: f.reg, Metrics: f.m, Limiter: f.limiter, Trusted: trusted,
-		WS: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		WS: WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, _ *limits.Slot) {
 			f.mu.Lock()
 			f.wsCalls++
 			f.mu.Unlock()
@@ -154,7 +155,7 @@ func TestWSPerIPLimitAndForwardedFor(t *testing.T) {
 	block := make(chan struct{})
 	entered := make(chan struct{}, 4)
 	f := newFixture(t, func(d *Deps) {
-		d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, _ auth.Identity, _ *limits.Slot) {
 			entered <- struct{}{}
 			<-block
 		})
@@ -207,7 +208,7 @@ func TestWSForwardedForFromTrustedProxy(t *testing.T) {
 	r.RemoteAddr = "10.1.2.3:5555"
 	r.Header.Set("X-Forwarded-For", "198.51.100.1")
 	var seen netip.Addr
-	f.srv.deps.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	f.srv.deps.WS = WSHandlerFunc(func(http.ResponseWriter, *http.Request, auth.Identity, *limits.Slot) {
 		seen = netip.MustParseAddr("198.51.100.1")
 		if f.limiter.Active(seen) != 1 {
 			t.Error("slot not counted for the forwarded client")
@@ -233,7 +234,7 @@ func TestWSRateLimited(t *testing.T) {
 // WebSocket handler panics, directly and through a real http.Server.
 func TestWSSlotReleasedOnPanic(t *testing.T) {
 	f := newFixture(t, func(d *Deps) {
-		d.WS = http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })
+		d.WS = WSHandlerFunc(func(http.ResponseWriter, *http.Request, auth.Identity, *limits.Slot) { panic("boom") })
 	})
 	func() {
 		defer func() {

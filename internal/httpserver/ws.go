@@ -5,18 +5,17 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 )
 
 // serveWS admits a WebSocket request (shutdown, origin, authentication,
 // the global session cap, per-IP limits) and hands it to Deps.WS with the
-// client's auth.Identity in the request context. A refused request is
-// never upgraded and holds neither a session place nor a per-IP slot; both
-// are one limits.Slot, released on every exit path of the handler, panics
-// included, unless the WebSocket handler took it over (limits.TakeSlot) to
-// release it when its connection ends.
+// client's auth.Identity. A refused request is never upgraded and holds
+// neither a session place nor a per-IP slot; both are one limits.Slot,
+// released on every exit path of the handler, panics included, unless the
+// WebSocket handler took it over (Slot.Take) to release it when its
+// connection ends.
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if s.status().ShuttingDown {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
@@ -33,7 +32,6 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		s.reject(w, r, http.StatusUnauthorized, metrics.RejectAuth, "missing or invalid credentials")
 		return
 	}
-	r = r.WithContext(auth.WithIdentity(r.Context(), id))
 	release, err := s.acquire(r)
 	if err != nil {
 		code, reason, retryAfter := rejection(err)
@@ -51,7 +49,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "websocket not available")
 		return
 	}
-	s.deps.WS.ServeHTTP(w, r.WithContext(limits.WithSlot(r.Context(), slot)))
+	s.deps.WS.ServeWS(w, r, id, slot)
 }
 
 // acquire takes a session place, then a per-IP slot (so a full gateway

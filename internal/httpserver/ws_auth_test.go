@@ -32,11 +32,7 @@ func authFixture(t *testing.T, limiter *limits.ConnLimiter) (*fixture, *[]auth.I
 		if limiter != nil {
 			d.Limiter = limiter
 		}
-		d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id, ok := auth.IdentityFrom(r.Context())
-			if !ok {
-				t.Error("no identity in the request context")
-			}
+		d.WS = WSHandlerFunc(func(w http.ResponseWriter, _ *http.Request, id auth.Identity, _ *limits.Slot) {
 			seen = append(seen, id)
 			w.WriteHeader(http.StatusSwitchingProtocols)
 		})
@@ -144,8 +140,8 @@ func TestWSOriginBeforeAuth(t *testing.T) {
 func TestWSAuthOffPassesIdentity(t *testing.T) {
 	var got auth.Identity
 	f := newFixture(t, func(d *Deps) {
-		d.WS = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			got, _ = auth.IdentityFrom(r.Context())
+		d.WS = WSHandlerFunc(func(_ http.ResponseWriter, _ *http.Request, id auth.Identity, _ *limits.Slot) {
+			got = id
 		})
 	})
 	r := httptest.NewRequest("GET", "/ws", nil)

@@ -1,18 +1,20 @@
 // Package hub fans records out to WebSocket clients.
 //
 // The consumer hands records to Publish, which encodes each record's frames
-// once, appends the record to the memory replay tier, advances the partition
-// heads and, 5 ms later, wakes every client with a non-blocking signal (the
-// publishes of those 5 ms share one wake-up). Nothing is queued
-// per client: each client's session goroutine pulls records from the replay
-// tiers from its own per-partition position and writes shared, pre-encoded
-// bytes straight to its socket. Live delivery, resume replay and slow-client
-// catch-up are therefore one code path, and a slow client can never slow the
-// consumer or another client. See docs/ARCHITECTURE.md.
+// once, appends the records to the replay tiers (memory at once, Redis
+// asynchronously), advances the partition heads and, 5 ms later, wakes
+// every client with a non-blocking signal (the publishes of those 5 ms
+// share one wake-up). Nothing is queued per client: each client's delivery
+// (delivery.go) pulls records from the replay tiers from its own
+// per-partition position, and its session (session.go) writes the shared,
+// pre-encoded bytes straight to its socket. Live delivery, resume replay
+// and slow-client catch-up are therefore one code path, and a slow client
+// can never slow the consumer or another client. See
+// docs/ARCHITECTURE.md.
 //
-// Hub is safe for concurrent use. A session's state is owned by its writer
-// goroutine (parked while the session is idle); its reader goroutine only
-// forwards client frames.
+// Hub is safe for concurrent use. A session's state, its delivery
+// included, is owned by its writer goroutine (parked while the session is
+// idle); its reader goroutine only forwards client frames.
 package hub
 
 import (
@@ -29,6 +31,8 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -39,8 +43,13 @@ import (
 type Topology interface {
 	// Partitions lists the topic's partitions, sorted.
 	Partitions() []int32
-	// HighWatermark is the partition's latest known high watermark.
+	// HighWatermark is the partition's latest known high watermark, as
+	// the consumer last saw it (no I/O).
 	HighWatermark(p int32) (int64, bool)
+	// LatestHighWatermark asks Kafka for the partition's current high
+	// watermark (a cursor beyond the cached one may only mean that this
+	// instance is behind); an error means Kafka did not answer.
+	LatestHighWatermark(ctx context.Context, p int32) (int64, error)
 }
 
 // Source is the merged view of the replay tiers that sessions read. Every
@@ -52,14 +61,35 @@ type Source interface {
 	// an error wrapping replay.ErrUnavailable means the range can be
 	// neither read nor proven gone right now.
 	Page(ctx context.Context, p int32, after int64, lim replay.Limit, buf []*replay.Record) (replay.Page, error)
-	// Oldest is the oldest offset of the replay window (where a client
-	// without a cursor for p starts).
-	Oldest(ctx context.Context, p int32) (int64, bool)
-	// Stale reports whether cursor 'after' is older than anything any tier
-	// retains, with that oldest offset; an error means Kafka could not
-	// prove it either way.
-	Stale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error)
+	// WindowStart is the oldest offset of the replay window (memory and
+	// Redis): where a client without a cursor for p starts. It proves
+	// nothing about what Kafka holds.
+	WindowStart(ctx context.Context, p int32) (int64, bool)
+	// ProveStale reports whether cursor 'after' is older than anything any
+	// tier retains, with that oldest offset; an error means Kafka could
+	// not prove it either way.
+	ProveStale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error)
+	// Backlog is the bytes of p after 'after' in the memory tier (no I/O)
+	// and whether memory holds nothing to estimate them by.
 	Backlog(p int32, after int64) (bytes int64, unknown bool)
+	// ReadThreads reads, from the memory tier's thread index only, the
+	// records of p after 'after' that carry an event of one of threads
+	// (replay.Memory.ReadThreads): when covered, nothing else of those
+	// threads lies in (after, through]. Not covered: read Page and filter.
+	ReadThreads(p int32, after int64, threads []string, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
+	// Runs and Run answer the memory tier's run index (no I/O): a joining
+	// client finds there each active thread's latest full-state record.
+	Runs(q replay.RunQuery) (runs []replay.Run, more bool)
+	Run(thread string) (replay.Run, bool)
+}
+
+// Tiers is the replay tiers as the hub uses them (replay.Tiers): Publish
+// appends to them, sessions read through them.
+type Tiers interface {
+	// Append stores published records without blocking and returns how
+	// many the memory tier added.
+	Append(recs []*replay.Record) int
+	Source
 }
 
 // Config tunes client handling. Zero values mean the defaults noted
@@ -77,6 +107,12 @@ type Config struct {
 	SlowWindow     time.Duration // 0 = 60 s
 	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
 	WriteBatch     int           // bytes gathered into one write; 0 = 256 KiB
+	MaxPayload     int           // cap of a record's decoded payload for v2 JSON; 0 = dashstream's default
+	// LatestJoin "checkpoint" makes a v1 resume from "latest" join at the
+	// last full state, as a v2 resume with join "checkpoint"; "" or "none":
+	// it does not.
+	LatestJoin string
+	JoinWindow time.Duration // a thread with a record this recent is active; 0 = 300 s
 	// Tokens verifies the token of a refresh frame. Nil: refresh refused
 	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
 	Tokens TokenVerifier
@@ -98,6 +134,7 @@ func (c *Config) defaults() {
 	c.SlowWindow = cmp.Or(c.SlowWindow, 60*time.Second)
 	c.MaxCatchup = cmp.Or(c.MaxCatchup, 120*time.Second)
 	c.WriteBatch = cmp.Or(c.WriteBatch, 256<<10)
+	c.JoinWindow = cmp.Or(c.JoinWindow, 300*time.Second)
 }
 
 // Hub is the registry of sessions and the owner of partition heads.
@@ -105,8 +142,8 @@ type Hub struct {
 	cfg     Config
 	log     *slog.Logger
 	m       *metrics.Metrics
-	store   Appender
-	source  Source
+	tiers   Tiers
+	source  Source // tiers, as sessions read them
 	topo    Topology
 	heads   atomic.Pointer[heads]
 	publish sync.Mutex // serializes Publish (one consumer, but be safe)
@@ -116,8 +153,22 @@ type Hub struct {
 	closing  bool
 	done     chan struct{} // closed by Shutdown: sessions send 1001
 
-	replaySlots chan struct{} // bounded concurrent replays (admission control)
-	wakePending atomic.Bool   // a wake-up of every session is due (scheduleWake)
+	// ctx is the parent of every session's context; Shutdown cancels it
+	// (cause ErrClosing), which ends the look-ups sessions are waiting for.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+
+	// index says whom a wake-up concerns (index.go); guarded by mu.
+	index   subIndex
+	indexed atomic.Int64 // subscribers indexed by thread
+	// pendingThreads are the threads published since the last wake-up
+	// (while indexed > 0); guarded by wakeMu.
+	wakeMu         sync.Mutex
+	pendingThreads map[string]struct{}
+
+	dec         *dashstream.Decoder // v2 JSON: decodes a record once for every JSON client
+	replaySlots chan struct{}       // bounded concurrent replays (admission control)
+	wakePending atomic.Bool         // a wake-up is due (scheduleWake)
 	wg          sync.WaitGroup
 }
 
@@ -132,17 +183,18 @@ type heads struct {
 	added map[int32]int64
 }
 
-// Appender stores published records in the replay tiers without blocking.
-type Appender interface {
-	Append(recs []*replay.Record) int
-}
-
-// New returns a hub appending to store and reading through source.
-func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
+// New returns a hub publishing into tiers and serving clients from them.
+// Its sessions run until Shutdown.
+func New(cfg Config, tiers Tiers, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
 	cfg.defaults()
-	h := &Hub{cfg: cfg, log: log, m: m, store: store, source: source, topo: topo,
-		sessions: map[*session]struct{}{}, done: make(chan struct{}),
+	h := &Hub{cfg: cfg, log: log, m: m, tiers: tiers, source: tiers, topo: topo,
+		sessions: map[*session]struct{}{}, done: make(chan struct{}), index: newSubIndex(),
+		dec:         dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload}),
 		replaySlots: make(chan struct{}, cfg.ReplaySlots)}
+	// The sessions' root: the hub owns their lifetime, and a session
+	// outlives the request that opened it (the request's context would pin
+	// net/http's per-connection state).
+	h.ctx, h.cancel = context.WithCancelCause(context.Background())
 	h.heads.Store(&heads{offsets: map[int32]int64{}})
 	h.wg.Add(1)
 	go h.pinger()
@@ -152,6 +204,10 @@ func New(cfg Config, store Appender, source Source, topo Topology, m *metrics.Me
 // idleSweep is how often sessions are asked whether they were idle: a
 // session idle for a whole interval parks its writer goroutine.
 const idleSweep = 250 * time.Millisecond
+
+// indexedWakeSweeps: every this many sweeps (1 s) the subscribers indexed
+// by thread are woken even without a record of theirs (see wakeIndexed).
+const indexedWakeSweeps = 4
 
 // pinger marks every session's ping as due each PingInterval and wakes it:
 // one ticker for all sessions instead of one per connection. It also runs
@@ -164,6 +220,7 @@ func (h *Hub) pinger() {
 	defer t.Stop()
 	sweep := time.NewTicker(idleSweep)
 	defer sweep.Stop()
+	sweeps := 0
 	for {
 		select {
 		case <-h.done:
@@ -179,6 +236,9 @@ func (h *Hub) pinger() {
 				s.signal()
 				s.markExpired(now)
 			})
+			if sweeps++; sweeps%indexedWakeSweeps == 0 {
+				h.wakeIndexed()
+			}
 		}
 	}
 }
@@ -191,8 +251,9 @@ func (h *Hub) each(f func(*session)) {
 	}
 }
 
-// Publish encodes recs, appends them to the memory tier, advances the heads
-// and schedules a wake-up of every session. It never blocks on a client.
+// Publish encodes recs, appends them to the replay tiers, advances the
+// heads and schedules a wake-up of every session. It never blocks on a
+// client.
 func (h *Hub) Publish(recs []*replay.Record) {
 	if len(recs) == 0 {
 		return
@@ -201,9 +262,10 @@ func (h *Hub) Publish(recs []*replay.Record) {
 		r.EncodeFrames()
 	}
 	h.publish.Lock()
-	h.store.Append(recs)
+	h.tiers.Append(recs)
 	h.heads.Store(h.heads.Load().advance(recs))
 	h.publish.Unlock()
+	h.noteThreads(recs)
 	h.scheduleWake()
 }
 
@@ -225,9 +287,11 @@ func (h *Hub) scheduleWake() {
 	}
 }
 
+// fireWake clears the pending flag before it takes the noted threads, so
+// a Publish that finds the flag still set noted its threads in time.
 func (h *Hub) fireWake() {
 	h.wakePending.Store(false)
-	h.wakeAll()
+	h.wakeSubscribers()
 }
 
 func (hs *heads) advance(recs []*replay.Record) *heads {
@@ -252,7 +316,7 @@ func (hs *heads) advance(recs []*replay.Record) *heads {
 // when it was added). The consumer calls it before it publishes any of
 // their records. A session that resumed before such a partition had a
 // record starts it there instead of at the replay window's oldest record:
-// all of it is new to the client (see session.start).
+// all of it is new to the client (see delivery.start).
 func (h *Hub) PartitionsAdded(first map[int32]int64) {
 	if len(first) == 0 {
 		return
@@ -275,8 +339,6 @@ func (h *Hub) Heads() map[int32]int64 {
 	}
 	return out
 }
-
-func (h *Hub) wakeAll() { h.each((*session).wake) }
 
 // Clients returns the number of connected sessions.
 func (h *Hub) Clients() int {
@@ -335,6 +397,7 @@ func (h *Hub) add(s *session) error {
 		return ErrClosing
 	}
 	h.sessions[s] = struct{}{}
+	h.index.add(s)
 	h.wg.Add(1)
 	return nil
 }
@@ -342,31 +405,39 @@ func (h *Hub) add(s *session) error {
 func (h *Hub) remove(s *session) {
 	h.mu.Lock()
 	delete(h.sessions, s)
+	h.index.remove(s)
+	h.indexed.Store(int64(len(h.index.threads)))
 	h.mu.Unlock()
 	h.wg.Done()
 }
 
-// ServeHTTP upgrades the request and runs the client's session until the
-// connection ends. Admission (origin, per-IP limits) happens before it.
+// ServeWS upgrades an admitted request and runs the client's session until
+// the connection ends. Admission (origin, authentication, per-IP limits)
+// happens before it: id is the client's identity (its tenant restricts the
+// session, its expiry ends it, its subprotocol is selected), and slot, when
+// not nil, is the per-IP slot the session takes over and releases when it
+// ends.
 //
-// After the upgrade the session runs on goroutines of its own and ServeHTTP
+// After the upgrade the session runs on goroutines of its own and ServeWS
 // returns, so net/http's per-connection state (buffers, request, handler
 // stack) is freed: an idle client costs little more than its two small
-// goroutines. The session keeps the per-IP slot (limits.TakeSlot) until it
-// ends.
-func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s, err := h.accept(w, r)
+// goroutines.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id auth.Identity, slot *limits.Slot) {
+	s, err := h.accept(w, r, id)
 	if err != nil {
 		return
 	}
-	release := limits.TakeSlot(r.Context())
+	release := func() {}
+	if slot != nil {
+		release = slot.Take()
+	}
 	h.m.ClientConnected()
 	s.end = func() {
 		h.m.ClientDisconnected()
 		h.remove(s)
 		release()
 	}
-	go s.run(context.Background()) //nolint:gosec // G118: the session outlives its request on purpose; the request context would pin net/http state
+	go s.run(s.ctx)
 }
 
 // Shutdown closes every session with 1001 and waits for them, bounded by ctx.
@@ -375,6 +446,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	if !h.closing {
 		h.closing = true
 		close(h.done)
+		h.cancel(ErrClosing)
 	}
 	for s := range h.sessions {
 		s.kick() // parked writers must see done

@@ -23,6 +23,7 @@ import (
 	"github.com/gobwas/ws"
 	"go.uber.org/goleak"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
@@ -42,6 +43,23 @@ func (f *fakeTopo) HighWatermark(p int32) (int64, bool) {
 	defer f.mu.Unlock()
 	o, ok := f.hwm[p]
 	return o, ok
+}
+
+// LatestHighWatermark is the watermark the test set: there is no Kafka
+// here to know a newer one.
+func (f *fakeTopo) LatestHighWatermark(_ context.Context, p int32) (int64, error) {
+	if o, ok := f.HighWatermark(p); ok {
+		return o, nil
+	}
+	return 0, errors.New("fake topology: no watermark")
+}
+
+// unrestricted serves h to every client as an admitted, unrestricted one
+// (a static token's identity), without a per-IP slot.
+func unrestricted(h *Hub) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, auth.Identity{}, nil)
+	})
 }
 
 type testHub struct {
@@ -69,11 +87,11 @@ func newTestHubBuffers(t *testing.T, cfg Config, mem replay.MemoryConfig, sockBu
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
 	tiers := replay.NewTiers(m, nil)
-	h := New(cfg, tiers, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(cfg, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	// No broker here: "Kafka" retains what memory does (tests of a Kafka
 	// that errs or moved its log start replace it with SetKafka).
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads})
-	srv := httptest.NewUnstartedServer(h)
+	srv := httptest.NewUnstartedServer(unrestricted(h))
 	if sockBuf > 0 {
 		srv.Listener = smallBufListener{srv.Listener, sockBuf}
 	}
@@ -160,8 +178,8 @@ func (c *client) read(timeout time.Duration) (frame, error) {
 	return frame{json: m}, nil
 }
 
-// delivery is a record as a client saw it: a cursor then its binary frame.
-type delivery struct {
+// received is a record as a client saw it: a cursor then its binary frame.
+type received struct {
 	partition int32
 	offset    int64
 	value     string
@@ -169,9 +187,9 @@ type delivery struct {
 
 // readUntil reads frames until stop returns true for a control frame,
 // checking cursor/binary pairing, and returns records and control frames.
-func (c *client) readUntil(stop func(map[string]any) bool) ([]delivery, []map[string]any) {
+func (c *client) readUntil(stop func(map[string]any) bool) ([]received, []map[string]any) {
 	c.t.Helper()
-	var recs []delivery
+	var recs []received
 	var ctrl []map[string]any
 	for {
 		f, err := c.read(5 * time.Second)
@@ -186,7 +204,7 @@ func (c *client) readUntil(stop func(map[string]any) bool) ([]delivery, []map[st
 			if err != nil || b.binary == nil {
 				c.t.Fatalf("cursor not followed by a binary frame: %v %v", b.json, err)
 			}
-			recs = append(recs, delivery{partition: int32(f.json["partition"].(float64)),
+			recs = append(recs, received{partition: int32(f.json["partition"].(float64)),
 				offset: parseOffset(c.t, f.json["offset"]), value: string(b.binary)})
 			continue
 		}
@@ -198,9 +216,9 @@ func (c *client) readUntil(stop func(map[string]any) bool) ([]delivery, []map[st
 }
 
 // readRecords reads exactly n records (control frames are collected).
-func (c *client) readRecords(n int) ([]delivery, []map[string]any) {
+func (c *client) readRecords(n int) ([]received, []map[string]any) {
 	c.t.Helper()
-	var recs []delivery
+	var recs []received
 	var ctrl []map[string]any
 	for len(recs) < n {
 		f, err := c.read(5 * time.Second)
@@ -215,7 +233,7 @@ func (c *client) readRecords(n int) ([]delivery, []map[string]any) {
 		if err != nil || b.binary == nil {
 			c.t.Fatalf("cursor not followed by a binary frame")
 		}
-		recs = append(recs, delivery{partition: int32(f.json["partition"].(float64)),
+		recs = append(recs, received{partition: int32(f.json["partition"].(float64)),
 			offset: parseOffset(c.t, f.json["offset"]), value: string(b.binary)})
 	}
 	return recs, ctrl
@@ -242,7 +260,7 @@ func itoa(p int32) string   { return itoa64(int64(p)) }
 func itoa64(o int64) string { b, _ := json.Marshal(o); return string(b) }
 
 // checkExact asserts that per partition the offsets are exactly want[p].
-func checkExact(t *testing.T, got []delivery, want map[int32][]int64) {
+func checkExact(t *testing.T, got []received, want map[int32][]int64) {
 	t.Helper()
 	per := map[int32][]int64{}
 	for _, d := range got {
@@ -384,14 +402,14 @@ func paddedValue(p int32, o int64, size int) []byte {
 }
 
 // valueOK reports whether a received value is the one published for p/o.
-func valueOK(d delivery) bool {
+func valueOK(d received) bool {
 	want := "v-" + itoa(d.partition) + "-" + itoa64(d.offset)
 	return d.value == want || strings.HasPrefix(d.value, want+"|")
 }
 
 // readToHeads reads until every partition of heads was delivered up to its
 // head, collecting control frames on the way.
-func (c *client) readToHeads(heads map[int32]int64, have []delivery) ([]delivery, []map[string]any) {
+func (c *client) readToHeads(heads map[int32]int64, have []received) ([]received, []map[string]any) {
 	c.t.Helper()
 	last := map[int32]int64{}
 	for _, d := range have {
@@ -405,7 +423,7 @@ func (c *client) readToHeads(heads map[int32]int64, have []delivery) ([]delivery
 		}
 		return true
 	}
-	var recs []delivery
+	var recs []received
 	var ctrl []map[string]any
 	for !done() {
 		got, cf := c.readRecords(1)
@@ -437,7 +455,7 @@ func (c *client) expectClose(timeout time.Duration) (websocket.StatusCode, []map
 }
 
 // checkValues asserts that every received value is the one published.
-func checkValues(t *testing.T, recs []delivery) {
+func checkValues(t *testing.T, recs []received) {
 	t.Helper()
 	for _, d := range recs {
 		if !valueOK(d) {
@@ -446,7 +464,7 @@ func checkValues(t *testing.T, recs []delivery) {
 	}
 }
 
-func perPartition(recs []delivery) map[int32][]int64 {
+func perPartition(recs []received) map[int32][]int64 {
 	out := map[int32][]int64{}
 	for _, d := range recs {
 		out[d.partition] = append(out[d.partition], d.offset)

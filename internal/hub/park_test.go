@@ -115,7 +115,7 @@ func TestParkingRacesLoseNothing(t *testing.T) {
 		next[b.p] += int64(b.n)
 		total += b.n
 	}
-	got := make([][]delivery, clients)
+	got := make([][]received, clients)
 	var reads sync.WaitGroup
 	for i := range clients {
 		c := th.dial(t)
@@ -133,7 +133,7 @@ func TestParkingRacesLoseNothing(t *testing.T) {
 				if err != nil || b.binary == nil {
 					return
 				}
-				got[i] = append(got[i], delivery{partition: int32(f.json["partition"].(float64)),
+				got[i] = append(got[i], received{partition: int32(f.json["partition"].(float64)),
 					offset: parseOffset(t, f.json["offset"]), value: string(b.binary)})
 			}
 		}()
@@ -158,9 +158,9 @@ func TestParkingRacesLoseNothing(t *testing.T) {
 // writer running, or it would be lost until the next one.
 func TestParkKeepsWhatRacedIt(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
-	h := New(Config{}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	defer h.Shutdown(t.Context())
-	s := newSession(h, discardConn{})
+	s := newSession(h, discardConn{}, "", false)
 	for name, arrive := range map[string]func(){
 		"wake":  s.wake,
 		"event": func() { s.events <- event{text: []byte(`{"type":"ping"}`)}; s.kick() },
@@ -198,10 +198,10 @@ func (c countingConn) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); ret
 // records are written before the writer parks.
 func TestWakeIsPumpedBeforeParking(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
-	h := New(Config{}, replay.NewTiers(mem, nil), replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := New(Config{}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	var written atomic.Int64
-	s := newSession(h, countingConn{n: &written})
-	s.pos = map[int32]int64{0: -1}
+	s := newSession(h, countingConn{n: &written}, "", false)
+	s.d.pos = map[int32]int64{0: -1}
 	if err := h.add(s); err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +231,8 @@ func TestParkedSessionDropsBuffers(t *testing.T) {
 	}
 	th.waitParked(t, 1)
 	th.each(func(s *session) { // parked: no writer owns the fields
-		if s.backing != nil || s.wbufs != nil || s.wview != nil || s.recs != nil {
-			t.Errorf("parked with storage: backing %d, wbufs %d, recs %d", cap(s.backing), cap(s.wbufs), cap(s.recs))
+		if s.backing != nil || s.wbufs != nil || s.wview != nil || s.d.recs != nil {
+			t.Errorf("parked with storage: backing %d, wbufs %d, recs %d", cap(s.backing), cap(s.wbufs), cap(s.d.recs))
 		}
 	})
 	th.publish(0, 2000, 3) // and it still delivers

@@ -38,7 +38,7 @@ func (k deadKafka) LogStart(context.Context, int32, time.Duration) (int64, error
 // expectUnavailable reads to the end of the connection and checks that it
 // ended with error REPLAY_UNAVAILABLE and close 1013, with no cursor_stale
 // and no gap on the way. It returns the records read.
-func expectUnavailable(t *testing.T, c *client) []delivery {
+func expectUnavailable(t *testing.T, c *client) []received {
 	t.Helper()
 	recs, ctrl, code := drainStream(t, c)
 	if code != websocket.StatusTryAgainLater {
@@ -158,7 +158,7 @@ func TestResumeLogStartMoved(t *testing.T) {
 			c := th.dial(t)
 			c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "10"}})
 			var order []string
-			var recs []delivery
+			var recs []received
 			for {
 				f, err := c.read(5 * time.Second)
 				if err != nil {
@@ -170,7 +170,7 @@ func TestResumeLogStartMoved(t *testing.T) {
 					if err != nil || b.binary == nil {
 						t.Fatalf("cursor without its binary frame: %v", err)
 					}
-					d := delivery{int32(num(f.json, "partition")), parseOffset(t, f.json["offset"]), string(b.binary)}
+					d := received{int32(num(f.json, "partition")), parseOffset(t, f.json["offset"]), string(b.binary)}
 					if d.partition == 0 && (len(order) == 0 || order[len(order)-1] != "p0 records") {
 						order = append(order, "p0 records")
 					}

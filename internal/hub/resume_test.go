@@ -299,7 +299,7 @@ func TestSecondResumeMidReplay(t *testing.T) {
 // checkEpoch asserts one epoch's replay: strictly increasing contiguous
 // offsets per partition from the first one, replay_complete counting them
 // and naming the last per partition.
-func checkEpoch(t *testing.T, recs []delivery, rc map[string]any, want map[int32][]int64) {
+func checkEpoch(t *testing.T, recs []received, rc map[string]any, want map[int32][]int64) {
 	t.Helper()
 	checkValues(t, recs)
 	per := perPartition(recs)
@@ -462,7 +462,7 @@ func mustFrame(p int32, o int64, size int) []byte {
 }
 
 // checkExact2 is checkExact for padded values.
-func checkExact2(t *testing.T, got []delivery, want map[int32][]int64) {
+func checkExact2(t *testing.T, got []received, want map[int32][]int64) {
 	t.Helper()
 	checkValues(t, got)
 	per := perPartition(got)
@@ -689,7 +689,7 @@ func TestManyClientsUnderLoad(t *testing.T) {
 	}
 	type result struct {
 		start map[int32]int64
-		recs  []delivery
+		recs  []received
 		err   error
 	}
 	results := make([]chan result, 12)
@@ -751,8 +751,8 @@ func offsetsOfNoT(v any) map[int32]int64 {
 // drainToFinal reads (off the test goroutine) until final is set and every
 // partition in it was delivered; it returns the records and the
 // replay_complete frame.
-func drainToFinal(c *client, final *atomic.Pointer[map[int32]int64]) ([]delivery, map[string]any, error) {
-	var recs []delivery
+func drainToFinal(c *client, final *atomic.Pointer[map[int32]int64]) ([]received, map[string]any, error) {
+	var recs []received
 	var rc map[string]any
 	last := map[int32]int64{}
 	done := func() bool {
@@ -767,7 +767,7 @@ func drainToFinal(c *client, final *atomic.Pointer[map[int32]int64]) ([]delivery
 		}
 		return true
 	}
-	var pending *delivery
+	var pending *received
 	for !done() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		typ, b, err := c.conn.Read(ctx)
@@ -798,7 +798,7 @@ func drainToFinal(c *client, final *atomic.Pointer[map[int32]int64]) ([]delivery
 		}
 		switch m["type"] {
 		case "cursor":
-			pending = &delivery{partition: int32(m["partition"].(float64)), offset: mustInt(m["offset"].(string))}
+			pending = &received{partition: int32(m["partition"].(float64)), offset: mustInt(m["offset"].(string))}
 		case "replay_complete":
 			if rc != nil {
 				return recs, rc, errors.New("second replay_complete")

@@ -10,19 +10,26 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/dashflow/dashstream-gateway/internal/limits"
-	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
-// session is one WebSocket client. Everything below the channels is owned by
-// the writer goroutine (run, then serve).
+// session is one WebSocket client: the socket loop around its delivery.
+// The reader goroutine (conn.go) forwards client frames; the writer
+// goroutine (run, then serve) owns the socket's writes, the delivery
+// (delivery.go: positions, replay, catch-up, filter) and the fields from
+// active on; the atomics are shared with the reader and the hub.
 //
 // The writer parks (its goroutine ends) when the session has been idle for
 // a sweep interval, and kick starts a new one when something arrives, so an
 // idle connection costs one goroutine, its reader. state hands the
 // writer-owned fields from one writer goroutine to the next.
 type session struct {
-	h          *Hub
+	h *Hub
+	// ctx is the session's: cancelled when the hub shuts down (cause
+	// ErrClosing), when the reader exits and when the session ends, so a
+	// look-up in flight for a client that is gone stops.
+	ctx        context.Context
+	cancel     context.CancelCauseFunc
 	conn       net.Conn      // reads, close frames, Close (frees the listener place)
 	wconn      net.Conn      // record writes: the socket itself, so net.Buffers uses writev (limits.Unwrap)
 	events     chan event    // reader → writer
@@ -35,20 +42,14 @@ type session struct {
 	expires    atomic.Int64  // unix nanos the credentials expire at; 0: never (written by the writer on refresh)
 	expireDue  atomic.Bool   // set by the idle sweep once expired, cleared by the writer
 	state      atomic.Int32  // writerRunning or writerParked
-	tenant     string        // set before the session runs; "": unrestricted
 	end        func()        // called once when the session is over
 	active     bool          // the writer did something since the last sweep
+	resumeSeen bool          // a resume arrived (maybe refused): no implicit "latest"
 
-	pos     map[int32]int64  // last offset delivered (or passed) per partition
-	resumed map[int32]int64  // the heads the last resume saw (partitions that existed then)
-	rp      *replayRun       // the running replay part of a resume, if any
-	tail    *replayRun       // a capped replay whose rest is still owed (thread mode: filtered)
-	lag     lagState         // slow-client catch-up accounting
-	backing [][]byte         // reused storage of one gathered write
-	recs    []*replay.Record // reused storage of one memory-tier page
-	wbufs   net.Buffers      // reused copy of the headers writev consumes
-	wview   net.Buffers      // the part of wbufs a write has not consumed yet
-	next    int              // round-robin start over partitions
+	d       *delivery   // what the client is owed (writer-owned)
+	backing [][]byte    // reused storage of one gathered write
+	wbufs   net.Buffers // reused copy of the headers writev consumes
+	wview   net.Buffers // the part of wbufs a write has not consumed yet
 }
 
 // closeReason says how the writer ends the connection.
@@ -63,9 +64,16 @@ var (
 	goingAway = &closeReason{code: ws.StatusGoingAway, reason: "server shutting down"}
 )
 
-func newSession(h *Hub, conn net.Conn) *session {
+// newSession returns the session of conn, restricted to tenant ("": none),
+// speaking protocol v2 or v1. Its context ends with the hub's (h nil: a
+// session that never runs).
+func newSession(h *Hub, conn net.Conn, tenant string, v2 bool) *session {
 	s := &session{h: h, conn: conn, wconn: limits.Unwrap(conn), events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
+	if h != nil {
+		s.ctx, s.cancel = context.WithCancelCause(h.ctx)
+		s.d = h.newDelivery(tenant, v2, s)
+	}
 	s.lastPong.Store(time.Now().UnixNano())
 	return s
 }
@@ -96,7 +104,7 @@ func (s *session) signal() {
 // that is parking either sees it or is replaced by this one.
 func (s *session) kick() {
 	if s.state.CompareAndSwap(writerParked, writerRunning) {
-		go s.serve(context.Background())
+		go s.serve(s.ctx)
 	}
 }
 
@@ -114,9 +122,12 @@ func (s *session) run(ctx context.Context) {
 func (s *session) serve(ctx context.Context) {
 	for {
 		progressed, cr := s.pump(ctx)
+		if cr == peerGone && isClosed(s.readDone) {
+			cr = s.drainEvents(ctx) // what the reader queued before it left (a last error frame)
+		}
 		s.active = s.active || progressed
 		if cr == nil {
-			cr = s.checkDeadlines()
+			cr = s.d.checkDeadlines()
 		}
 		if cr == nil {
 			cr = s.checkExpiry()
@@ -149,14 +160,15 @@ func (s *session) serve(ctx context.Context) {
 func (s *session) idle() bool {
 	wasActive := s.active
 	s.active = false
-	return !wasActive && s.rp == nil && !s.lag.catching
+	return !wasActive && !s.d.busy()
 }
 
 // dropBuffers lets an idle session's write and page storage go (a big
 // replay grows them to hundreds of KiB); they grow again when needed. It
 // runs before park: once parked, the next writer owns these fields.
 func (s *session) dropBuffers() {
-	s.backing, s.wbufs, s.wview, s.recs = nil, nil, nil, nil
+	s.backing, s.wbufs, s.wview = nil, nil, nil
+	s.d.dropBuffers()
 }
 
 // park ends this writer goroutine unless something is already pending, in
@@ -187,7 +199,8 @@ func isClosed(c <-chan struct{}) bool {
 
 // finish ends the session: close frame, socket, reader, then s.end.
 func (s *session) finish(cr *closeReason) {
-	s.stopReplay() // release a replay slot still held
+	s.d.stop() // release a replay slot still held
+	s.cancel(errSessionOver)
 	if cr.code != 0 {
 		s.closeWith(cr.code, cr.reason, cr.frames...)
 	}
@@ -216,7 +229,7 @@ func (s *session) wait(ctx context.Context, progressed bool) *closeReason {
 		return goingAway
 	case <-s.readDone:
 		return s.drainEvents(ctx)
-	case <-s.replayTimer():
+	case <-s.d.deadline():
 		return nil // checkDeadlines acts on it
 	}
 }
@@ -228,20 +241,23 @@ var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); retu
 func (s *session) awaitResume(ctx context.Context) *closeReason {
 	timer := time.NewTimer(s.h.cfg.ResumeWait)
 	defer timer.Stop()
-	for s.pos == nil {
+	for !s.d.started() {
 		select {
 		case ev := <-s.events:
 			if cr := s.handle(ctx, ev); cr != nil {
 				return cr
 			}
 		case <-timer.C:
-			for ev, ok := s.queuedEvent(); ok && s.pos == nil; ev, ok = s.queuedEvent() {
+			for ev, ok := s.queuedEvent(); ok && !s.d.started(); ev, ok = s.queuedEvent() {
 				if cr := s.handle(ctx, ev); cr != nil { // a resume that raced the timer wins
 					return cr
 				}
 			}
-			if s.pos != nil {
+			if s.d.started() {
 				return nil
+			}
+			if s.resumeSeen {
+				continue // a refused resume (its filter): wait for the corrected one
 			}
 			return s.startResume(ctx, &wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
 		case <-s.h.done:
@@ -299,6 +315,7 @@ func (s *session) handle(ctx context.Context, ev event) *closeReason {
 	}
 	switch ctrl.Kind {
 	case wsproto.ControlResume:
+		s.resumeSeen = true
 		return s.startResume(ctx, ctrl.Resume)
 	case wsproto.ControlPing:
 		return s.write(wsproto.PongFrame)
@@ -322,11 +339,11 @@ func (s *session) write(frames ...[]byte) *closeReason {
 	case !errors.Is(err, errSendTimeout):
 		return peerGone
 	}
-	cr := s.slowDisconnect("socket did not drain within the send deadline")
+	cr := s.d.slowDisconnect("socket did not drain within the send deadline")
 	// The deadline may have cut a frame in two: its rest goes out first, or
 	// the peer would read the disconnect frame as the end of its payload.
 	if rest := unwritten(frames, n); rest != nil {
-		cr.frames = append([][]byte{rest}, cr.frames...)
+		cr.frames = append(rest, cr.frames...)
 	}
 	return cr
 }
@@ -341,20 +358,41 @@ func (s *session) ping() *closeReason {
 
 var pingFrame = wsproto.AppendFrame(nil, ws.OpPing, nil)
 
-// cursorReset starts the client over from the current heads; unlike the
-// reference it never clears the shared store.
-func (s *session) cursorReset() *closeReason {
-	hs := s.h.heads.Load()
-	frames := s.cancelReplay()
-	s.tail = nil
-	s.lag = lagState{}
-	s.pos = make(map[int32]int64, len(hs.offsets))
-	latest := make(wsproto.Offsets, len(hs.offsets))
-	for p, o := range hs.offsets {
-		s.pos[p] = o
-		latest[p] = wsproto.Offset(o)
+// startResume begins a new epoch of the delivery and sends what it owes
+// first (docs/PROTOCOL.md §3.4).
+func (s *session) startResume(ctx context.Context, r *wsproto.Resume) *closeReason {
+	frames, cr := s.d.resume(ctx, r)
+	if cr != nil {
+		return cr
 	}
-	return s.write(append(frames, wsproto.Frame(wsproto.CursorResetComplete{Type: wsproto.TypeCursorResetComplete,
-		LatestOffsetsByPartition: latest, TotalPartitions: len(latest),
-		Message: "cursor reset: continuing from the latest offsets; the shared replay buffer is kept"}))...)
+	return s.write(frames...)
 }
+
+// cursorReset starts the client over from the current heads.
+func (s *session) cursorReset() *closeReason {
+	return s.write(s.d.reset()...)
+}
+
+// pump writes one batch of what the delivery owes the client. It returns
+// whether any position advanced.
+func (s *session) pump(ctx context.Context) (bool, *closeReason) {
+	frames, advanced, cr := s.d.next(ctx, s.backing)
+	if cr != nil {
+		return false, cr
+	}
+	if cr := s.write(frames...); cr != nil {
+		return false, cr
+	}
+	clear(frames)
+	s.backing = frames[:0]
+	if cr := s.d.tooSlow(); cr != nil {
+		return false, cr
+	}
+	return advanced, nil
+}
+
+// Causes of a session context's end besides ErrClosing.
+var (
+	errPeerGone    = errors.New("hub: client gone")
+	errSessionOver = errors.New("hub: session over")
+)

@@ -60,7 +60,7 @@ func TestStuckClientDoesNotHoldOthers(t *testing.T) {
 	// The good client reads in the background and notes when each record
 	// arrived.
 	type arrival struct {
-		d  delivery
+		d  received
 		at time.Time
 	}
 	arrivals := make(chan arrival, 1<<16)
@@ -82,7 +82,7 @@ func TestStuckClientDoesNotHoldOthers(t *testing.T) {
 				readErr <- errors.New("cursor without binary")
 				return
 			}
-			arrivals <- arrival{delivery{int32(f.json["partition"].(float64)), parseOffset(t, f.json["offset"]), string(b.binary)}, time.Now()}
+			arrivals <- arrival{received{int32(f.json["partition"].(float64)), parseOffset(t, f.json["offset"]), string(b.binary)}, time.Now()}
 		}
 	}()
 
@@ -108,7 +108,7 @@ func TestStuckClientDoesNotHoldOthers(t *testing.T) {
 	if maxPublish >= sendTimeout/4 { // blocking on the stuck client would take the send deadline
 		t.Fatalf("Publish took %v", maxPublish)
 	}
-	var got []delivery
+	var got []received
 	var worst time.Duration
 	for len(got) < int(next) {
 		select {
@@ -145,9 +145,9 @@ func TestStuckClientDoesNotHoldOthers(t *testing.T) {
 }
 
 // drainStream reads what a client still has until the connection ends.
-func drainStream(t *testing.T, c *client) ([]delivery, []map[string]any, websocket.StatusCode) {
+func drainStream(t *testing.T, c *client) ([]received, []map[string]any, websocket.StatusCode) {
 	t.Helper()
-	var recs []delivery
+	var recs []received
 	var ctrl []map[string]any
 	for {
 		f, err := c.read(5 * time.Second)
@@ -165,7 +165,7 @@ func drainStream(t *testing.T, c *client) ([]delivery, []map[string]any, websock
 		if err != nil {
 			return recs, ctrl, websocket.CloseStatus(err)
 		}
-		recs = append(recs, delivery{int32(f.json["partition"].(float64)), parseOffset(t, f.json["offset"]), string(b.binary)})
+		recs = append(recs, received{int32(f.json["partition"].(float64)), parseOffset(t, f.json["offset"]), string(b.binary)})
 	}
 }
 
@@ -191,7 +191,7 @@ func TestEvictionWhileBehind(t *testing.T) {
 		switch f.json["type"] {
 		case "cursor":
 			b, err := c.read(5 * time.Second)
-			d := delivery{0, parseOffset(t, f.json["offset"]), string(b.binary)}
+			d := received{0, parseOffset(t, f.json["offset"]), string(b.binary)}
 			if err != nil || d.offset != next || !valueOK(d) {
 				t.Fatalf("record %d where %d was next (%v)", d.offset, next, err)
 			}

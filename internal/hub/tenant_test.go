@@ -53,7 +53,7 @@ func (th *testHub) authURL(t *testing.T, a *auth.Authenticator) string {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		th.ServeHTTP(w, r.WithContext(auth.WithIdentity(r.Context(), id)))
+		th.ServeWS(w, r, id, nil)
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
@@ -146,7 +146,7 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 // checkIncreasing asserts strictly increasing offsets per partition.
-func checkIncreasing(t *testing.T, recs []delivery) {
+func checkIncreasing(t *testing.T, recs []received) {
 	t.Helper()
 	last := map[int32]int64{}
 	for _, d := range recs {

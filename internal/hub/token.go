@@ -79,7 +79,7 @@ func (s *session) refresh(ctx context.Context, token string) *closeReason {
 		return s.write(wsproto.Frame(wsproto.NewError(wsproto.CodeTokenInvalid,
 			"refresh token refused; the current credentials stay in force until they expire")))
 	}
-	if id.Tenant != s.tenant {
+	if id.Tenant != s.d.tenant {
 		return &closeReason{code: ws.StatusPolicyViolation, reason: "token tenant mismatch",
 			frames: [][]byte{wsproto.Frame(wsproto.NewError(wsproto.CodeTokenTenantMismatch,
 				"a refresh cannot change the connection's tenant; reconnect with the new token"))}}

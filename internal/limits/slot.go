@@ -1,7 +1,6 @@
 package limits
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 )
@@ -30,19 +29,3 @@ func (s *Slot) Taken() bool { return s.taken.Load() }
 
 // Release frees the slot once.
 func (s *Slot) Release() { s.once.Do(s.release) }
-
-type slotKey struct{}
-
-// WithSlot returns ctx carrying s.
-func WithSlot(ctx context.Context, s *Slot) context.Context {
-	return context.WithValue(ctx, slotKey{}, s)
-}
-
-// TakeSlot takes over the slot in ctx and returns its release function (a
-// no-op when ctx carries none).
-func TakeSlot(ctx context.Context) func() {
-	if s, ok := ctx.Value(slotKey{}).(*Slot); ok {
-		return s.Take()
-	}
-	return func() {}
-}

@@ -1,15 +1,11 @@
 package limits
 
-import (
-	"context"
-	"testing"
-)
+import "testing"
 
 func TestSlotReleasedOnceAndHandedOver(t *testing.T) {
 	n := 0
 	s := NewSlot(func() { n++ })
-	ctx := WithSlot(context.Background(), s)
-	release := TakeSlot(ctx)
+	release := s.Take()
 	if !s.Taken() {
 		t.Fatal("slot not marked taken")
 	}
@@ -19,5 +15,4 @@ func TestSlotReleasedOnceAndHandedOver(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("released %d times, want 1", n)
 	}
-	TakeSlot(context.Background())() // no slot: a no-op
 }

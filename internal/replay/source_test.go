@@ -62,10 +62,10 @@ func TestTiersPage(t *testing.T) {
 		checkPage(t, pg, &Gap{2, 4}, nil)
 		pg, _ = tiers.Page(context.Background(), 0, 4, Limit{100, 1 << 20}, nil)
 		checkPage(t, pg, nil, nil)
-		if oldest, stale, err := tiers.Stale(context.Background(), 0, 1); err != nil || !stale || oldest != 5 {
-			t.Fatalf("Stale(1) = %d %v %v, want 5 (Kafka's log start), stale", oldest, stale, err)
+		if oldest, stale, err := tiers.ProveStale(context.Background(), 0, 1); err != nil || !stale || oldest != 5 {
+			t.Fatalf("ProveStale(1) = %d %v %v, want 5 (Kafka's log start), stale", oldest, stale, err)
 		}
-		if _, stale, err := tiers.Stale(context.Background(), 0, 4); err != nil || stale {
+		if _, stale, err := tiers.ProveStale(context.Background(), 0, 4); err != nil || stale {
 			t.Fatalf("a cursor at an evicted partition's newest offset is stale (%v)", err)
 		}
 	})
@@ -155,24 +155,24 @@ func TestTiersBoundsAndBacklog(t *testing.T) {
 	m.add(chain(2, 40, 49))
 	tiers := NewTiers(m, kafkaFrom(40, 49))
 	ctx := context.Background()
-	if o, ok := tiers.Oldest(ctx, 2); !ok || o != 40 {
+	if o, ok := tiers.WindowStart(ctx, 2); !ok || o != 40 {
 		t.Fatalf("oldest = %d %v", o, ok)
 	}
-	if _, ok := tiers.Oldest(ctx, 3); ok {
+	if _, ok := tiers.WindowStart(ctx, 3); ok {
 		t.Fatal("oldest of an unknown partition")
 	}
 	for _, tc := range []struct {
 		after  int64
 		covers bool
 	}{{39, true}, {38, false}, {45, true}, {49, true}, {1000, true}} {
-		if _, stale, err := tiers.Stale(ctx, 2, tc.after); err != nil || stale == tc.covers {
-			t.Errorf("Stale(%d) = %v, %v", tc.after, stale, err)
+		if _, stale, err := tiers.ProveStale(ctx, 2, tc.after); err != nil || stale == tc.covers {
+			t.Errorf("ProveStale(%d) = %v, %v", tc.after, stale, err)
 		}
 	}
 	// Kafka still holds what memory evicted: not stale.
 	tiers.SetKafka(kafkaFrom(30, 49))
-	if oldest, stale, err := tiers.Stale(ctx, 2, 38); err != nil || stale || oldest != 30 {
-		t.Errorf("Stale(38) with Kafka from 30 = %d %v %v", oldest, stale, err)
+	if oldest, stale, err := tiers.ProveStale(ctx, 2, 38); err != nil || stale || oldest != 30 {
+		t.Errorf("ProveStale(38) with Kafka from 30 = %d %v %v", oldest, stale, err)
 	}
 	if b, ev := tiers.Backlog(2, 44); b != 5*recSize || ev {
 		t.Fatalf("backlog = %d %v", b, ev)
@@ -237,11 +237,11 @@ func TestTiersWithoutKafka(t *testing.T) {
 			if !errors.Is(err, ErrUnavailable) || pg.Gap != nil || len(pg.Records) != 0 {
 				t.Fatalf("page below memory: gap %v, %d records, err %v; want ErrUnavailable only", pg.Gap, len(pg.Records), err)
 			}
-			if _, stale, err := tiers.Stale(ctx, 0, 10); !errors.Is(err, ErrUnavailable) || stale {
-				t.Fatalf("Stale(10) = %v, %v; want ErrUnavailable, not stale", stale, err)
+			if _, stale, err := tiers.ProveStale(ctx, 0, 10); !errors.Is(err, ErrUnavailable) || stale {
+				t.Fatalf("ProveStale(10) = %v, %v; want ErrUnavailable, not stale", stale, err)
 			}
-			if _, stale, err := tiers.Stale(ctx, 0, 60); err != nil || stale {
-				t.Fatalf("Stale(60), covered by memory = %v, %v", stale, err)
+			if _, stale, err := tiers.ProveStale(ctx, 0, 60); err != nil || stale {
+				t.Fatalf("ProveStale(60), covered by memory = %v, %v", stale, err)
 			}
 			pg, err = tiers.Page(ctx, 0, 60, Limit{100, 1 << 20}, nil)
 			if err != nil || pg.Gap != nil || len(pg.Records) != 39 {
@@ -303,9 +303,9 @@ func TestTiersProofAge(t *testing.T) {
 		m.add(chain(0, 80, 99))
 		asked := 0
 		tiers := NewTiers(m, agedDeep{cached: 0, fresh: 50, age: tc.age, asked: &asked})
-		oldest, stale, err := tiers.Stale(ctx, 0, 10)
+		oldest, stale, err := tiers.ProveStale(ctx, 0, 10)
 		if err != nil || stale != tc.stale || (stale && oldest != tc.oldest) || asked != tc.kafkaAsked {
-			t.Errorf("cache %v old: Stale(10) = %d %v %v, Kafka asked %d times; want stale %v oldest %d, asked %d",
+			t.Errorf("cache %v old: ProveStale(10) = %d %v %v, Kafka asked %d times; want stale %v oldest %d, asked %d",
 				tc.age, oldest, stale, err, asked, tc.stale, tc.oldest, tc.kafkaAsked)
 		}
 	}

@@ -189,10 +189,11 @@ func upTo(recs []*Record, end int64) []*Record {
 // boundsTimeout bounds the Redis look-ups made while positioning a resume.
 const boundsTimeout = time.Second
 
-// Oldest returns the oldest offset of p's replay window (memory and Redis):
-// where a client without a cursor for p starts. It proves nothing about
-// what Kafka still holds; Redis failing only narrows the window to memory.
-func (t *Tiers) Oldest(ctx context.Context, p int32) (int64, bool) {
+// WindowStart returns the oldest offset of p's replay window (memory and
+// Redis): where a client without a cursor for p starts. It proves nothing
+// about what Kafka still holds; Redis failing only narrows the window to
+// memory.
+func (t *Tiers) WindowStart(ctx context.Context, p int32) (int64, bool) {
 	oldest, _, ok := t.memory.bounds(p)
 	if r := t.redisStore(); r != nil {
 		ctx, cancel := context.WithTimeout(ctx, boundsTimeout)
@@ -204,18 +205,18 @@ func (t *Tiers) Oldest(ctx context.Context, p int32) (int64, bool) {
 	return oldest, ok
 }
 
-// Stale reports whether a cursor 'after' of p is older than anything any
+// ProveStale reports whether a cursor 'after' of p is older than anything any
 // tier retains (after+1 < oldest), and that oldest retained offset. A cursor
 // the replay window covers (memory holds the records right after it, as when
 // only transaction markers lie between, or the window starts at or before
 // after+1) is answered without asking Kafka. Otherwise only Kafka's log
 // start, reported at most ProofMaxAge ago, decides: when Kafka cannot be
 // asked the error wraps ErrUnavailable and nothing is stale.
-func (t *Tiers) Stale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error) {
+func (t *Tiers) ProveStale(ctx context.Context, p int32, after int64) (oldest int64, stale bool, err error) {
 	if _, covered, _ := t.memory.readInto(p, after, 1, 1, nil); covered {
 		return after + 1, false, nil
 	}
-	oldest, ok := t.Oldest(ctx, p)
+	oldest, ok := t.WindowStart(ctx, p)
 	if ok && after+1 >= oldest {
 		return oldest, false, nil
 	}

@@ -2,6 +2,7 @@ package client_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -44,17 +46,27 @@ func (t *topo) HighWatermark(p int32) (int64, bool) {
 	return o, ok
 }
 
+// LatestHighWatermark is the published watermark: no broker knows a newer.
+func (t *topo) LatestHighWatermark(_ context.Context, p int32) (int64, error) {
+	if o, ok := t.HighWatermark(p); ok {
+		return o, nil
+	}
+	return 0, errors.New("nothing published to the partition")
+}
+
 // startGateway starts a gateway; wrap, when set, wraps its handler (an
 // authentication check, say).
 func startGateway(wrap func(http.Handler) http.Handler) *gateway {
 	m := replay.NewMemory(replay.MemoryConfig{})
 	tp := &topo{hwm: map[int32]int64{}}
 	tiers := replay.NewTiers(m, nil)
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, tiers, tiers, tp, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, tiers, tp, metrics.New(nil), slog.New(slog.DiscardHandler))
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads})
-	var handler http.Handler = h
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, auth.Identity{}, nil) // every client admitted, unrestricted
+	})
 	if wrap != nil {
-		handler = wrap(h)
+		handler = wrap(handler)
 	}
 	srv := httptest.NewServer(handler)
 	return &gateway{hub: h, srv: srv, topo: tp, prev: map[int32]int64{},

@@ -9,20 +9,24 @@ package hubtest
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/replay/replaytest"
 )
 
-// Topo is a topology whose high watermarks follow what was published.
+// Topo is a topology whose high watermarks follow what was published (no
+// broker: the latest watermark is the published one).
 type Topo struct {
 	mu  sync.Mutex
 	hwm map[int32]int64
@@ -37,6 +41,14 @@ func (t *Topo) HighWatermark(p int32) (int64, bool) {
 	defer t.mu.Unlock()
 	o, ok := t.hwm[p]
 	return o, ok
+}
+
+// LatestHighWatermark implements hub.Topology.
+func (t *Topo) LatestHighWatermark(_ context.Context, p int32) (int64, error) {
+	if o, ok := t.HighWatermark(p); ok {
+		return o, nil
+	}
+	return 0, errors.New("hubtest: nothing published to the partition")
 }
 
 func (t *Topo) set(p int32, hwm int64) {
@@ -67,10 +79,12 @@ func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	m := replay.NewMemory(mem)
 	topo := &Topo{hwm: map[int32]int64{}}
 	tiers := replay.NewTiers(m, nil)
-	h := hub.New(cfg, tiers, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
+	h := hub.New(cfg, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads}) // no broker: "Kafka" retains what memory does
 
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeWS(w, r, auth.Identity{}, nil) // every client admitted, unrestricted
+	}))
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

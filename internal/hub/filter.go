@@ -1,0 +1,106 @@
+package hub
+
+import (
+	"github.com/dashflow/dashstream-gateway/internal/filter"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
+
+// delivers reports whether record r of partition p goes to the client. A
+// record it refuses is passed over: the position still advances over it,
+// so it needs no gap frame and replay_complete reports the same positions
+// as for anyone (docs/PROTOCOL.md §3.4, §3.8).
+func (d *delivery) delivers(p int32, r *replay.Record) bool {
+	return (d.all || d.filter.MatchRecord(r)) && d.wants(p, r)
+}
+
+// setFilter makes spec (a resume's "filter", nil when absent) the filter
+// of the epoch that starts, narrowed by the client's tenant, which nothing
+// the client sends can widen: a tenant-restricted client gets only its
+// tenant's records — no other tenant's, none without a tenant, no skipped
+// markers (they would reveal other tenants' offsets). A filter that does
+// not parse or exceeds its limits returns the error frame to send; the
+// resume is then refused and nothing changes.
+func (d *delivery) setFilter(spec []byte) *wsproto.Error {
+	f, ferr := filter.Parse(spec)
+	if ferr != nil {
+		e := wsproto.NewError(ferr.Code, ferr.Message)
+		return &e
+	}
+	d.filter = f.WithTenant(d.tenant)
+	d.all = d.filter.AdmitsAll()
+	d.threads = nil
+	if scope := d.filter.ThreadScope(); scope.Exact != nil {
+		d.threads = scope.Exact
+	}
+	d.path = pathScan
+	if d.threads != nil {
+		d.path = pathIndex
+	}
+	d.h.m.Subscriptions.WithLabelValues(f.Kind()).Inc()
+	if d.sub != nil {
+		d.h.subscribe(d.sub, d.threads)
+	}
+	return nil
+}
+
+// Delivery paths of a filtered client, for the matched/scanned metrics.
+const (
+	pathIndex = "index" // the memory tier's thread index: only the threads' records are read
+	pathScan  = "scan"  // every record of the range is read and matched
+)
+
+// countFiltered adds what one batch examined and matched to the metrics of
+// the client's path (only for a filtered client).
+func (d *delivery) countFiltered(b *batch) {
+	if d.all || b.scanned == 0 {
+		return
+	}
+	d.h.m.FilterRecordsScanned.WithLabelValues(d.path).Add(float64(b.scanned))
+	d.h.m.FilterRecordsMatched.WithLabelValues(d.path).Add(float64(b.matched))
+}
+
+// wants tells whether r of p is delivered: a thread-mode replay, and after it
+// was capped the records up to its targets, carry only the listed threads.
+func (d *delivery) wants(p int32, r *replay.Record) bool {
+	if d.rp != nil {
+		return d.rp.wantsRecord(r)
+	}
+	if d.remainder != nil {
+		if t, ok := d.remainder.targets[p]; ok && r.Offset <= t {
+			return d.remainder.wantsRecord(r)
+		}
+	}
+	return true
+}
+
+// wantsRecord applies the thread filter of a thread-mode replay and the
+// threads of a join.
+func (rp *replayRun) wantsRecord(r *replay.Record) bool {
+	if rp != nil && rp.join != nil {
+		return rp.wantsJoined(r)
+	}
+	if rp == nil || rp.threads == nil {
+		return true
+	}
+	for _, t := range r.Threads {
+		if last, ok := rp.threads[t.Thread]; ok && t.Sequence > last {
+			return true
+		}
+	}
+	return false
+}
+
+// fillFacts sets the message type and event types of records the Redis
+// tier returned (it keeps neither), for a filter on types or event types.
+// The records are this read's own: the Redis tier makes them per read.
+func (h *Hub) fillFacts(recs []*replay.Record) {
+	for _, r := range recs {
+		if r.Type != 0 || r.Skipped != "" || len(r.Value) == 0 {
+			continue
+		}
+		if dec, err := h.dec.Decode(r.Value); err == nil {
+			r.Type, r.EventTypes = uint8(dec.Type()), dec.EventTypes()
+		}
+	}
+}
