@@ -15,8 +15,10 @@ import (
 // the index never holds a record the tier no longer holds. A thread whose
 // last record left is forgotten.
 //
-// Sequence 0 (absent) is not indexed, as in the Redis tier: no "sequence >
-// after" query can ask for it.
+// An event without a sequence (0, absent) is indexed too, so that a reader
+// of the thread's records by offset (ReadThreads) gets every record a scan
+// would match; ThreadRefs, which answers "sequence > after", never returns
+// it (the Redis tier does not index it at all).
 
 // threadLog is one thread's part of the index.
 type threadLog struct {
@@ -63,9 +65,6 @@ func (t *threadPart) live() []threadRef { return t.refs[t.head:] }
 
 func (m *Memory) indexLocked(r *Record) {
 	for i, ts := range r.Threads {
-		if ts.Sequence == 0 {
-			continue
-		}
 		tl := m.threads[ts.Thread]
 		if tl == nil {
 			tl = &threadLog{}
@@ -93,9 +92,6 @@ func (m *Memory) indexLocked(r *Record) {
 // holds: they are the first entries of its threads' lists there.
 func (m *Memory) unindexLocked(r *Record) {
 	for _, ts := range r.Threads {
-		if ts.Sequence == 0 {
-			continue
-		}
 		tl := m.threads[ts.Thread]
 		if tl == nil {
 			continue // an earlier event of r, of the same thread, removed them all
@@ -151,7 +147,7 @@ func (t *threadPart) appendRefs(refs []Ref, p int32, after uint64, limit int) []
 	i, end := 0, len(live)
 	if t.ordered {
 		i = sort.Search(len(live), func(i int) bool { return live[i].seq > after })
-		end = min(end, i+limit)
+		end = i + min(limit, end-i) // not min(end, i+limit): limit may be MaxInt
 	}
 	for _, e := range live[i:end] {
 		if e.seq > after {
@@ -165,8 +161,8 @@ func compareRefs(a, b Ref) int {
 	return cmp.Or(cmp.Compare(a.Sequence, b.Sequence), cmp.Compare(a.Partition, b.Partition), cmp.Compare(a.Offset, b.Offset))
 }
 
-// ReadThreads is Read restricted to the records that carry an event (with a
-// sequence) of one of threads: up to lim.Records of them and about
+// ReadThreads is Read restricted to the records that carry an event of one
+// of threads: up to lim.Records of them and about
 // lim.Bytes of frame bytes (at least one record when there is one), in
 // offset order, each once, appended to
 // buf[:0]. It reads the threads' own index entries, never the partition's
