@@ -131,7 +131,6 @@ func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 		return
 	}
 	st.syncPositions()
-	st.dirty = false // the resume's own cursor: nothing to announce
 	st.transcode(frames)
 	if st.flush() != nil {
 		return
