@@ -7,6 +7,8 @@
 // readers share it (and its pre-encoded Frame) without copying.
 package replay
 
+import "sync/atomic"
+
 // ThreadSeq is one (thread id, sequence) pair read from a record's header, or
 // from each inner event of an EventBatch. Sequence 0 means absent.
 type ThreadSeq struct {
@@ -49,15 +51,27 @@ type Record struct {
 	// with Threads (Threads[i] and EventTypes[i] are the same inner event);
 	// nil for every other type.
 	EventTypes []int32
+	// GraphName and FullState feed the run index (dashstream's
+	// Decoded.RunFacts): the graph_name of a GRAPH_START the record
+	// carries, and whether the record restates its thread's whole state (a
+	// Checkpoint, a StateDiff with full_state, a GRAPH_START with
+	// initial_state_json; in an EventBatch, of its GRAPH_START's thread).
+	// Zero for a record read from a tier that does not keep them (Redis).
+	GraphName string
+	FullState bool
 	// Frame is the record's pre-encoded WebSocket bytes (cursor text frame
 	// followed by the binary frame, or the "skipped" text frame), written to
 	// every client as is. Set once before the record is shared.
 	Frame []byte
+	// The protocol v2 encodings, made on first use and then shared by
+	// every v2 client (frames_v2.go).
+	v2Head atomic.Pointer[[]byte]
+	json   atomic.Pointer[lazyFrame]
 }
 
 // Size is the number of bytes the record accounts for in byte-bounded tiers.
 func (r *Record) Size() int {
-	n := len(r.Frame) + len(r.Tenant) + 64
+	n := len(r.Frame) + len(r.Tenant) + len(r.GraphName) + 64
 	if len(r.Frame) == 0 {
 		n += len(r.Value)
 	}
