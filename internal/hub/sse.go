@@ -52,7 +52,7 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, id auth.Identity)
 		writeSSEError(w, http.StatusBadRequest, perr.Code, perr.Message)
 		return
 	}
-	s := h.newSSESession(id)
+	s := h.newSSESession(id, req.Format == wsproto.FormatJSON)
 	if err := h.add(s); err != nil {
 		s.cancel(err)
 		h.m.Rejected("shutdown")
@@ -91,12 +91,16 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, id auth.Identity)
 }
 
 // newSSESession is a session without a socket: only its delivery, its
-// wake-up channel, its events (CloseAll) and its expiry are used.
-func (h *Hub) newSSESession(id auth.Identity) *session {
+// wake-up channel, its events (CloseAll) and its expiry are used. A JSON
+// stream's delivery speaks v2, whose JSON record frames (made once per
+// record, shared with v2 WebSocket clients) become its events' data; a
+// base64 stream's speaks v1, a record's cursor and binary frame in one
+// buffer.
+func (h *Hub) newSSESession(id auth.Identity, json bool) *session {
 	s := &session{h: h, events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancelCause(h.ctx)
-	s.d = h.newDelivery(id.Tenant)
+	s.d = h.newDelivery(id.Tenant, json, s)
 	s.setExpiry(id.Expires)
 	s.lastPong.Store(time.Now().UnixNano())
 	return s
@@ -126,6 +130,9 @@ type sseStream struct {
 func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 	s, d := st.s, st.s.d
 	frames, cr := d.resume(ctx, req)
+	if cr == nil && !d.started() { // refused (its filter): the error frame says why
+		cr = &closeReason{frames: frames}
+	}
 	if cr != nil {
 		st.end(cr)
 		return
