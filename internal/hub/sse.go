@@ -145,21 +145,11 @@ func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 	tick := time.NewTicker(sseHeartbeat)
 	defer tick.Stop()
 	for {
-		frames, advanced, cr := d.next(ctx, st.backing)
-		if cr != nil {
-			st.end(cr)
+		advanced, cr, err := st.pump(ctx)
+		if err != nil {
 			return
 		}
-		if len(frames) > 0 || advanced {
-			st.transcode(frames)
-			st.syncPositions()
-			if err := st.flush(); err != nil {
-				return
-			}
-		}
-		clear(frames)
-		st.backing = frames[:0]
-		if cr = st.check(); cr != nil {
+		if cr != nil {
 			st.end(cr)
 			return
 		}
@@ -188,6 +178,26 @@ func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 			}
 		}
 	}
+}
+
+// pump writes one batch of what the delivery owes the client and reports
+// whether any position advanced; a closeReason ends the stream, an error
+// means the write failed (the client is gone or too slow).
+func (st *sseStream) pump(ctx context.Context) (advanced bool, cr *closeReason, err error) {
+	frames, advanced, cr := st.s.d.next(ctx, st.backing)
+	if cr != nil {
+		return false, cr, nil
+	}
+	if len(frames) > 0 || advanced {
+		st.transcode(frames)
+		st.syncPositions()
+		if err := st.flush(); err != nil {
+			return false, nil, err
+		}
+	}
+	clear(frames)
+	st.backing = frames[:0]
+	return advanced, st.check(), nil
 }
 
 // check runs what ends a stream between batches: slowness, deadlines,

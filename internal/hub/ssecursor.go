@@ -81,7 +81,11 @@ func parseSSECursor(s string) (offsets map[int32]int64, ns string, err error) {
 	offsets = map[int32]int64{}
 	for list != "" {
 		var entry string
-		entry, list, _ = strings.Cut(list, ",")
+		var more bool
+		entry, list, more = strings.Cut(list, ",")
+		if more && list == "" {
+			return nil, "", errBadCursor
+		}
 		ps, os, ok := strings.Cut(entry, ":")
 		if !ok {
 			return nil, "", errBadCursor

@@ -76,6 +76,13 @@ func Dial(ctx context.Context, client *http.Client, url, lastEventID string, hea
 	return &Stream{resp: resp, br: bufio.NewReaderSize(resp.Body, 64<<10), LastEventID: lastEventID, idBuf: lastEventID}, nil
 }
 
+// NewStream reads events from r (a response body read elsewhere, a
+// recorded stream), resuming the last event id from lastEventID.
+func NewStream(r io.Reader, lastEventID string) *Stream {
+	return &Stream{resp: &http.Response{Body: io.NopCloser(r), Header: http.Header{}},
+		br: bufio.NewReaderSize(r, 64<<10), LastEventID: lastEventID, idBuf: lastEventID}
+}
+
 // Header is the response's header.
 func (s *Stream) Header() http.Header { return s.resp.Header }
 
