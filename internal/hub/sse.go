@@ -15,6 +15,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/dashflow/dashstream-gateway/internal/auth"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
@@ -91,16 +92,17 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, id auth.Identity)
 }
 
 // newSSESession is a session without a socket: only its delivery, its
-// wake-up channel, its events (CloseAll) and its expiry are used. A JSON
-// stream's delivery speaks v2, whose JSON record frames (made once per
-// record, shared with v2 WebSocket clients) become its events' data; a
-// base64 stream's speaks v1, a record's cursor and binary frame in one
-// buffer.
+// wake-up channel, its events (CloseAll) and its expiry are used. Its
+// delivery speaks v2 with one text frame per record whose JSON is the
+// event's data: the JSON record frame shared with v2 WebSocket clients
+// (format=json), or the base64 frame of encodeBase64; each is made at most
+// once per record, however many clients read it.
 func (h *Hub) newSSESession(id auth.Identity, json bool) *session {
 	s := &session{h: h, events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancelCause(h.ctx)
-	s.d = h.newDelivery(id.Tenant, json, s)
+	s.d = h.newDelivery(id.Tenant, true, s)
+	s.d.b64 = !json
 	s.setExpiry(id.Expires)
 	s.lastPong.Store(time.Now().UnixNano())
 	return s
@@ -116,13 +118,9 @@ type sseStream struct {
 	ns      string // resume namespace, part of every id
 	vec     cursorVec
 	dirty   bool     // vec moved since the last id written
+	active  bool     // a batch went out since the last idle sweep
 	out     []byte   // the events of one write, reused
 	backing [][]byte // reused storage of one gathered batch
-
-	// A v1 cursor frame waits for its binary frame: they make one record.
-	pending bool
-	pendP   int32
-	pendO   int64
 }
 
 // run resumes, then writes what the delivery owes batch by batch until the
@@ -154,14 +152,20 @@ func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 			return
 		}
 		if advanced {
+			st.active = true
 			if !st.poll(ctx) {
 				return
 			}
 			continue
 		}
-		if cap(st.out) > sseCompactAbove {
-			st.out, st.backing = nil, nil
-			d.dropBuffers()
+		// Idle for a whole sweep interval (as a WebSocket writer parks):
+		// let big buffers go; a busy stream keeps them.
+		if s.sweep.Swap(false) {
+			if !st.active && cap(st.out) > sseCompactAbove {
+				st.out, st.backing = nil, nil
+				d.dropBuffers()
+			}
+			st.active = false
 		}
 		select {
 		case <-s.wakeCh:
@@ -328,19 +332,13 @@ func (st *sseStream) transcode(frames [][]byte) {
 
 // frame turns one WebSocket frame into events.
 func (st *sseStream) frame(op ws.OpCode, payload []byte) {
-	if op == ws.OpBinary {
-		if st.pending {
-			st.pending = false
-			st.record(st.pendP, st.pendO, nil, payload)
-		}
-		return
+	if op != ws.OpText {
+		return // never: a v2 delivery with text records sends only text frames
 	}
 	typ, _ := jsonRaw(payload, `"type":"`, '"')
 	switch string(typ) {
-	case wsproto.TypeCursor:
-		st.pendP, st.pendO, st.pending = jsonPartition(payload), jsonOffset(payload, `"offset":"`), true
 	case wsproto.TypeRecord:
-		st.record(jsonPartition(payload), jsonOffset(payload, `"offset":"`), payload, nil)
+		st.record(jsonPartition(payload), jsonOffset(payload, `"offset":"`), payload)
 	case wsproto.TypeSkipped:
 		st.vec.set(jsonPartition(payload), jsonOffset(payload, `"offset":"`))
 		st.event(typ, payload, true)
@@ -352,27 +350,32 @@ func (st *sseStream) frame(op ws.OpCode, payload []byte) {
 	}
 }
 
-// record appends the event of one record: its JSON text (format=json), or
-// its value in base64 wrapped as {"type":"record","partition":p,
-// "offset":"o","value":"…"}.
-func (st *sseStream) record(p int32, o int64, text, value []byte) {
+// record appends the event of one record; text is its shared JSON.
+func (st *sseStream) record(p int32, o int64, text []byte) {
 	st.vec.set(p, o)
 	st.out = append(st.out, "event: record\nid: "...)
 	st.out = st.vec.appendID(st.out, st.ns)
 	st.dirty = false
 	st.out = append(st.out, "\ndata: "...)
-	if text != nil {
-		st.out = append(st.out, text...)
-	} else {
-		st.out = append(st.out, `{"type":"record","partition":`...)
-		st.out = strconv.AppendInt(st.out, int64(p), 10)
-		st.out = append(st.out, `,"offset":"`...)
-		st.out = strconv.AppendInt(st.out, o, 10)
-		st.out = append(st.out, `","value":"`...)
-		st.out = base64.StdEncoding.AppendEncode(st.out, value)
-		st.out = append(st.out, `"}`...)
-	}
+	st.out = append(st.out, text...)
 	st.out = append(st.out, "\n\n"...)
+}
+
+// encodeBase64 makes r's shared text frame for base64 SSE clients:
+// {"type":"record","partition":p,"offset":"o","value":"<base64 of the
+// value>"} (docs/PROTOCOL.md §3.9).
+func encodeBase64(r *replay.Record) []byte {
+	var head [80]byte
+	prefix := append(head[:0], `{"type":"record","partition":`...)
+	prefix = strconv.AppendInt(prefix, int64(r.Partition), 10)
+	prefix = append(prefix, `,"offset":"`...)
+	prefix = strconv.AppendInt(prefix, r.Offset, 10)
+	prefix = append(prefix, `","value":"`...)
+	n := len(prefix) + base64.StdEncoding.EncodedLen(len(r.Value)) + 2
+	frame := wsproto.AppendFrameHeader(make([]byte, 0, n+wsproto.MaxFrameHeader), ws.OpText, n)
+	frame = append(frame, prefix...)
+	frame = base64.StdEncoding.AppendEncode(frame, r.Value)
+	return append(frame, `"}`...)
 }
 
 // event appends a control event; withID when it moved a position.
