@@ -146,13 +146,13 @@ func (s *Stream) Next() (Event, error) {
 // gateway writes LF). A line that fits the reader's buffer is returned
 // in place, valid until the next read; a longer one is gathered in dst.
 func (s *Stream) readLine(dst []byte) ([]byte, error) {
-	if chunk, err := s.br.ReadSlice('\n'); err == nil {
+	chunk, err := s.br.ReadSlice('\n')
+	if err == nil {
 		return bytes.TrimSuffix(chunk[:len(chunk)-1], []byte("\r")), nil
-	} else {
-		dst = append(dst, chunk...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return dst, err
-		}
+	}
+	dst = append(dst, chunk...)
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		return dst, err
 	}
 	for {
 		chunk, err := s.br.ReadSlice('\n')
