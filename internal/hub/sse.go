@@ -76,6 +76,12 @@ func (h *Hub) ServeSSE(w http.ResponseWriter, r *http.Request, id auth.Identity)
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")
 	hdr.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	if r.ProtoMajor == 1 {
+		// The stream ends with its connection: no chunk framing, so each
+		// flushed batch is one write to the socket (net/http's chunked
+		// writer makes it two or three).
+		hdr.Set("Transfer-Encoding", "identity")
+	}
 	w.WriteHeader(http.StatusOK)
 	st := &sseStream{s: s, w: w, rc: http.NewResponseController(w), json: req.Format == wsproto.FormatJSON}
 	if h.cfg.Namespace != nil {
@@ -335,6 +341,10 @@ func (st *sseStream) frame(op ws.OpCode, payload []byte) {
 	if op != ws.OpText {
 		return // never: a v2 delivery with text records sends only text frames
 	}
+	if p, o, ok := recordPosition(payload); ok { // the common case, without a search
+		st.record(p, o, payload)
+		return
+	}
 	typ, _ := jsonRaw(payload, `"type":"`, '"')
 	switch string(typ) {
 	case wsproto.TypeRecord:
@@ -431,6 +441,31 @@ func jsonPartition(b []byte) int32 {
 func jsonOffset(b []byte, key string) int64 {
 	v, _ := jsonRaw(b, key, '"')
 	return atoi(v)
+}
+
+// recordPrefix starts every record frame's text (wsproto.AppendRecordJSON,
+// encodeBase64).
+const recordPrefix = `{"type":"record","partition":`
+
+// recordPosition reads the partition and offset at the fixed start of a
+// record frame's text.
+func recordPosition(b []byte) (p int32, o int64, ok bool) {
+	if len(b) < len(recordPrefix) || string(b[:len(recordPrefix)]) != recordPrefix {
+		return 0, 0, false
+	}
+	b = b[len(recordPrefix):]
+	i := bytes.IndexByte(b, ',')
+	const offsetKey = `,"offset":"`
+	if i < 0 || len(b) < i+len(offsetKey) || string(b[i:i+len(offsetKey)]) != offsetKey {
+		return 0, 0, false
+	}
+	ps := b[:i]
+	b = b[i+len(offsetKey):]
+	j := bytes.IndexByte(b, '"')
+	if j < 0 {
+		return 0, 0, false
+	}
+	return int32(atoi(ps)), atoi(b[:j]), true
 }
 
 // atoi reads a decimal integer the hub wrote (int64 range, maybe negative).

@@ -15,9 +15,10 @@ const URL_ = process.env.DASHSTREAM_URL;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 
 // cuttingProxy forwards every request to the gateway; an /sse response is
-// prefixed with "retry: 100" (a quick reconnect) and its connection is
-// destroyed after cutAfter bytes or 300 ms, so the browser's EventSource
-// must reconnect on its own. It records the Last-Event-ID of each /sse request.
+// prefixed with "retry: 100" (a quick reconnect) and its connection ends
+// after cutAfter bytes (mostly inside an event, which the browser must not
+// dispatch) or 300 ms, so the browser's EventSource must reconnect on its
+// own. It records the Last-Event-ID of each /sse request.
 function cuttingProxy(target, cutAfter) {
   const seen = { sse: 0, lastEventIds: [] };
   const server = http.createServer((req, res) => {
@@ -34,16 +35,22 @@ function cuttingProxy(target, cutAfter) {
         return;
       }
       res.write("retry: 100\n\n");
-      const cut = () => {
+      let n = 0, done = false;
+      const cut = () => { // the connection ends where it is, maybe inside an event
+        if (done) return;
+        done = true;
         upRes.destroy();
-        req.socket.destroy(); // a broken connection, not a clean end
+        req.socket.end();
       };
       const timer = setTimeout(cut, 300);
-      let n = 0;
       upRes.on("data", (chunk) => {
+        if (done) return;
+        if (n + chunk.length >= cutAfter) {
+          res.write(chunk.subarray(0, cutAfter - n), cut);
+          return;
+        }
         n += chunk.length;
         res.write(chunk);
-        if (n >= cutAfter) cut();
       });
       upRes.on("close", () => clearTimeout(timer));
       upRes.on("end", () => res.end());
