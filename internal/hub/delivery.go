@@ -38,6 +38,7 @@ type delivery struct {
 	json    bool           // v2: records as JSON text frames
 	b64     bool           // v2, SSE: records as base64 text frames (sse.go)
 	filter  *filter.Filter // the client's filter with its tenant; nil: every record
+	all     bool           // filter admits every record: no per-record matching
 	threads []string       // the filter's exact threads: read through the thread index; nil: scan
 	path    string         // pathIndex or pathScan, for metrics
 
@@ -54,7 +55,8 @@ type delivery struct {
 // none), speaking v2 or v1; sub, when not nil, is woken by the hub's
 // fan-out index.
 func (h *Hub) newDelivery(tenant string, v2 bool, sub subscriber) *delivery {
-	return &delivery{h: h, tenant: tenant, v2: v2, sub: sub, filter: (*filter.Filter)(nil).WithTenant(tenant), path: pathScan}
+	f := (*filter.Filter)(nil).WithTenant(tenant)
+	return &delivery{h: h, tenant: tenant, v2: v2, sub: sub, filter: f, all: f.AdmitsAll(), path: pathScan}
 }
 
 // started reports whether the client resumed (or was treated as resuming

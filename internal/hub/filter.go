@@ -11,7 +11,7 @@ import (
 // so it needs no gap frame and replay_complete reports the same positions
 // as for anyone (docs/PROTOCOL.md §3.4, §3.8).
 func (d *delivery) delivers(p int32, r *replay.Record) bool {
-	return d.filter.MatchRecord(r) && d.wants(p, r)
+	return (d.all || d.filter.MatchRecord(r)) && d.wants(p, r)
 }
 
 // setFilter makes spec (a resume's "filter", nil when absent) the filter
@@ -28,6 +28,7 @@ func (d *delivery) setFilter(spec []byte) *wsproto.Error {
 		return &e
 	}
 	d.filter = f.WithTenant(d.tenant)
+	d.all = d.filter.AdmitsAll()
 	d.threads = nil
 	if scope := d.filter.ThreadScope(); scope.Exact != nil {
 		d.threads = scope.Exact
@@ -52,7 +53,7 @@ const (
 // countFiltered adds what one batch examined and matched to the metrics of
 // the client's path (only for a filtered client).
 func (d *delivery) countFiltered(b *batch) {
-	if d.filter.AdmitsAll() || b.scanned == 0 {
+	if d.all || b.scanned == 0 {
 		return
 	}
 	d.h.m.FilterRecordsScanned.WithLabelValues(d.path).Add(float64(b.scanned))
