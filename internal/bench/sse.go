@@ -77,6 +77,7 @@ func dialSSEClient(ctx context.Context, base string, spec clientSpec, pr *produc
 	if err != nil {
 		return nil, err
 	}
+	st.SkipIDs = true // the bench resumes nothing: no string per event
 	c.sse = st
 	for p, o := range from {
 		c.cursor.Set(p, o)

@@ -33,6 +33,9 @@ type Stream struct {
 	LastEventID string
 	// Comments counts comment lines (the gateway's heartbeats).
 	Comments int
+	// SkipIDs ignores id: lines (LastEventID and Event.ID stay as they
+	// are): a reader that never resumes saves a string per event.
+	SkipIDs bool
 
 	data  []byte
 	typ   []byte
@@ -113,11 +116,7 @@ func (s *Stream) Next() (Event, error) {
 				s.typ = s.typ[:0]
 				continue
 			}
-			ev := Event{Type: "message", ID: s.LastEventID, Data: s.data}
-			if len(s.typ) > 0 {
-				ev.Type = string(s.typ)
-			}
-			return ev, nil
+			return Event{Type: eventType(s.typ), ID: s.LastEventID, Data: s.data}, nil
 		}
 		if line[0] == ':' {
 			s.Comments++
@@ -135,11 +134,24 @@ func (s *Stream) Next() (Event, error) {
 			s.data = append(s.data, value...)
 			hasData = true
 		case "id":
-			if bytes.IndexByte(value, 0) < 0 {
+			if !s.SkipIDs && bytes.IndexByte(value, 0) < 0 {
 				s.idBuf = string(value)
 			}
 		}
 	}
+}
+
+// eventType names an event's type without allocating for the gateway's.
+func eventType(t []byte) string {
+	switch string(t) {
+	case "":
+		return "message"
+	case "record":
+		return "record"
+	case "replay_complete":
+		return "replay_complete"
+	}
+	return string(t)
 }
 
 // readLine reads one line without its terminator (LF or CRLF: the
