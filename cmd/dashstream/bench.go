@@ -47,7 +47,7 @@ type benchOptions struct {
 	serverPID                 int
 	clients, idle, rate, size int
 	partitions, threads       int
-	v2, filterPerClient       bool
+	v2, sse, filterPerClient  bool
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
 	cpuProfile                string
@@ -67,6 +67,7 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.IntVar(&o.size, "size", 512, "bytes per record value")
 	fs.IntVar(&o.partitions, "partitions", 0, "partitions to produce to (0: all; embedded: the topic gets max(P, 4))")
 	fs.BoolVar(&o.v2, "v2", false, "clients speak protocol v2 (subprotocol dashstream.v2)")
+	fs.BoolVar(&o.sse, "sse", false, "clients read Server-Sent Events from /sse instead of WebSocket")
 	fs.IntVar(&o.threads, "threads", 0, "spread records over N thread ids (0: one thread per partition)")
 	fs.BoolVar(&o.filterPerClient, "filter-per-client", false, "each client follows one thread with a filter (needs --threads)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
@@ -82,7 +83,7 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 func (o benchOptions) config(log *slog.Logger) bench.Config {
 	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
 		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log,
-		V2: o.v2, Threads: o.threads, FilterPerClient: o.filterPerClient}
+		V2: o.v2, SSE: o.sse, Threads: o.threads, FilterPerClient: o.filterPerClient}
 }
 
 // runBench implements `dashstream bench`.

@@ -119,7 +119,7 @@ func (a *App) httpDeps() httpserver.Deps {
 	s := a.cfg.Security
 	trusted, _ := limits.ParseTrusted(s.TrustedProxies) // validated by config
 	return httpserver.Deps{
-		Logger: a.log.With("component", "http"), Gatherer: a.reg, Metrics: a.m, WS: a.hub, Auth: a.auth,
+		Logger: a.log.With("component", "http"), Gatherer: a.reg, Metrics: a.m, WS: a.hub, SSE: a.hub, Auth: a.auth,
 		Limiter: limits.NewConnLimiter(limits.LimiterConfig{MaxPerIP: s.MaxConnectionsPerIP,
 			RatePerIP: s.ConnectRatePerIP, BurstPerIP: s.ConnectBurstPerIP}),
 		Trusted: trusted, AllowedOrigins: s.AllowedOrigins,

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/dashflow/dashstream-gateway/internal/sseclient"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
@@ -18,6 +19,7 @@ import (
 // goroutine until done is closed; applied is read concurrently.
 type client struct {
 	conn    *wsclient.Lean
+	sse     *sseclient.Stream // instead of conn for an SSE client (sse.go)
 	cursor  *wsclient.Cursor
 	win     *window
 	hist    Histogram
@@ -75,6 +77,10 @@ func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, 
 
 // run reads until ctx ends or the connection fails.
 func (c *client) run(ctx context.Context) {
+	if c.sse != nil {
+		c.runSSE(ctx)
+		return
+	}
 	defer close(c.done)
 	defer c.conn.Close()
 	for {
@@ -152,6 +158,14 @@ func (c *client) lost(before, last map[int32]int64) int64 {
 // waits until each finished its resume.
 func startClients(ctx context.Context, url string, cfg Config, pr *producer, win *window) ([]*client, error) {
 	clients := make([]*client, cfg.Clients)
+	dial := dialClient
+	if cfg.SSE {
+		base, err := sseURL(url)
+		if err != nil {
+			return nil, err
+		}
+		url, dial = base, dialSSEClient
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i := range clients {
@@ -160,7 +174,7 @@ func startClients(ctx context.Context, url string, cfg Config, pr *producer, win
 			spec.thread = i % cfg.Threads
 		}
 		g.Go(func() error {
-			c, err := dialClient(gctx, url, spec, pr, win)
+			c, err := dial(gctx, url, spec, pr, win)
 			clients[i] = c
 			return err
 		})

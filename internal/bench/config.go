@@ -57,6 +57,9 @@ type Config struct {
 	// Threads>"]}: each client follows one thread, and is checked for
 	// exactly that thread's records. Needs Threads >= 1.
 	FilterPerClient bool
+	// SSE makes the clients read GET /sse (base64 records) instead of
+	// WebSocket; V2 is then ignored.
+	SSE bool
 	// Log receives progress lines. Nil: discarded.
 	Log *slog.Logger
 }

@@ -32,7 +32,10 @@ func (r *Result) WriteText(w io.Writer) error {
 // protocol describes what the clients spoke and followed.
 func (r *Result) protocol() string {
 	s := "v1"
-	if r.V2 {
+	switch {
+	case r.SSE:
+		s = "SSE (base64 records)"
+	case r.V2:
 		s = "v2"
 	}
 	switch {

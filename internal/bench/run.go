@@ -77,6 +77,7 @@ type Result struct {
 	Mode            string  `json:"mode"`
 	Clients         int     `json:"clients"`
 	V2              bool    `json:"v2"`
+	SSE             bool    `json:"sse"`
 	Threads         int     `json:"threads"`
 	FilterPerClient bool    `json:"filter_per_client"`
 	Partitions      int     `json:"partitions"`
@@ -122,7 +123,7 @@ type Latency struct {
 }
 
 func newResult(cfg Config, t Target, parts int) *Result {
-	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
+	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, SSE: cfg.SSE, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), IdleClients: cfg.IdleClients,
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU()}
 }

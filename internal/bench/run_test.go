@@ -79,6 +79,10 @@ func startGateway(t *testing.T, partitions int32) Target {
 	done := make(chan struct{})
 	go func() { defer close(done); c.Run(ctx) }()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/sse" {
+			h.ServeSSE(w, r, auth.Identity{})
+			return
+		}
 		h.ServeWS(w, r, auth.Identity{}, nil)
 	}))
 	t.Cleanup(func() {

@@ -19,6 +19,7 @@ const maxJSONBody = 64 << 10
 func (s *Server) routes(ui http.Handler) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.HandleFunc("GET /sse", s.serveSSE)
 	mux.HandleFunc("GET /health", s.serveHealth)
 	mux.HandleFunc("GET /version", s.serveVersion)
 	mux.HandleFunc("GET /api/expected-schema", s.listSchemas)

@@ -103,6 +103,13 @@ func (f WSHandlerFunc) ServeWS(w http.ResponseWriter, r *http.Request, id auth.I
 	f(w, r, id, slot)
 }
 
+// SSEHandler serves an admitted GET /sse request for as long as the stream
+// lives; id is what authentication established about the client. The
+// session place and per-IP slot are released when ServeSSE returns.
+type SSEHandler interface {
+	ServeSSE(w http.ResponseWriter, r *http.Request, id auth.Identity)
+}
+
 // Deps is what the server needs from the rest of the gateway. Nil optional
 // fields disable what they serve (noted per field).
 type Deps struct {
@@ -114,6 +121,8 @@ type Deps struct {
 	// WS serves an admitted WebSocket request (it must not check the
 	// origin again). Nil: /ws answers 503.
 	WS WSHandler
+	// SSE serves an admitted GET /sse request. Nil: /sse answers 503.
+	SSE SSEHandler
 	// Auth authenticates WebSocket requests (401 before any upgrade).
 	// Nil: no authentication, every client unrestricted.
 	Auth *auth.Authenticator

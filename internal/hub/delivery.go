@@ -36,6 +36,7 @@ type delivery struct {
 
 	// Of the current epoch (set by resume).
 	json    bool           // v2: records as JSON text frames
+	b64     bool           // v2, SSE: records as base64 text frames (sse.go)
 	filter  *filter.Filter // the client's filter with its tenant; nil: every record
 	all     bool           // filter admits every record: no per-record matching
 	threads []string       // the filter's exact threads: read through the thread index; nil: scan

@@ -33,6 +33,8 @@ func (d *delivery) add(b *batch, r *replay.Record) {
 		b.add(r, r.Frame)
 	case d.json:
 		b.add(r, r.JSONFrame(d.h.encodeJSON))
+	case d.b64:
+		b.add(r, r.Base64Frame(encodeBase64))
 	default:
 		b.add(r, r.V2Head())
 		if len(r.Value) > 0 {

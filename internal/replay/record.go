@@ -67,6 +67,8 @@ type Record struct {
 	// every v2 client (frames_v2.go).
 	v2Head atomic.Pointer[[]byte]
 	json   atomic.Pointer[lazyFrame]
+	// The SSE encoding of the value (frames_sse.go), shared likewise.
+	b64 atomic.Pointer[lazyFrame]
 }
 
 // Size is the number of bytes the record accounts for in byte-bounded tiers.
