@@ -1,4 +1,4 @@
-package app
+package e2e
 
 // GET /sse end to end: a whole gateway on real Kafka (and Redis where the
 // tiers matter), read by the Go SSE reader the way a browser's EventSource
@@ -191,7 +191,7 @@ func TestSSEControlEvents(t *testing.T) {
 	k, topic := kafkaEnv(t, 1)
 	g := startGateway(t, gatewayEnv(k, topic))
 	offs, _ := produceEvents(t, k, topic, 0, 0, 5)
-	coreWaitHeads(t, g, map[int32]int64{0: offs[4]})
+	waitHeads(t, g, map[int32]int64{0: offs[4]}, arrive)
 
 	st := sseDial(t, g, "", "", nil)
 	ev := sseNext(t, st, 10*time.Second)
@@ -258,7 +258,7 @@ func TestSSEAuthTenantAndOrigin(t *testing.T) {
 		values = append(values, tenantEvent(t, []string{"acme", "globex"}[i%2], uint64(i/2+1)))
 	}
 	offs := produceRaw(t, k, topic, 0, values...)
-	coreWaitHeads(t, g, map[int32]int64{0: offs[5]})
+	waitHeads(t, g, map[int32]int64{0: offs[5]}, arrive)
 
 	for name, c := range map[string]struct {
 		query  string
@@ -334,7 +334,7 @@ func TestSSESlowReaderAndShutdown(t *testing.T) {
 
 	start := time.Now()
 	offs := produceBig(t, k, topic, 1, 300, 16<<10)[0]
-	coreWaitHeads(t, g, map[int32]int64{0: offs[len(offs)-1]})
+	waitHeads(t, g, map[int32]int64{0: offs[len(offs)-1]}, arrive)
 
 	// A client that reads 20 records, then nothing (a small receive
 	// buffer, so the gateway's writes stall soon).
@@ -439,7 +439,7 @@ func TestSSEFilterAndJSON(t *testing.T) {
 					want[p] = append(want[p], o)
 				}
 			}
-			coreWaitHeads(t, g, map[int32]int64{p: offs[len(offs)-1]})
+			waitHeads(t, g, map[int32]int64{p: offs[len(offs)-1]}, arrive)
 		}
 	}
 	produce(0)
