@@ -303,6 +303,7 @@ func (d *DeepReader) record(r *kgo.Record, prev int64) *replay.Record {
 		return rec
 	}
 	rec.Tenant, rec.Type, rec.EventTypes = dec.Tenant(), uint8(dec.Type()), dec.EventTypes()
+	rec.GraphName, rec.FullState = dec.RunFacts()
 	if len(dec.Headers) > 0 {
 		rec.TimestampUs = dec.Headers[0].TimestampUs
 		rec.Threads = make([]replay.ThreadSeq, len(dec.Headers))

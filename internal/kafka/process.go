@@ -190,6 +190,7 @@ func (c *Consumer) handle(ctx context.Context, s *clusterConn, st *partState, r 
 func (c *Consumer) record(st *partState, r *kgo.Record, d *dashstream.Decoded) *replay.Record {
 	rec := &replay.Record{Partition: r.Partition, Offset: r.Offset, Prev: st.prev, Value: r.Value, Tenant: d.Tenant(),
 		Type: uint8(d.Type()), EventTypes: d.EventTypes()}
+	rec.GraphName, rec.FullState = d.RunFacts()
 	if len(d.Headers) > 0 {
 		rec.TimestampUs = d.Headers[0].TimestampUs
 		rec.Threads = make([]replay.ThreadSeq, len(d.Headers))

@@ -22,6 +22,7 @@ import (
 type threadLog struct {
 	parts map[int32]*threadPart
 	n     int // entries held over all partitions
+	run   runState
 }
 
 // threadPart is a thread's entries in one partition: refs[head:] are live,
@@ -43,7 +44,7 @@ type threadRef struct {
 func (t *threadPart) live() []threadRef { return t.refs[t.head:] }
 
 func (m *Memory) indexLocked(r *Record) {
-	for _, ts := range r.Threads {
+	for i, ts := range r.Threads {
 		if ts.Sequence == 0 {
 			continue
 		}
@@ -57,11 +58,16 @@ func (m *Memory) indexLocked(r *Record) {
 			tp = &threadPart{ordered: true}
 			tl.parts[r.Partition] = tp
 		}
-		if live := tp.live(); len(live) > 0 && ts.Sequence < live[len(live)-1].seq {
+		live := tp.live()
+		if len(live) > 0 && ts.Sequence < live[len(live)-1].seq {
 			tp.ordered = false
+		}
+		if len(live) == 0 || live[len(live)-1].rec != r {
+			tl.run.records++ // r's first event of this thread
 		}
 		tp.refs = append(tp.refs, threadRef{rec: r, seq: ts.Sequence})
 		tl.n++
+		tl.run.observe(r, i, ts.Sequence)
 	}
 }
 
@@ -77,6 +83,9 @@ func (m *Memory) unindexLocked(r *Record) {
 			continue // an earlier event of r, of the same thread, removed them all
 		}
 		tp := tl.parts[r.Partition]
+		if tp != nil && len(tp.live()) > 0 && tp.live()[0].rec == r {
+			tl.run.forget(r)
+		}
 		for tp != nil && len(tp.live()) > 0 && tp.live()[0].rec == r {
 			tp.refs[tp.head] = threadRef{}
 			tp.head++

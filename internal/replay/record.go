@@ -49,6 +49,14 @@ type Record struct {
 	// with Threads (Threads[i] and EventTypes[i] are the same inner event);
 	// nil for every other type.
 	EventTypes []int32
+	// GraphName and FullState feed the run index (dashstream's
+	// Decoded.RunFacts): the graph_name of a GRAPH_START the record
+	// carries, and whether the record restates its thread's whole state (a
+	// Checkpoint, a StateDiff with full_state, a GRAPH_START with
+	// initial_state_json; in an EventBatch, of its GRAPH_START's thread).
+	// Zero for a record read from a tier that does not keep them (Redis).
+	GraphName string
+	FullState bool
 	// Frame is the record's pre-encoded WebSocket bytes (cursor text frame
 	// followed by the binary frame, or the "skipped" text frame), written to
 	// every client as is. Set once before the record is shared.
@@ -57,7 +65,7 @@ type Record struct {
 
 // Size is the number of bytes the record accounts for in byte-bounded tiers.
 func (r *Record) Size() int {
-	n := len(r.Frame) + len(r.Tenant) + 64
+	n := len(r.Frame) + len(r.Tenant) + len(r.GraphName) + 64
 	if len(r.Frame) == 0 {
 		n += len(r.Value)
 	}

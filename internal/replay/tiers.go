@@ -248,3 +248,6 @@ func (t *Tiers) Backlog(p int32, after int64) (int64, bool) {
 func (t *Tiers) ReadThreads(p int32, after int64, threads []string, lim Limit, buf []*Record) (recs []*Record, through int64, covered bool) {
 	return t.memory.ReadThreads(p, after, threads, lim, buf)
 }
+
+// Runs answers the run index from the memory tier (Memory.Runs).
+func (t *Tiers) Runs(q RunQuery) (runs []Run, more bool) { return t.memory.Runs(q) }
