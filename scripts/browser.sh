@@ -7,7 +7,8 @@
 #                                node_modules already matches package-lock.json)
 #   scripts/browser.sh test      build the gateway, start `dashstream demo` on free
 #                                loopback ports, wait for /readyz, run
-#                                `node --test web/e2e/ui.test.mjs`, stop the gateway
+#                                `node --test web/e2e/ui.test.mjs run.test.mjs`,
+#                                stop the gateway
 #
 # Environment (all optional):
 #   CHROMIUM          browser binary (default /usr/bin/chromium)
@@ -147,7 +148,7 @@ cmd_test() {
 
 	local status=0
 	(cd "$E2E_DIR" && DASHSTREAM_URL="$url" DASHSTREAM_BIN="$WORK/dashstream" CHROMIUM="$CHROMIUM" SCREENSHOT_DIR="$shots" \
-		timeout 120 node --test --test-timeout=90000 ui.test.mjs) || status=$?
+		timeout 240 node --test --test-concurrency=1 --test-timeout=90000 ui.test.mjs run.test.mjs) || status=$?
 	log "screenshots in $shots"
 	return "$status"
 }
