@@ -12,6 +12,7 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/auth"
 	"github.com/dashflow/dashstream-gateway/internal/buildinfo"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/devbroker"
 	"github.com/dashflow/dashstream-gateway/internal/httpserver"
 	"github.com/dashflow/dashstream-gateway/internal/hub"
@@ -186,6 +187,7 @@ func (a *App) httpDeps() httpserver.Deps {
 		Status: a.status, Version: a.version,
 		AdminToken: a.cfg.Admin.Token, ClearReplay: a.clearReplay, ResumePartition: a.resumePartition,
 		SchemasPath: a.cfg.Schemas.Path, UIDir: a.cfg.UI.Dir, UI: web.FS(),
+		Threads: a.tiers, Decoder: dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: a.cfg.Server.MaxPayloadBytes}),
 	}
 }
 

@@ -25,6 +25,8 @@ func (s *Server) routes(ui http.Handler) *http.ServeMux {
 	mux.HandleFunc("GET /api/expected-schema/{graph_name}", s.getSchema)
 	mux.HandleFunc("PUT /api/expected-schema/{graph_name}", s.putSchema)
 	mux.HandleFunc("DELETE /api/expected-schema/{graph_name}", s.deleteSchema)
+	mux.HandleFunc("GET /api/threads", s.listThreads)
+	mux.HandleFunc("GET /api/threads/{thread_id}/records", s.threadRecords)
 	if s.cfg.Internal {
 		for _, p := range []string{"/healthz", "/readyz", "/metrics", "/api/admin/"} {
 			mux.HandleFunc(p, servedInternally)

@@ -1,8 +1,9 @@
 // Package httpserver is the gateway's HTTP face: an http.Server with
 // timeouts and an explicit mux for /ws (origin, authentication, per-IP and
 // global admission in front of the WebSocket handler), /health, /healthz,
-// /readyz, /version, /metrics, the pinned expected-schema API, the admin API
-// and the web UI (docs/PROTOCOL.md §5). With an internal listener (INTERNAL_ADDR) the
+// /readyz, /version, /metrics, the pinned expected-schema API, the run index
+// and thread history (/api/threads), the admin API and the web UI
+// (docs/PROTOCOL.md §5). With an internal listener (INTERNAL_ADDR) the
 // probes, /metrics, the admin API and /debug/pprof move to a second
 // http.Server that client traffic cannot reach.
 //
@@ -33,6 +34,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/dashflow/dashstream-gateway/internal/auth"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/rlimit"
@@ -141,6 +143,12 @@ type Deps struct {
 	UI fs.FS
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
+	// Threads serves /api/threads and a thread's records (the replay
+	// tiers). Nil: those routes answer 501.
+	Threads Threads
+	// Decoder decodes records for format=json on the thread routes, with
+	// the consumer's payload cap. Nil: a decoder with the default cap.
+	Decoder *dashstream.Decoder
 }
 
 // Server is the HTTP server of the gateway.
@@ -150,6 +158,7 @@ type Server struct {
 	log      *slog.Logger
 	budget   limits.Budget
 	sessions *limits.Gate // live WebSocket sessions
+	decoder  *dashstream.Decoder
 	schemas  *SchemaStore
 	uiRoot   *os.Root // open while UIDir is served
 	handler  http.Handler
@@ -166,9 +175,12 @@ type Server struct {
 // corrupt file is moved aside and logged) and opens UIDir.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, decoder: deps.Decoder}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.decoder == nil {
+		s.decoder = defaultDecoder()
 	}
 	if s.deps.Now == nil {
 		s.deps.Now = time.Now
