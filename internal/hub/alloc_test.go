@@ -35,7 +35,7 @@ func TestLivePumpAllocatesNothing(t *testing.T) {
 	}
 	h.Publish(recs)
 
-	s := newSession(h, discardConn{}, "")
+	s := newSession(h, discardConn{}, "", false)
 	s.d.pos = map[int32]int64{0: -1, 1: -1, 2: -1, 3: -1}
 	ctx := context.Background()
 	pump := func() {
@@ -63,7 +63,7 @@ func BenchmarkLivePump(b *testing.B) {
 		recs = append(recs, &replay.Record{Partition: 0, Offset: o, Prev: o - 1, Value: value, TimestampUs: 1})
 	}
 	h.Publish(recs)
-	s := newSession(h, discardConn{}, "")
+	s := newSession(h, discardConn{}, "", false)
 	s.d.pos = map[int32]int64{0: -1}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -26,13 +26,18 @@ type event struct {
 	reason string // of the close frame, with close
 }
 
-// accept upgrades the connection and starts its reader goroutine. The
-// client's auth.Identity (from the admission check) selects the bearer
-// subprotocol when the client authenticated with that idiom, and restricts
-// the session to its tenant.
+// accept upgrades the connection and starts its reader goroutine. A
+// client that offers dashstream.v2 gets it selected and speaks protocol v2;
+// otherwise the client's auth.Identity (from the admission check) selects
+// the bearer subprotocol when the client authenticated with that idiom.
+// The identity restricts the session to its tenant.
 func (h *Hub) accept(w http.ResponseWriter, r *http.Request, id auth.Identity) (*session, error) {
 	up := ws.HTTPUpgrader{Timeout: h.cfg.SendTimeout}
-	if id.Subprotocol != "" {
+	v2 := offersV2(r)
+	switch {
+	case v2:
+		up.Protocol = func(p string) bool { return p == wsproto.SubprotocolV2 }
+	case id.Subprotocol != "":
 		up.Protocol = func(p string) bool { return p == id.Subprotocol }
 	}
 	conn, rw, _, err := up.Upgrade(r, w)
@@ -42,7 +47,7 @@ func (h *Hub) accept(w http.ResponseWriter, r *http.Request, id auth.Identity) (
 		}
 		return nil, err
 	}
-	s := newSession(h, conn, id.Tenant)
+	s := newSession(h, conn, id.Tenant, v2)
 	s.setExpiry(id.Expires)
 	if err := h.add(s); err != nil {
 		s.cancel(err)
@@ -331,20 +336,51 @@ func (s *session) writeFrames(frames [][]byte) (int64, error) {
 	return n, err
 }
 
-// unwritten returns the rest of the buffer in which a write of n bytes of
-// bufs stopped, or nil when it stopped between buffers. Each buffer holds
-// whole frames, so sending the rest first keeps the stream well-formed.
-func unwritten(bufs [][]byte, n int64) []byte {
-	for _, b := range bufs {
+// unwritten returns what must still be sent after a write of n bytes of
+// bufs stopped, so that the stream ends on a frame boundary: the rest of
+// the frame it stopped in, or nothing when it stopped between frames. A
+// buffer holds whole frames, except a v2 record's head, whose frame
+// continues in the next buffer (the shared value).
+func unwritten(bufs [][]byte, n int64) [][]byte {
+	cont := false // bufs[i] continues the frame bufs[i-1] opened
+	for i, b := range bufs {
+		opens := !cont && opensFrame(b)
 		if n < int64(len(b)) {
-			if n == 0 {
+			if n == 0 && !cont {
 				return nil
 			}
-			return b[n:]
+			rest := [][]byte{b[n:]}
+			if opens && i+1 < len(bufs) {
+				rest = append(rest, bufs[i+1])
+			}
+			return rest
 		}
 		n -= int64(len(b))
+		cont = opens
 	}
 	return nil
+}
+
+// opensFrame reports whether b starts with a frame whose payload goes on
+// past b's end.
+func opensFrame(b []byte) bool {
+	if len(b) < 2 {
+		return false
+	}
+	size, length := 2, int64(b[1]&0x7f)
+	switch length {
+	case 126:
+		if len(b) < 4 {
+			return false
+		}
+		size, length = 4, int64(binary.BigEndian.Uint16(b[2:4]))
+	case 127:
+		if len(b) < 10 {
+			return false
+		}
+		size, length = 10, int64(binary.BigEndian.Uint64(b[2:10]))
+	}
+	return int64(size)+length > int64(len(b))
 }
 
 var errSendTimeout = errors.New("hub: send deadline exceeded")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/filter"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
@@ -29,7 +30,15 @@ import (
 // session's writer; a parked writer hands it to the next).
 type delivery struct {
 	h      *Hub
-	tenant string // "": unrestricted (see delivers)
+	tenant string     // "": unrestricted (see setFilter)
+	v2     bool       // the connection speaks protocol v2 (see add)
+	sub    subscriber // woken by the hub's fan-out index; nil: not indexed
+
+	// Of the current epoch (set by resume).
+	json    bool           // v2: records as JSON text frames
+	filter  *filter.Filter // the client's filter with its tenant; nil: every record
+	threads []string       // the filter's exact threads: read through the thread index; nil: scan
+	path    string         // pathIndex or pathScan, for metrics
 
 	pos       map[int32]int64  // last offset delivered (or passed) per partition; nil before the first resume
 	resumed   map[int32]int64  // the heads the last resume saw (partitions that existed then)
@@ -40,8 +49,11 @@ type delivery struct {
 	turn      int              // round-robin start over partitions
 }
 
-func (h *Hub) newDelivery(tenant string) *delivery {
-	return &delivery{h: h, tenant: tenant}
+// newDelivery returns the delivery of a client restricted to tenant ("":
+// none), speaking v2 or v1; sub, when not nil, is woken by the hub's
+// fan-out index.
+func (h *Hub) newDelivery(tenant string, v2 bool, sub subscriber) *delivery {
+	return &delivery{h: h, tenant: tenant, v2: v2, sub: sub, filter: (*filter.Filter)(nil).WithTenant(tenant), path: pathScan}
 }
 
 // started reports whether the client resumed (or was treated as resuming
@@ -72,6 +84,8 @@ type batch struct {
 	last     *replay.Record
 	advanced bool
 	pending  bool // a partition has more to deliver than this batch took
+	scanned  int  // records examined (filtered clients' metrics)
+	matched  int  // of which delivered
 }
 
 // next gathers up to one write batch (Config.WriteBatch bytes) of the
@@ -100,6 +114,7 @@ func (d *delivery) next(ctx context.Context, dst [][]byte) (frames [][]byte, adv
 		}
 	}
 	d.turn++
+	d.countFiltered(&b)
 	full := b.budget <= 0 || b.pending
 	return d.account(&b, full), b.advanced, nil
 }
@@ -109,6 +124,9 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 	limit, ok := d.rp.limit(p, head)
 	after := d.position(ctx, p, head)
 	if !ok || after >= limit {
+		return nil
+	}
+	if d.threads != nil && d.collectIndexed(p, after, limit, b) {
 		return nil
 	}
 	page, err := d.h.source.Page(ctx, p, after, replay.Limit{Records: d.room(b), Bytes: d.byteRoom(b)}, d.recs)
@@ -128,13 +146,18 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 		b.frames = append(b.frames, d.gapFrame(p, page.Gap.From, page.Gap.To, d.modeLabel()))
 		after = page.Gap.To
 	}
+	if page.Tier == replay.TierRedis && !d.filter.AdmitsType(0) {
+		d.h.fillFacts(page.Records)
+	}
 	for _, r := range page.Records {
 		if r.Offset > limit {
 			break
 		}
 		after = r.Offset // also over records this client does not get
+		b.scanned++
 		if d.delivers(p, r) {
-			b.add(r)
+			b.matched++
+			d.add(b, r)
 		}
 	}
 	if page.Tier == replay.TierMemory && cap(page.Records) > 0 { // d.recs, maybe grown: ours to reuse
@@ -147,10 +170,45 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 	return nil
 }
 
-func (b *batch) add(r *replay.Record) {
-	b.frames = append(b.frames, r.Frame)
-	b.budget -= len(r.Frame)
-	b.bytes += len(r.Frame)
+// collectIndexed appends the frames of p's records after 'after' that the
+// client's threads carry, read from the memory tier's thread index without
+// looking at any other record, and moves the position over the rest. It
+// reports false when memory does not hold the range (the caller then
+// reads the tiers and filters).
+func (d *delivery) collectIndexed(p int32, after, limit int64, b *batch) bool {
+	recs, through, covered := d.h.source.ReadThreads(p, after, d.threads,
+		replay.Limit{Records: d.room(b), Bytes: d.byteRoom(b)}, d.recs)
+	if !covered || (through <= after && len(recs) == 0) {
+		clear(recs)
+		return false
+	}
+	pos := min(through, limit)
+	for _, r := range recs {
+		if r.Offset > limit {
+			break
+		}
+		b.scanned++
+		if d.delivers(p, r) {
+			b.matched++
+			d.add(b, r)
+		}
+	}
+	if len(recs) > 0 {
+		d.countTierHit(replay.Page{Tier: replay.TierMemory})
+	}
+	clear(recs)
+	d.recs = recs[:0]
+	b.advanced = b.advanced || pos != d.pos[p]
+	b.pending = b.pending || pos < limit
+	d.pos[p] = pos
+	return true
+}
+
+// add gathers one frame of r.
+func (b *batch) add(r *replay.Record, frame []byte) {
+	b.frames = append(b.frames, frame)
+	b.budget -= len(frame)
+	b.bytes += len(frame)
 	b.records++
 	b.last = r
 }

@@ -118,6 +118,12 @@ func (f *fakeSource) Backlog(p int32, after int64) (int64, bool) {
 	return n, false
 }
 
+// ReadThreads: the fake has no thread index (the delivery reads Page and
+// filters).
+func (f *fakeSource) ReadThreads(_ int32, after int64, _ []string, _ replay.Limit, buf []*replay.Record) ([]*replay.Record, int64, bool) {
+	return buf[:0], after, false
+}
+
 func (f *fakeSource) setFail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -249,7 +255,7 @@ func TestDeliveryReplayThenLive(t *testing.T) {
 	rg.publish(0, 0, 10, "")
 	rg.publish(1, 0, 5, "")
 	ctx := t.Context()
-	d := rg.h.newDelivery("")
+	d := rg.h.newDelivery("", false, nil)
 	var o out
 	rg.resume(ctx, d, cursorResume(map[int32]int64{0: 3}), &o)
 	if cr := rg.drain(ctx, d, &o); cr != nil {
@@ -285,7 +291,7 @@ func TestDeliveryCappedRemainderIsOwed(t *testing.T) {
 	rg := newDeliveryRig(t, Config{ReplayMaxTotal: 5, QueueBytes: 1, WriteBatch: 64, SlowThreshold: 1})
 	rg.publish(0, 0, 40, "")
 	ctx := t.Context()
-	d := rg.h.newDelivery("")
+	d := rg.h.newDelivery("", false, nil)
 	var o out
 	rg.resume(ctx, d, &wsproto.Resume{From: wsproto.FromEarliest, Mode: wsproto.ModePartition}, &o)
 	for d.rp != nil {
@@ -325,7 +331,7 @@ func TestDeliveryCappedRemainderIsOwed(t *testing.T) {
 func TestDeliveryCatchupAndSlowDisconnect(t *testing.T) {
 	rg := newDeliveryRig(t, Config{QueueBytes: 1, WriteBatch: 64, SlowThreshold: 3})
 	ctx := t.Context()
-	d := rg.h.newDelivery("")
+	d := rg.h.newDelivery("", false, nil)
 	var o out
 	rg.resume(ctx, d, &wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition}, &o)
 	rg.drain(ctx, d, &o) // replay_complete of an empty replay
@@ -357,7 +363,7 @@ func TestDeliveryGapOnlyOnProof(t *testing.T) {
 	rg.src.logStart[0] = 8
 	ctx := t.Context()
 
-	d := rg.h.newDelivery("")
+	d := rg.h.newDelivery("", false, nil)
 	var o out
 	rg.resume(ctx, d, cursorResume(map[int32]int64{0: 2}), &o)
 	rg.drain(ctx, d, &o)
@@ -372,7 +378,7 @@ func TestDeliveryGapOnlyOnProof(t *testing.T) {
 	}
 
 	rg.src.setFail(replay.ErrUnavailable)
-	d = rg.h.newDelivery("")
+	d = rg.h.newDelivery("", false, nil)
 	frames, cr := d.resume(ctx, cursorResume(map[int32]int64{0: 2}))
 	if cr == nil || cr.code != statusTryAgainLater || len(frames) != 0 {
 		t.Fatalf("resume with the source down: %+v", cr)
@@ -392,7 +398,7 @@ func TestDeliveryTenantPassesOver(t *testing.T) {
 	rg.publish(0, 0, 4, "a")
 	rg.publish(0, 4, 4, "b")
 	ctx := t.Context()
-	d := rg.h.newDelivery("a")
+	d := rg.h.newDelivery("a", false, nil)
 	var o out
 	rg.resume(ctx, d, &wsproto.Resume{From: wsproto.FromEarliest, Mode: wsproto.ModePartition}, &o)
 	rg.drain(ctx, d, &o)
@@ -429,7 +435,7 @@ func TestDeliveryStopsWithItsContext(t *testing.T) {
 			rg := newDeliveryRig(t, Config{})
 			rg.publish(0, 0, 5, "")
 			ctx, cancel := context.WithCancelCause(t.Context())
-			d := rg.h.newDelivery("")
+			d := rg.h.newDelivery("", false, nil)
 			var o out
 			rg.resume(ctx, d, &wsproto.Resume{From: wsproto.FromEarliest, Mode: wsproto.ModePartition}, &o)
 			cancel(tc.cause)
@@ -451,7 +457,7 @@ func TestDeliveryResetContinuesFromHeads(t *testing.T) {
 	rg := newDeliveryRig(t, Config{})
 	rg.publish(0, 0, 5, "")
 	ctx := t.Context()
-	d := rg.h.newDelivery("")
+	d := rg.h.newDelivery("", false, nil)
 	var o out
 	rg.resume(ctx, d, &wsproto.Resume{From: wsproto.FromEarliest, Mode: wsproto.ModePartition}, &o)
 	rg.decode(d.reset(), &o)

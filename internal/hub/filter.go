@@ -1,21 +1,62 @@
 package hub
 
-import "github.com/dashflow/dashstream-gateway/internal/replay"
+import (
+	"github.com/dashflow/dashstream-gateway/internal/filter"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
+	"github.com/dashflow/dashstream-gateway/internal/wsproto"
+)
 
 // delivers reports whether record r of partition p goes to the client. A
-// record it refuses is passed over: collect still advances the position
-// over it, so it needs no gap frame and replay_complete reports the same
-// positions as for anyone (docs/PROTOCOL.md §3.4).
+// record it refuses is passed over: the position still advances over it,
+// so it needs no gap frame and replay_complete reports the same positions
+// as for anyone (docs/PROTOCOL.md §3.4, §3.8).
 func (d *delivery) delivers(p int32, r *replay.Record) bool {
-	return d.visible(r) && d.wants(p, r)
+	return d.filter.MatchRecord(r) && d.wants(p, r)
 }
 
-// visible applies the tenant restriction of the client (auth.Identity):
-// a tenant-restricted client gets only its tenant's records — no other
-// tenant's, none without a tenant, no skipped markers (they would reveal
-// other tenants' offsets).
-func (d *delivery) visible(r *replay.Record) bool {
-	return d.tenant == "" || (r.Skipped == "" && r.Tenant == d.tenant)
+// setFilter makes spec (a resume's "filter", nil when absent) the filter
+// of the epoch that starts, narrowed by the client's tenant, which nothing
+// the client sends can widen: a tenant-restricted client gets only its
+// tenant's records — no other tenant's, none without a tenant, no skipped
+// markers (they would reveal other tenants' offsets). A filter that does
+// not parse or exceeds its limits returns the error frame to send; the
+// resume is then refused and nothing changes.
+func (d *delivery) setFilter(spec []byte) *wsproto.Error {
+	f, ferr := filter.Parse(spec)
+	if ferr != nil {
+		e := wsproto.NewError(ferr.Code, ferr.Message)
+		return &e
+	}
+	d.filter = f.WithTenant(d.tenant)
+	d.threads = nil
+	if scope := d.filter.ThreadScope(); scope.Exact != nil {
+		d.threads = scope.Exact
+	}
+	d.path = pathScan
+	if d.threads != nil {
+		d.path = pathIndex
+	}
+	d.h.m.Subscriptions.WithLabelValues(f.Kind()).Inc()
+	if d.sub != nil {
+		d.h.subscribe(d.sub, d.threads)
+	}
+	return nil
+}
+
+// Delivery paths of a filtered client, for the matched/scanned metrics.
+const (
+	pathIndex = "index" // the memory tier's thread index: only the threads' records are read
+	pathScan  = "scan"  // every record of the range is read and matched
+)
+
+// countFiltered adds what one batch examined and matched to the metrics of
+// the client's path (only for a filtered client).
+func (d *delivery) countFiltered(b *batch) {
+	if d.filter.AdmitsAll() || b.scanned == 0 {
+		return
+	}
+	d.h.m.FilterRecordsScanned.WithLabelValues(d.path).Add(float64(b.scanned))
+	d.h.m.FilterRecordsMatched.WithLabelValues(d.path).Add(float64(b.matched))
 }
 
 // wants tells whether r of p is delivered: a thread-mode replay, and after it
@@ -43,4 +84,18 @@ func (rp *replayRun) wantsRecord(r *replay.Record) bool {
 		}
 	}
 	return false
+}
+
+// fillFacts sets the message type and event types of records the Redis
+// tier returned (it keeps neither), for a filter on types or event types.
+// The records are this read's own: the Redis tier makes them per read.
+func (h *Hub) fillFacts(recs []*replay.Record) {
+	for _, r := range recs {
+		if r.Type != 0 || r.Skipped != "" || len(r.Value) == 0 {
+			continue
+		}
+		if dec, err := h.dec.Decode(r.Value); err == nil {
+			r.Type, r.EventTypes = uint8(dec.Type()), dec.EventTypes()
+		}
+	}
 }

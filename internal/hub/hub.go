@@ -32,6 +32,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/dashflow/dashstream-gateway/internal/auth"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	"github.com/dashflow/dashstream-gateway/internal/limits"
 	"github.com/dashflow/dashstream-gateway/internal/metrics"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
@@ -71,6 +72,11 @@ type Source interface {
 	// Backlog is the bytes of p after 'after' in the memory tier (no I/O)
 	// and whether memory holds nothing to estimate them by.
 	Backlog(p int32, after int64) (bytes int64, unknown bool)
+	// ReadThreads reads, from the memory tier's thread index only, the
+	// records of p after 'after' that carry an event of one of threads
+	// (replay.Memory.ReadThreads): when covered, nothing else of those
+	// threads lies in (after, through]. Not covered: read Page and filter.
+	ReadThreads(p int32, after int64, threads []string, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
 }
 
 // Tiers is the replay tiers as the hub uses them (replay.Tiers): Publish
@@ -97,6 +103,7 @@ type Config struct {
 	SlowWindow     time.Duration // 0 = 60 s
 	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
 	WriteBatch     int           // bytes gathered into one write; 0 = 256 KiB
+	MaxPayload     int           // cap of a record's decoded payload for v2 JSON; 0 = dashstream's default
 	// Tokens verifies the token of a refresh frame. Nil: refresh refused
 	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
 	Tokens TokenVerifier
@@ -141,8 +148,17 @@ type Hub struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 
-	replaySlots chan struct{} // bounded concurrent replays (admission control)
-	wakePending atomic.Bool   // a wake-up of every session is due (scheduleWake)
+	// index says whom a wake-up concerns (index.go); guarded by mu.
+	index   subIndex
+	indexed atomic.Int64 // subscribers indexed by thread
+	// pendingThreads are the threads published since the last wake-up
+	// (while indexed > 0); guarded by wakeMu.
+	wakeMu         sync.Mutex
+	pendingThreads map[string]struct{}
+
+	dec         *dashstream.Decoder // v2 JSON: decodes a record once for every JSON client
+	replaySlots chan struct{}       // bounded concurrent replays (admission control)
+	wakePending atomic.Bool         // a wake-up is due (scheduleWake)
 	wg          sync.WaitGroup
 }
 
@@ -162,7 +178,8 @@ type heads struct {
 func New(cfg Config, tiers Tiers, topo Topology, m *metrics.Metrics, log *slog.Logger) *Hub {
 	cfg.defaults()
 	h := &Hub{cfg: cfg, log: log, m: m, tiers: tiers, source: tiers, topo: topo,
-		sessions: map[*session]struct{}{}, done: make(chan struct{}),
+		sessions: map[*session]struct{}{}, done: make(chan struct{}), index: newSubIndex(),
+		dec:         dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload}),
 		replaySlots: make(chan struct{}, cfg.ReplaySlots)}
 	// The sessions' root: the hub owns their lifetime, and a session
 	// outlives the request that opened it (the request's context would pin
@@ -178,6 +195,10 @@ func New(cfg Config, tiers Tiers, topo Topology, m *metrics.Metrics, log *slog.L
 // session idle for a whole interval parks its writer goroutine.
 const idleSweep = 250 * time.Millisecond
 
+// indexedWakeSweeps: every this many sweeps (1 s) the subscribers indexed
+// by thread are woken even without a record of theirs (see wakeIndexed).
+const indexedWakeSweeps = 4
+
 // pinger marks every session's ping as due each PingInterval and wakes it:
 // one ticker for all sessions instead of one per connection. It also runs
 // the idle sweep, which does not start parked writers (except those whose
@@ -189,6 +210,7 @@ func (h *Hub) pinger() {
 	defer t.Stop()
 	sweep := time.NewTicker(idleSweep)
 	defer sweep.Stop()
+	sweeps := 0
 	for {
 		select {
 		case <-h.done:
@@ -204,6 +226,9 @@ func (h *Hub) pinger() {
 				s.signal()
 				s.markExpired(now)
 			})
+			if sweeps++; sweeps%indexedWakeSweeps == 0 {
+				h.wakeIndexed()
+			}
 		}
 	}
 }
@@ -230,6 +255,7 @@ func (h *Hub) Publish(recs []*replay.Record) {
 	h.tiers.Append(recs)
 	h.heads.Store(h.heads.Load().advance(recs))
 	h.publish.Unlock()
+	h.noteThreads(recs)
 	h.scheduleWake()
 }
 
@@ -251,9 +277,11 @@ func (h *Hub) scheduleWake() {
 	}
 }
 
+// fireWake clears the pending flag before it takes the noted threads, so
+// a Publish that finds the flag still set noted its threads in time.
 func (h *Hub) fireWake() {
 	h.wakePending.Store(false)
-	h.wakeAll()
+	h.wakeSubscribers()
 }
 
 func (hs *heads) advance(recs []*replay.Record) *heads {
@@ -301,8 +329,6 @@ func (h *Hub) Heads() map[int32]int64 {
 	}
 	return out
 }
-
-func (h *Hub) wakeAll() { h.each((*session).wake) }
 
 // Clients returns the number of connected sessions.
 func (h *Hub) Clients() int {
@@ -361,6 +387,7 @@ func (h *Hub) add(s *session) error {
 		return ErrClosing
 	}
 	h.sessions[s] = struct{}{}
+	h.index.add(s)
 	h.wg.Add(1)
 	return nil
 }
@@ -368,6 +395,8 @@ func (h *Hub) add(s *session) error {
 func (h *Hub) remove(s *session) {
 	h.mu.Lock()
 	delete(h.sessions, s)
+	h.index.remove(s)
+	h.indexed.Store(int64(len(h.index.threads)))
 	h.mu.Unlock()
 	h.wg.Done()
 }

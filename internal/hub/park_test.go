@@ -160,7 +160,7 @@ func TestParkKeepsWhatRacedIt(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	h := New(Config{}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	defer h.Shutdown(t.Context())
-	s := newSession(h, discardConn{}, "")
+	s := newSession(h, discardConn{}, "", false)
 	for name, arrive := range map[string]func(){
 		"wake":  s.wake,
 		"event": func() { s.events <- event{text: []byte(`{"type":"ping"}`)}; s.kick() },
@@ -200,7 +200,7 @@ func TestWakeIsPumpedBeforeParking(t *testing.T) {
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	h := New(Config{}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
 	var written atomic.Int64
-	s := newSession(h, countingConn{n: &written}, "")
+	s := newSession(h, countingConn{n: &written}, "", false)
 	s.d.pos = map[int32]int64{0: -1}
 	if err := h.add(s); err != nil {
 		t.Fatal(err)

@@ -78,6 +78,10 @@ func (rp *replayRun) endSpan() {
 // replay_complete, errors, cursor_stale and gap). ctx is the stream's; the
 // replay's look-ups are bounded by the replay deadline.
 func (d *delivery) resume(ctx context.Context, r *wsproto.Resume) ([][]byte, *closeReason) {
+	if e := d.setFilter(r.Filter); e != nil {
+		return [][]byte{wsproto.Frame(e)}, nil // refused: the current epoch, if any, goes on
+	}
+	d.json = d.v2 && r.Format == wsproto.FormatJSON
 	mode := r.ReplayMode()
 	d.h.m.ResumeRequests.WithLabelValues(mode).Inc()
 	hs := d.h.heads.Load()

@@ -44,6 +44,7 @@ type session struct {
 	state      atomic.Int32  // writerRunning or writerParked
 	end        func()        // called once when the session is over
 	active     bool          // the writer did something since the last sweep
+	resumeSeen bool          // a resume arrived (maybe refused): no implicit "latest"
 
 	d       *delivery   // what the client is owed (writer-owned)
 	backing [][]byte    // reused storage of one gathered write
@@ -63,14 +64,15 @@ var (
 	goingAway = &closeReason{code: ws.StatusGoingAway, reason: "server shutting down"}
 )
 
-// newSession returns the session of conn, restricted to tenant ("": none).
-// Its context ends with the hub's (h nil: a session that never runs).
-func newSession(h *Hub, conn net.Conn, tenant string) *session {
+// newSession returns the session of conn, restricted to tenant ("": none),
+// speaking protocol v2 or v1. Its context ends with the hub's (h nil: a
+// session that never runs).
+func newSession(h *Hub, conn net.Conn, tenant string, v2 bool) *session {
 	s := &session{h: h, conn: conn, wconn: limits.Unwrap(conn), events: make(chan event, 4), wakeCh: make(chan struct{}, 1),
 		readDone: make(chan struct{}), writerDone: make(chan struct{})}
 	if h != nil {
 		s.ctx, s.cancel = context.WithCancelCause(h.ctx)
-		s.d = h.newDelivery(tenant)
+		s.d = h.newDelivery(tenant, v2, s)
 	}
 	s.lastPong.Store(time.Now().UnixNano())
 	return s
@@ -254,6 +256,9 @@ func (s *session) awaitResume(ctx context.Context) *closeReason {
 			if s.d.started() {
 				return nil
 			}
+			if s.resumeSeen {
+				continue // a refused resume (its filter): wait for the corrected one
+			}
 			return s.startResume(ctx, &wsproto.Resume{From: wsproto.FromLatest, Mode: wsproto.ModePartition})
 		case <-s.h.done:
 			return goingAway
@@ -310,6 +315,7 @@ func (s *session) handle(ctx context.Context, ev event) *closeReason {
 	}
 	switch ctrl.Kind {
 	case wsproto.ControlResume:
+		s.resumeSeen = true
 		return s.startResume(ctx, ctrl.Resume)
 	case wsproto.ControlPing:
 		return s.write(wsproto.PongFrame)
@@ -337,7 +343,7 @@ func (s *session) write(frames ...[]byte) *closeReason {
 	// The deadline may have cut a frame in two: its rest goes out first, or
 	// the peer would read the disconnect frame as the end of its payload.
 	if rest := unwritten(frames, n); rest != nil {
-		cr.frames = append([][]byte{rest}, cr.frames...)
+		cr.frames = append(rest, cr.frames...)
 	}
 	return cr
 }

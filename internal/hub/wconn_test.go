@@ -29,7 +29,7 @@ func TestSessionWritesThroughTheSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	s := newSession(nil, conn, "")
+	s := newSession(nil, conn, "", false)
 	if _, ok := s.wconn.(*net.TCPConn); !ok {
 		t.Fatalf("session writes through %T, want *net.TCPConn", s.wconn)
 	}

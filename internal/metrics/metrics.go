@@ -77,6 +77,11 @@ type Metrics struct {
 	ReplayLatencyMs   *prometheus.HistogramVec // websocket_replay_latency_ms{mode}
 	ReplayTierHits    *prometheus.CounterVec   // websocket_replay_tier_hits_total{tier}
 
+	Subscriptions        *prometheus.CounterVec // websocket_subscriptions_total{filter}
+	FilterRecordsScanned *prometheus.CounterVec // websocket_filter_records_scanned_total{path}
+	FilterRecordsMatched *prometheus.CounterVec // websocket_filter_records_matched_total{path}
+	JSONEncodes          prometheus.Counter     // websocket_json_encodes_total
+
 	E2ELatencyMs    *prometheus.HistogramVec // websocket_e2e_latency_ms{stage}
 	ClockSkewEvents prometheus.Counter       // websocket_clock_skew_events_total
 
@@ -240,6 +245,10 @@ func (m *Metrics) buildReplay() {
 	m.ReplayGapMessages = counterVec("websocket_replay_gap_messages_total", "Records announced as lost by gap frames, by mode.", "mode")
 	m.ReplayLatencyMs = histVec("websocket_replay_latency_ms", "Time to serve the replay part of a resume, by mode.", "mode", latencyBucketsMs)
 	m.ReplayTierHits = counterVec("websocket_replay_tier_hits_total", "Replay pages served, by tier.", "tier")
+	m.Subscriptions = counterVec("websocket_subscriptions_total", "Resumes accepted, by the kind of their filter (none, threads, thread_prefix, types, event_types, combined).", "filter")
+	m.FilterRecordsScanned = counterVec("websocket_filter_records_scanned_total", "Records a filtered client's delivery examined, by path (index: the memory tier's thread index; scan: every record of the range).", "path")
+	m.FilterRecordsMatched = counterVec("websocket_filter_records_matched_total", "Records a filtered client's delivery found matching its filter, by path.", "path")
+	m.JSONEncodes = counter("websocket_json_encodes_total", "Records encoded as protocol v2 JSON (once per record, whatever the number of JSON clients).")
 	m.RedisErrors = counter("dashstream_websocket_redis_errors_total", "Redis operations that failed.")
 	m.RedisLatencyMs = histVec("dashstream_websocket_redis_latency_ms", "Redis operation latency, by operation.", "operation", latencyBucketsMs)
 	m.ReplayMemoryHits = counter("replay_buffer_memory_hits_total", "Replay reads served from memory.")
@@ -266,7 +275,8 @@ func (m *Metrics) collectors() []prometheus.Collector {
 		m.DLQSends, m.DLQSendFailures, m.KafkaConsumerLag, m.KafkaLagOffsetAge,
 		m.KafkaCatchupPhase, m.KafkaLagPollFailures, m.PartitionsPaused,
 		m.ResumeRequests, m.ReplayMessages, m.ReplayGaps, m.ReplayGapMessages,
-		m.ReplayLatencyMs, m.ReplayTierHits, m.E2ELatencyMs, m.ClockSkewEvents,
+		m.ReplayLatencyMs, m.ReplayTierHits, m.Subscriptions, m.FilterRecordsScanned,
+		m.FilterRecordsMatched, m.JSONEncodes, m.E2ELatencyMs, m.ClockSkewEvents,
 		m.SequenceGaps, m.SequenceDuplicates, m.SequenceReorders, m.SequenceGapSize,
 		m.RedisErrors, m.RedisLatencyMs, m.ReplayMemoryHits, m.ReplayRedisHits,
 		m.ReplayRedisMisses, m.ReplayRedisWriteDropped, m.ReplayRedisWriteFailures,

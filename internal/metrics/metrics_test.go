@@ -66,6 +66,10 @@ var specNames = map[string]dto.MetricType{
 	"websocket_replay_gap_messages_total":      dto.MetricType_COUNTER,
 	"websocket_replay_latency_ms":              dto.MetricType_HISTOGRAM,
 	"websocket_replay_tier_hits_total":         dto.MetricType_COUNTER,
+	"websocket_subscriptions_total":            dto.MetricType_COUNTER,
+	"websocket_filter_records_scanned_total":   dto.MetricType_COUNTER,
+	"websocket_filter_records_matched_total":   dto.MetricType_COUNTER,
+	"websocket_json_encodes_total":             dto.MetricType_COUNTER,
 	"websocket_e2e_latency_ms":                 dto.MetricType_HISTOGRAM,
 	"websocket_clock_skew_events_total":        dto.MetricType_COUNTER,
 	"dashstream_sequence_gaps_total":           dto.MetricType_COUNTER,
@@ -88,7 +92,7 @@ func touchVecs(m *Metrics) {
 	for _, v := range []*prometheus.CounterVec{m.KafkaMessages, m.DroppedMessages, m.DecodeErrors,
 		m.KafkaErrorsByType, m.ClientLagEvents, m.ClientLagMessages, m.RejectedConnections,
 		m.DLQSends, m.DLQSendFailures, m.ResumeRequests, m.ReplayMessages, m.ReplayGaps,
-		m.ReplayGapMessages, m.ReplayTierHits} {
+		m.ReplayGapMessages, m.ReplayTierHits, m.Subscriptions, m.FilterRecordsScanned, m.FilterRecordsMatched} {
 		v.WithLabelValues("x")
 	}
 	for _, v := range []*prometheus.GaugeVec{m.KafkaConsumerLag, m.KafkaLagOffsetAge, m.KafkaCatchupPhase} {

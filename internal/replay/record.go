@@ -7,6 +7,8 @@
 // readers share it (and its pre-encoded Frame) without copying.
 package replay
 
+import "sync/atomic"
+
 // ThreadSeq is one (thread id, sequence) pair read from a record's header, or
 // from each inner event of an EventBatch. Sequence 0 means absent.
 type ThreadSeq struct {
@@ -61,6 +63,10 @@ type Record struct {
 	// followed by the binary frame, or the "skipped" text frame), written to
 	// every client as is. Set once before the record is shared.
 	Frame []byte
+	// The protocol v2 encodings, made on first use and then shared by
+	// every v2 client (frames_v2.go).
+	v2Head atomic.Pointer[[]byte]
+	json   atomic.Pointer[lazyFrame]
 }
 
 // Size is the number of bytes the record accounts for in byte-bounded tiers.
