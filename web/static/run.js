@@ -27,7 +27,8 @@
     ws: null, conn: "connecting", backoff: 500, lastRx: 0, retryTimer: 0, ticks: 0,
     reconnects: 0, violations: 0, resumes: [], liveRecords: 0,
     history: "none",       // none, loading, done, unavailable
-    historyState: null,    // a RunModel built from the history alone (for a run no longer active)
+    bridging: false,       // the state is being read from the history; live records wait in buffer
+    buffer: [],
     dirty: true, saveDue: false, renderedAt: 0,
   };
 
@@ -37,7 +38,7 @@
 
   function save() {
     st.saveDue = false;
-    if (!st.joined) return; // nothing to resume from yet: a reload joins again
+    if (!st.joined || st.bridging) return; // nothing consistent to resume from yet: a reload joins again
     try {
       sessionStorage.setItem(storeKey(), JSON.stringify({ cursor: st.cursor, model: st.model, savedAt: Date.now() }));
     } catch (_) { /* quota or private mode: reconnects still resume in memory */ }
@@ -170,7 +171,7 @@
         st.backoff = 500;
         setConn("live", "live");
         logEvent("replay", "replay complete: " + m.totalReplayed + " records, mode " + m.mode + (m.capped ? " (capped: the rest follows)" : ""));
-        adoptHistoryState();
+        if (st.model.state === null && !st.bridging) bridge();
         break;
       }
       case "gap":
@@ -207,7 +208,9 @@
     const p = String(m.partition), o = String(m.offset);
     if (!accept(p, o)) return;
     st.liveRecords++;
-    st.model.apply({ message: m.message }, true);
+    const rec = { message: m.message };
+    st.model.apply(rec, !st.bridging);
+    if (st.bridging) st.buffer.push(rec);
     st.dirty = true;
   }
 
@@ -223,34 +226,37 @@
     return t ? { Authorization: "Bearer " + t } : {};
   }
 
-  // loadHistory reads the run's retained records from its first sequence:
-  // their events fill in what happened before the join (node states,
-  // timeline, calls). The state comes from the socket; historyState is
-  // kept for a run that is no longer active (the join replays nothing).
-  async function loadHistory() {
-    st.history = "loading";
+  // readHistory returns a model of the run's retained records from its
+  // first sequence, applied in order (state included).
+  async function readHistory(each) {
     const hs = new R.RunModel(thread);
     let after = "0";
-    try {
-      for (let page = 0; page < HISTORY_PAGES; page++) {
-        const u = new URL("api/threads/" + encodeURIComponent(thread) + "/records", document.baseURI);
-        u.search = new URLSearchParams({ after_sequence: after, limit: String(HISTORY_PAGE), format: "json" });
-        const r = await fetch(u, { cache: "no-store", headers: authHeaders() });
-        if (!r.ok) throw new Error("HTTP " + r.status);
-        const body = await r.json();
-        for (const rec of body.records || []) {
-          if (!rec.message) continue;
-          st.model.apply({ message: rec.message }, false);
-          hs.apply({ message: rec.message }, true);
-        }
-        st.dirty = true;
-        if (!body.next) break;
-        after = body.next;
+    for (let page = 0; page < HISTORY_PAGES; page++) {
+      const u = new URL("api/threads/" + encodeURIComponent(thread) + "/records", document.baseURI);
+      u.search = new URLSearchParams({ after_sequence: after, limit: String(HISTORY_PAGE), format: "json" });
+      const r = await fetch(u, { cache: "no-store", headers: authHeaders() });
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      const body = await r.json();
+      for (const rec of body.records || []) {
+        if (!rec.message) continue;
+        hs.apply({ message: rec.message }, true);
+        if (each) each({ message: rec.message });
       }
+      if (!body.next) break;
+      after = body.next;
+    }
+    return hs;
+  }
+
+  // loadHistory fills in what happened before the join (node states,
+  // timeline, calls) from the run's history; the state comes from the
+  // socket.
+  async function loadHistory() {
+    st.history = "loading";
+    try {
+      const hs = await readHistory((rec) => st.model.apply(rec, false)); // events are keyed by sequence: no double
       st.history = "done";
-      st.historyState = hs;
       logEvent("info", "history: " + hs.records + " records of the run read from /api/threads");
-      adoptHistoryState();
     } catch (e) {
       st.history = "unavailable";
       logEvent("info", "history unavailable (" + e.message + "): showing what the socket delivers");
@@ -258,15 +264,30 @@
     st.dirty = true;
   }
 
-  // adoptHistoryState gives a run that the join did not cover (it ended,
-  // or went quiet) the state its history reaches, once both are in.
-  function adoptHistoryState() {
-    const hs = st.historyState;
-    if (!st.joined || !hs || st.model.state !== null || hs.state === null) return;
-    st.model.state = hs.state;
-    st.model.stateSeq = hs.stateSeq;
-    st.model.stateFrom = hs.stateFrom + " (history)";
-    st.model.hash = hs.hash;
+  // bridge gives the run the state its history reaches when the join did
+  // not bring a full state (the run ended or went quiet, or the gateway
+  // does not join): live records wait meanwhile, then those after the
+  // history's last sequence advance the state.
+  async function bridge() {
+    st.bridging = true;
+    try {
+      const hs = await readHistory();
+      const upTo = hs.maxSeq;
+      if (hs.state !== null && st.model.state === null) {
+        Object.assign(st.model, { state: hs.state, stateSeq: hs.stateSeq, stateFrom: hs.stateFrom + " (history)", hash: hs.hash });
+        const first = st.buffer.length ? Math.min(...st.buffer.map((r) => st.model.lastSeq(r)).filter((x) => x > 0)) : upTo + 1;
+        if (first > upTo + 1) logEvent("error", "history ends at sequence " + upTo + ", live records start at " + first + ": state incomplete");
+        for (const rec of st.buffer) if (st.model.lastSeq(rec) > upTo) st.model.apply(rec, true, true);
+        logEvent("info", "no full state from the join: state read from the history up to sequence " + upTo);
+      } else {
+        for (const rec of st.buffer) st.model.apply(rec, true, true);
+      }
+    } catch (e) {
+      logEvent("error", "no full state from the join and no history (" + e.message + ")");
+      for (const rec of st.buffer) st.model.apply(rec, true, true);
+    }
+    st.buffer = [];
+    st.bridging = false;
     st.saveDue = true;
     st.dirty = true;
   }
@@ -485,10 +506,10 @@
     snapshot() {
       const m = st.model;
       return {
-        thread, conn: st.conn, joined: st.joined, cursor: Object.assign({}, st.cursor), reconnects: st.reconnects,
+        thread, conn: st.conn, joined: st.joined, bridging: st.bridging, cursor: Object.assign({}, st.cursor), reconnects: st.reconnects,
         violations: st.violations, history: st.history, storageKey: storeKey(), records: m.records, liveRecords: st.liveRecords,
         status: m.status, graph: m.graph ? m.graph.name : null, nodes: JSON.parse(JSON.stringify(m.nodes)),
-        hash: JSON.parse(JSON.stringify(m.hash)), stateSeq: m.stateSeq, stateHash: m.state === null ? null : R.stateHash(m.state),
+        hash: JSON.parse(JSON.stringify(m.hash)), stateSeq: m.stateSeq, stateFrom: m.stateFrom, stateHash: m.state === null ? null : R.stateHash(m.state),
         stateErrors: m.stateErrors.slice(), maxSeq: m.maxSeq, llm: Object.keys(m.llm).length, tools: Object.keys(m.tools).length,
       };
     },

@@ -240,21 +240,29 @@
     }
 
     // apply takes one record {message} (canonical JSON). With withState
-    // it also advances the state: records must then come in order.
-    apply(rec, withState) {
+    // it also advances the state: records must then come in order. With
+    // stateOnly it does nothing else (the facets were applied before).
+    apply(rec, withState, stateOnly) {
       const [kind, b] = body(rec.message);
-      this.records++;
+      if (!stateOnly) this.records++;
       if (kind === "eventBatch") {
         for (const ev of b.events || []) {
           if ((ev.header && ev.header.threadId) !== this.thread) continue;
-          this.facets("event", ev);
+          if (!stateOnly) this.facets("event", ev);
           if (withState) this.advance("event", ev);
         }
         return;
       }
       if (b.header && b.header.threadId && b.header.threadId !== this.thread) return;
-      this.facets(kind, b);
+      if (!stateOnly) this.facets(kind, b);
       if (withState) this.advance(kind, b);
+    }
+
+    // lastSeq is the highest sequence of this thread in a record (0: none).
+    lastSeq(rec) {
+      const [kind, b] = body(rec.message);
+      const evs = kind === "eventBatch" ? (b.events || []).filter((e) => e.header && e.header.threadId === this.thread) : [b];
+      return Math.max(0, ...evs.map(seqOf));
     }
 
     facets(kind, b) {
