@@ -171,7 +171,10 @@
         st.backoff = 500;
         setConn("live", "live");
         logEvent("replay", "replay complete: " + m.totalReplayed + " records, mode " + m.mode + (m.capped ? " (capped: the rest follows)" : ""));
+        // The history is read once the join is in, so that it reaches the
+        // heads the live records continue from.
         if (st.model.state === null && !st.bridging) bridge();
+        else if (st.history === "none") loadHistory();
         break;
       }
       case "gap":
@@ -271,7 +274,9 @@
   async function bridge() {
     st.bridging = true;
     try {
-      const hs = await readHistory();
+      st.history = "loading";
+      const hs = await readHistory((rec) => st.model.apply(rec, false));
+      st.history = "done";
       const upTo = hs.maxSeq;
       if (hs.state !== null && st.model.state === null) {
         Object.assign(st.model, { state: hs.state, stateSeq: hs.stateSeq, stateFrom: hs.stateFrom + " (history)", hash: hs.hash });
@@ -283,6 +288,7 @@
         for (const rec of st.buffer) st.model.apply(rec, true, true);
       }
     } catch (e) {
+      st.history = "unavailable";
       logEvent("error", "no full state from the join and no history (" + e.message + ")");
       for (const rec of st.buffer) st.model.apply(rec, true, true);
     }
@@ -529,7 +535,6 @@
   }
   loadVersion().then(() => {
     if (restore()) logEvent("info", "restored the run and its cursor from this tab's session: resuming");
-    else loadHistory();
     st.dirty = true;
     connect();
   });
