@@ -159,23 +159,26 @@ type Server struct {
 	budget   limits.Budget
 	sessions *limits.Gate // live WebSocket sessions
 	decoder  *dashstream.Decoder
-	schemas  *SchemaStore
-	uiRoot   *os.Root // open while UIDir is served
-	handler  http.Handler
-	srv      *http.Server
-	internal http.Handler // nil without Config.Internal
-	isrv     *http.Server // nil without Config.Internal
-	stopping atomic.Bool  // set by BeginShutdown
-	fullLog  atomic.Int64 // unix nanos of the last "listener full" warning
-	public   atomic.Pointer[limits.Listener]
-	noKeep   atomic.Bool // keep-alives off while the public listener is (nearly) full
+	// historyReads holds a token per thread-history request in progress.
+	historyReads chan struct{}
+	schemas      *SchemaStore
+	uiRoot       *os.Root // open while UIDir is served
+	handler      http.Handler
+	srv          *http.Server
+	internal     http.Handler // nil without Config.Internal
+	isrv         *http.Server // nil without Config.Internal
+	stopping     atomic.Bool  // set by BeginShutdown
+	fullLog      atomic.Int64 // unix nanos of the last "listener full" warning
+	public       atomic.Pointer[limits.Listener]
+	noKeep       atomic.Bool // keep-alives off while the public listener is (nearly) full
 }
 
 // New builds the server and its routes. It loads the schema store (a
 // corrupt file is moved aside and logged) and opens UIDir.
 func New(cfg Config, deps Deps) (*Server, error) {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, decoder: deps.Decoder}
+	s := &Server{cfg: cfg, deps: deps, log: deps.Logger, decoder: deps.Decoder,
+		historyReads: make(chan struct{}, maxHistoryReads)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -39,6 +39,14 @@ func (s *Server) threadRecords(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	select {
+	case s.historyReads <- struct{}{}:
+		defer func() { <-s.historyReads }()
+	default:
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "too many history reads at once, retry later")
+		return
+	}
 	h, err := s.deps.Threads.ThreadHistory(r.Context(), thread, after, limit)
 	if err != nil {
 		s.historyFailed(w, err)

@@ -25,6 +25,10 @@ const (
 	defaultThreadPage = 100
 	maxThreadPage     = 1000
 	maxThreadIDBytes  = 8 << 10
+	// maxHistoryReads bounds the history requests served at once: a page
+	// may need a Kafka deep read per record, and those share the deep
+	// reader's slots with WebSocket resumes.
+	maxHistoryReads = 8
 )
 
 // apiIdentity authenticates a thread-route request as /ws does (bearer

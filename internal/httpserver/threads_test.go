@@ -2,12 +2,14 @@ package httpserver
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -310,5 +312,46 @@ func TestThreadsUnavailable(t *testing.T) {
 	w := threadsFixture(t, tiers).do(t, http.MethodGet, "/api/threads/a/records", "", bearer(wsToken))
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" || decode(t, w)["code"] != "REPLAY_UNAVAILABLE" {
 		t.Fatalf("redis unavailable: %d %s", w.Code, w.Body)
+	}
+}
+
+// blockingThreads holds every history read until release is closed. A fake:
+// the real tiers cannot be made to hold a read open on cue.
+type blockingThreads struct {
+	*replay.Tiers
+	started chan struct{}
+	release chan struct{}
+}
+
+func (b blockingThreads) ThreadHistory(ctx context.Context, thread string, after uint64, limit int) (replay.History, error) {
+	b.started <- struct{}{}
+	<-b.release
+	return b.Tiers.ThreadHistory(ctx, thread, after, limit)
+}
+
+// History reads beyond maxHistoryReads at once are refused with 503, not
+// queued: they would hold deep-read slots that resumes need.
+func TestThreadRecordsBounded(t *testing.T) {
+	b := blockingThreads{Tiers: threadsTiers(t), started: make(chan struct{}), release: make(chan struct{})}
+	f := threadsFixture(t, nil)
+	f.srv.deps.Threads = b
+	var wg sync.WaitGroup
+	for range maxHistoryReads {
+		wg.Go(func() {
+			if w := f.do(t, http.MethodGet, "/api/threads/a/records", "", bearer(wsToken)); w.Code != http.StatusOK {
+				t.Errorf("held read: %d %s", w.Code, w.Body)
+			}
+		})
+		<-b.started
+	}
+	w := f.do(t, http.MethodGet, "/api/threads/a/records", "", bearer(wsToken))
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("read beyond the bound: %d %s", w.Code, w.Body)
+	}
+	close(b.release)
+	wg.Wait()
+	go func() { <-b.started }() // the next read passes straight through
+	if w := f.do(t, http.MethodGet, "/api/threads/a/records", "", bearer(wsToken)); w.Code != http.StatusOK {
+		t.Fatalf("after the reads ended: %d", w.Code)
 	}
 }

@@ -123,6 +123,19 @@ func (m *Memory) Runs(q RunQuery) (runs []Run, more bool) {
 	return runs, more
 }
 
+// Run returns the run-index entry of one thread, if memory holds records
+// of it: a single look-up (a joining reader's way to the thread's latest
+// full-state position).
+func (m *Memory) Run(thread string) (Run, bool) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	tl := m.threads[thread]
+	if tl == nil {
+		return Run{}, false
+	}
+	return tl.runLocked(thread), true
+}
+
 func (q *RunQuery) admits(s *runState) bool {
 	status := s.status
 	if status == "" {
