@@ -1,6 +1,7 @@
 // End-to-end test of the built-in UI's runs list and run view (index.html's
 // "Runs", run.html) in headless Chromium against a running `dashstream demo`
-// (scripts/browser.sh test). Same environment as ui.test.mjs:
+// (scripts/browser.sh test), after unit tests of the run model
+// (runmodel.js) that need neither. Same environment as ui.test.mjs:
 //
 //   DASHSTREAM_URL   the gateway's UI (required)
 //   CHROMIUM         browser binary (default /usr/bin/chromium)
@@ -13,6 +14,7 @@
 // sequences applied stay contiguous: nothing lost, nothing twice).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
+import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -80,6 +82,96 @@ function holes(seqs) {
   for (let i = 1; i < seqs.length; i++) if (seqs[i] !== seqs[i - 1] + 1) out.push(seqs[i - 1] + ".." + seqs[i]);
   return out;
 }
+
+// ---- the run model, without a browser or a gateway --------------------------------
+
+describe("runmodel.js", () => {
+  const R = loadModel();
+  const b64 = (s) => Buffer.from(s).toString("base64");
+  const sha = (s) => crypto.createHash("sha256").update(s).digest("hex");
+  const header = (seq) => ({ threadId: "t1", sequence: String(seq), timestampUs: "1700000000000000" });
+
+  it("hashes like node:crypto", () => {
+    for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 1000, 4099]) {
+      const b = crypto.randomBytes(n);
+      assert.equal(R.hex(R.sha256(new Uint8Array(b))), crypto.createHash("sha256").update(b).digest("hex"), n + " bytes");
+    }
+  });
+
+  it("writes canonical JSON: compact, keys sorted by UTF-8 bytes at every depth", () => {
+    // UTF-16 order would put the astral key before U+FFFF; UTF-8 order does not.
+    const v = { "\u{1F600}": 1, "\uffff": [true, null, 1.5, "x"], "é": { b: 2, a: [{ d: 0, c: -1e-7 }] }, z: "q\"" };
+    assert.equal(R.canonical(v), '{"z":"q\\"","é":{"a":[{"c":-1e-7,"d":0}],"b":2},"\uffff":[true,null,1.5,"x"],"\u{1F600}":1}');
+  });
+
+  it("applies full states and patches, and tells a matching state_hash from a mismatch", () => {
+    const m = new R.RunModel("t1");
+    const initial = { step: 0, messages: [], results: {} };
+    m.apply({ message: { event: { header: header(1), eventType: "EVENT_TYPE_GRAPH_START",
+      attributes: { initial_state_json: { stringValue: JSON.stringify(initial) }, graph_name: { stringValue: "g" },
+        graph_schema_json: { stringValue: JSON.stringify({ name: "g", nodes: [{ name: "a" }, { name: "b" }], edges: [{ from: "a", to: "b" }], entry_point: "a" }) } } } } }, true);
+    assert.equal(m.status, "running");
+    assert.equal(m.graph.name, "g");
+    const ops = [
+      { op: "OP_TYPE_ADD", path: "/messages/-", value: b64('{"role":"user","content":"hi"}'), encoding: "VALUE_ENCODING_JSON" },
+      { op: "OP_TYPE_ADD", path: "/results/a~1b", value: b64('{"ok":true}') },
+      { op: "OP_TYPE_REPLACE", path: "/step", value: b64("1") },
+      { op: "OP_TYPE_ADD", path: "/tmp", value: b64('"x"') },
+      { op: "OP_TYPE_MOVE", from: "/tmp", path: "/moved" },
+      { op: "OP_TYPE_COPY", from: "/moved", path: "/copied" },
+      { op: "OP_TYPE_TEST", path: "/copied", value: b64('"x"') },
+      { op: "OP_TYPE_REMOVE", path: "/copied" },
+    ];
+    const want = '{"messages":[{"content":"hi","role":"user"}],"moved":"x","results":{"a/b":{"ok":true}},"step":1}';
+    m.apply({ message: { stateDiff: { header: header(2), operations: ops, stateHash: Buffer.from(sha(want), "hex").toString("base64") } } }, true);
+    assert.equal(m.stateErrors.length, 0, m.stateErrors.join("; "));
+    assert.equal(R.canonical(m.state), want);
+    assert.deepEqual({ checks: m.hash.checks, mismatches: m.hash.mismatches, match: m.hash.lastDiff.match }, { checks: 1, mismatches: 0, match: true });
+    // A state_hash of another state is a mismatch, reported with both hashes.
+    m.apply({ message: { stateDiff: { header: header(3), operations: [{ op: "OP_TYPE_REPLACE", path: "/step", value: b64("2") }],
+      stateHash: Buffer.from(sha(want), "hex").toString("base64") } } }, true);
+    assert.equal(m.hash.mismatches, 1);
+    assert.equal(m.hash.lastDiff.match, false);
+    assert.equal(m.hash.lastDiff.expected, sha(want));
+    assert.equal(m.hash.lastDiff.computed, sha(want.replace('"step":1', '"step":2')));
+    // An operation that cannot apply is reported, not thrown.
+    m.apply({ message: { stateDiff: { header: header(4), operations: [{ op: "OP_TYPE_REPLACE", path: "/nope/x", value: b64("1") }] } } }, true);
+    assert.match(m.stateErrors.at(-1), /^seq 4: /);
+    // A checkpoint replaces the state; its checksum is checked.
+    const cp = '{"step":9}';
+    m.apply({ message: { checkpoint: { header: header(5), state: b64(cp), stateType: "json", checksum: Buffer.from(sha(cp), "hex").toString("base64") } } }, true);
+    assert.equal(R.canonical(m.state), cp);
+    assert.equal(m.hash.last.match, true);
+  });
+
+  it("keys node states, calls and the timeline by sequence: records applied twice or out of order change nothing", () => {
+    const ev = (seq, type, node, extra) => ({ message: { event: Object.assign({ header: header(seq), eventType: "EVENT_TYPE_" + type, nodeId: node }, extra || {}) } });
+    const recs = [
+      ev(1, "NODE_START", "a"), ev(2, "LLM_START", "a", { llmRequestId: "r1" }),
+      { message: { tokenChunk: { header: header(3), requestId: "r1", text: "Hel" } } },
+      { message: { tokenChunk: { header: header(4), requestId: "r1", text: "lo", chunkIndex: 1, isFinal: true, finishReason: "FINISH_REASON_STOP" } } },
+      ev(5, "NODE_END", "a", { attributes: { success: { boolValue: true } } }), ev(6, "NODE_START", "b"),
+      { message: { toolExecution: { header: header(7), callId: "c1", toolName: "search", stage: "TOOL_STAGE_REQUESTED", arguments: b64('{"q":1}') } } },
+      { message: { toolExecution: { header: header(8), callId: "c1", toolName: "search", stage: "TOOL_STAGE_FAILED", error: "timeout" } } },
+      { message: { eventBatch: { header: { threadId: "t1" }, events: [ev(9, "NODE_PROGRESS", "b").message.event, { header: { threadId: "other", sequence: "1" }, eventType: "EVENT_TYPE_NODE_START", nodeId: "zz" }] } } },
+      ev(10, "NODE_ERROR", "b"),
+    ];
+    const view = (m) => R.canonical([m.nodes, m.llm, m.tools, m.timeline.map((e) => e.seq), m.maxSeq]);
+    const inOrder = new R.RunModel("t1");
+    for (const r of recs) inOrder.apply(r, false);
+    const shuffled = new R.RunModel("t1");
+    for (const r of [...recs].reverse().concat(recs)) shuffled.apply(r, false);
+    assert.equal(view(shuffled), view(inOrder));
+    const plain = (v) => JSON.parse(JSON.stringify(v)); // out of the vm's realm
+    assert.deepEqual(plain(Object.fromEntries(Object.entries(inOrder.nodes).map(([k, v]) => [k, v.status]))), { a: "done", b: "failed" });
+    const call = plain(inOrder.llm.r1);
+    assert.deepEqual([call.node, call.chunks, call.final, call.finish], ["a", { 0: "Hel", 1: "lo" }, true, "STOP"]);
+    assert.deepEqual(plain([inOrder.tools.c1.stage, inOrder.tools.c1.args, inOrder.tools.c1.error]), ["FAILED", '{"q":1}', "timeout"]);
+    assert.deepEqual(plain(inOrder.timeline.map((e) => e.seq)), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10], "the other thread's event is not this run's");
+    const back = R.RunModel.restore(JSON.parse(JSON.stringify(inOrder)));
+    assert.equal(view(back), view(inOrder), "a snapshot restores the same model");
+  });
+});
 
 async function probe() {
   if (!URL_) return "DASHSTREAM_URL is not set";
