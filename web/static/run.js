@@ -151,7 +151,21 @@
     const delay = Math.round(st.backoff * (0.5 + Math.random()));
     st.backoff = Math.min(st.backoff * 2, 10000);
     setConn("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s…");
-    st.retryTimer = setTimeout(connect, delay);
+    st.retryTimer = setTimeout(reconnect, delay);
+  }
+
+  // reconnect checks that the gateway still serves the same stream: under
+  // another resume_namespace (a re-created topic) the cursor means nothing,
+  // and the run is joined afresh.
+  async function reconnect() {
+    const before = st.namespace;
+    await loadVersion();
+    if (before && st.namespace && st.namespace !== before) {
+      logEvent("stale", "the gateway's resume namespace changed (" + before + " → " + st.namespace + "): joining the run afresh");
+      Object.assign(st, { model: new R.RunModel(thread), cursor: {}, joined: false, history: "none", buffer: [], bridging: false });
+      graphKey = "";
+    }
+    connect();
   }
 
   // ---- frames -------------------------------------------------------------------
@@ -502,7 +516,7 @@
       st.namespace = v.resume_namespace || null;
       $("version").textContent = v.component + " " + (v.git_sha || "dev") + " · topic " + v.kafka_topic + " · namespace " + (st.namespace || "?");
     } catch (_) {
-      $("version").textContent = "version unavailable";
+      if (!st.namespace) $("version").textContent = "version unavailable";
     }
   }
 
