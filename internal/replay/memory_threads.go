@@ -20,16 +20,34 @@ import (
 
 // threadLog is one thread's part of the index.
 type threadLog struct {
-	parts map[int32]*threadPart
+	// parts are the thread's entries per partition; a slice, not a map: a
+	// thread lives in one partition, or a few.
+	parts []*threadPart
 	n     int // entries held over all partitions
 	run   runState
+}
+
+// part returns the entries of partition p, nil when none.
+func (tl *threadLog) part(p int32) *threadPart {
+	for _, tp := range tl.parts {
+		if tp.partition == p {
+			return tp
+		}
+	}
+	return nil
+}
+
+// drop forgets the (empty) entries of partition p.
+func (tl *threadLog) drop(p int32) {
+	tl.parts = slices.DeleteFunc(tl.parts, func(tp *threadPart) bool { return tp.partition == p })
 }
 
 // threadPart is a thread's entries in one partition: refs[head:] are live,
 // in ascending offsets.
 type threadPart struct {
-	refs []threadRef
-	head int
+	partition int32
+	refs      []threadRef
+	head      int
 	// ordered: the live sequences ascend too (a producer writes a thread in
 	// sequence order, so this is the usual case); ThreadRefs then finds the
 	// first sequence after a position by binary search.
@@ -50,13 +68,13 @@ func (m *Memory) indexLocked(r *Record) {
 		}
 		tl := m.threads[ts.Thread]
 		if tl == nil {
-			tl = &threadLog{parts: map[int32]*threadPart{}}
+			tl = &threadLog{}
 			m.threads[ts.Thread] = tl
 		}
-		tp := tl.parts[r.Partition]
+		tp := tl.part(r.Partition)
 		if tp == nil {
-			tp = &threadPart{ordered: true}
-			tl.parts[r.Partition] = tp
+			tp = &threadPart{partition: r.Partition, ordered: true}
+			tl.parts = append(tl.parts, tp)
 		}
 		live := tp.live()
 		if len(live) > 0 && ts.Sequence < live[len(live)-1].seq {
@@ -82,7 +100,7 @@ func (m *Memory) unindexLocked(r *Record) {
 		if tl == nil {
 			continue // an earlier event of r, of the same thread, removed them all
 		}
-		tp := tl.parts[r.Partition]
+		tp := tl.part(r.Partition)
 		if tp != nil && len(tp.live()) > 0 && tp.live()[0].rec == r {
 			tl.run.forget(r)
 		}
@@ -92,7 +110,7 @@ func (m *Memory) unindexLocked(r *Record) {
 			tl.n--
 		}
 		if tp != nil && len(tp.live()) == 0 {
-			delete(tl.parts, r.Partition)
+			tl.drop(r.Partition)
 		} else if tp != nil && tp.head > 32 && tp.head*2 > len(tp.refs) {
 			n := copy(tp.refs, tp.live())
 			clear(tp.refs[n:])
@@ -119,8 +137,8 @@ func (m *Memory) ThreadRefs(_ context.Context, thread string, after uint64, limi
 		return nil, nil
 	}
 	var refs []Ref
-	for p, tp := range tl.parts {
-		refs = tp.appendRefs(refs, p, after, limit)
+	for _, tp := range tl.parts {
+		refs = tp.appendRefs(refs, tp.partition, after, limit)
 	}
 	slices.SortFunc(refs, compareRefs)
 	return refs[:min(len(refs), limit)], nil
@@ -190,8 +208,8 @@ func (m *Memory) ReadThreads(p int32, after int64, threads []string, lim Limit, 
 func (m *Memory) threadRecordsLocked(recs []*Record, p int32, after int64, threads []string, maxN, maxBytes int) (_ []*Record, more bool) {
 	var lists [][]threadRef
 	for _, th := range threads {
-		if tl := m.threads[th]; tl != nil && tl.parts[p] != nil {
-			live := tl.parts[p].live()
+		if tl := m.threads[th]; tl != nil && tl.part(p) != nil {
+			live := tl.part(p).live()
 			i := sort.Search(len(live), func(i int) bool { return live[i].rec.Offset > after })
 			if i < len(live) {
 				lists = append(lists, live[i:])

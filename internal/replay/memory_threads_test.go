@@ -289,3 +289,22 @@ func compareWithScan(t *testing.T, m *Memory, p int32, follow []string, lim Limi
 		}
 	}
 }
+
+// BenchmarkMemoryAppend is the consumer's append path (one record of one
+// thread at a time, 1,000 threads, memory full so every append evicts),
+// which the thread index now takes part in.
+func BenchmarkMemoryAppend(b *testing.B) {
+	m := NewMemory(MemoryConfig{PerPartition: 10000})
+	recs := make([]*Record, 50000)
+	for i := range recs {
+		o := int64(i)
+		recs[i] = threaded(rec(0, o, o-1), uint64(i/1000+1), "thread-"+strconv.Itoa(i%1000))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		r := *recs[i%len(recs)]
+		r.Offset, r.Prev = int64(i), int64(i-1)
+		m.add([]*Record{&r})
+	}
+}
