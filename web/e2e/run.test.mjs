@@ -301,6 +301,13 @@ describe("built-in UI: runs list and run view", { skip }, () => {
     assert.equal(own.seq, atJoin.stateSeq);
     assert.equal(atJoin.stateHash, own.hash, "the page's state at seq " + atJoin.stateSeq + " is the history's");
 
+    // zstd records decoded: the demo frames its larger values (GRAPH_START
+    // with the schema, checkpoints) with zstd; they reach the page decoded.
+    const zstd = hist.filter((r) => JSON.stringify(r.message).includes('"compression":"COMPRESSION_ZSTD"'));
+    assert.ok(zstd.length >= 1, "the run has zstd-framed records");
+    const shownSeqs = new Set(await page.evaluate(() => window.__dashstreamRun.sequences()));
+    assert.ok(zstd.some((r) => r.sequences.some((q) => shownSeqs.has(Number(q)))), "a zstd-framed record is shown decoded");
+
     // The graph from graph_schema_json, with node states.
     await page.waitForSelector("#graph svg g.node");
     const graph = await page.$$eval("#graph svg g.node", (gs) => gs.map((g) => [g.dataset.node, g.dataset.state]));
