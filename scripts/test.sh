@@ -41,6 +41,7 @@ FUZZ_TARGETS=(
 	"FuzzDecode ./internal/dashstream"
 	"FuzzParseControl ./internal/wsproto"
 	"FuzzParseRecordV2 ./internal/wsproto 3"
+	"FuzzV2Message ./internal/wsclient 3"
 	"FuzzReadFrame ./internal/hub"
 	"FuzzParseJWKS ./internal/limits"
 	"FuzzParseFilter ./internal/filter 3"

@@ -29,10 +29,14 @@ records) as text or --json. Without --url it starts a gateway (embedded Kafka
 broker, free ports); with --url it benchmarks a running gateway on this
 machine, producing to --brokers/--topic (memory is reported with
 --server-pid). Only loopback targets are accepted.
+--v2 makes the clients speak protocol v2. --threads N spreads the records
+over N thread ids; --filter-per-client then has each client follow one of
+them with a server-side filter, and checks it got exactly that thread's
+records (lost, duplicated, and "foreign": records its filter excludes).
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
 		"dashstream bench --clients 1000 --rate 1000 --size 512 --duration 20s",
-		"dashstream bench --clients 1 --idle-clients 10000 --duration 2s   # memory per idle connection",
+		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
 }
@@ -42,7 +46,8 @@ type benchOptions struct {
 	url, brokers, topic       string
 	serverPID                 int
 	clients, idle, rate, size int
-	partitions                int
+	partitions, threads       int
+	v2, filterPerClient       bool
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
 	cpuProfile                string
@@ -61,6 +66,9 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.IntVar(&o.rate, "rate", 1000, "records per second produced (over all partitions)")
 	fs.IntVar(&o.size, "size", 512, "bytes per record value")
 	fs.IntVar(&o.partitions, "partitions", 0, "partitions to produce to (0: all; embedded: the topic gets max(P, 4))")
+	fs.BoolVar(&o.v2, "v2", false, "clients speak protocol v2 (subprotocol dashstream.v2)")
+	fs.IntVar(&o.threads, "threads", 0, "spread records over N thread ids (0: one thread per partition)")
+	fs.BoolVar(&o.filterPerClient, "filter-per-client", false, "each client follows one thread with a filter (needs --threads)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "load before the measured window")
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "time for the last records to arrive after producing stops")
@@ -73,7 +81,8 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 
 func (o benchOptions) config(log *slog.Logger) bench.Config {
 	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
-		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log}
+		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log,
+		V2: o.v2, Threads: o.threads, FilterPerClient: o.filterPerClient}
 }
 
 // runBench implements `dashstream bench`.

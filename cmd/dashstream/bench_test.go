@@ -54,6 +54,8 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--clients", "x"}, 2, "invalid value"},
 		{[]string{"--url", "ws://10.1.2.3:3002/ws", "--quiet"}, 1, "only loopback"},
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--clients", "0", "--quiet"}, 1, "clients 0"},
+		{[]string{"--url", "ws://127.0.0.1:1/ws", "--filter-per-client", "--quiet"}, 1, "a filter per client needs threads"},
+		{[]string{"--url", "ws://127.0.0.1:1/ws", "--threads", "-1", "--quiet"}, 1, "threads -1"},
 		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +18,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
 // runTail implements `dashstream tail`.
@@ -35,7 +35,7 @@ func runTail(ctx context.Context, args []string, e env) int {
 	return t.run(ctx)
 }
 
-// errMaxReached ends the follower once --max records were printed.
+// errMaxReached ends the stream once --max records were printed.
 var errMaxReached = errors.New("max records printed")
 
 type tail struct {
@@ -44,59 +44,140 @@ type tail struct {
 	enc       *json.Encoder
 	errw      io.Writer
 	dec       *dashstream.Decoder
-	cursor    *wsclient.Cursor
-	resumed   bool // the cursor came from the file
+	store     client.CursorStore // nil without --cursor-file
+	resumed   bool               // the cursor file exists
+	c         *client.Client
 	printed   int
 	sinceSave int
 
-	// The follower's callbacks run on Run's goroutine: no lock needed.
-	connected bool               // a connection was made at least once
-	lastErr   error              // why the last attempt before the first connection failed
-	giveUp    context.CancelFunc // ends Run once connecting failed without --timeout
+	// Set on the reading goroutine only (client callbacks run there too).
+	connected bool  // a connection was made at least once
+	lastErr   error // why the last attempt before the first connection failed
 }
 
 func newTail(o tailOptions, stdout, stderr io.Writer) (*tail, error) {
 	out := bufio.NewWriterSize(stdout, 64<<10)
 	enc := json.NewEncoder(out)
 	enc.SetEscapeHTML(false)
-	t := &tail{o: o, out: out, enc: enc, errw: stderr,
-		dec: dashstream.NewDecoder(dashstream.DecoderConfig{}), cursor: wsclient.NewCursor()}
+	t := &tail{o: o, out: out, enc: enc, errw: stderr, dec: dashstream.NewDecoder(dashstream.DecoderConfig{})}
 	if o.cursorFile == "" {
 		return t, nil
 	}
-	c, err := wsclient.LoadCursor(o.cursorFile)
-	switch {
-	case err == nil:
-		t.cursor, t.resumed = c, true
-	case !errors.Is(err, fs.ErrNotExist):
+	fs := client.FileStore{Path: o.cursorFile}
+	_, ok, err := fs.Load(context.Background()) // a corrupt file is refused before connecting
+	if err != nil {
 		return nil, err
 	}
+	t.store, t.resumed = fs, ok
 	return t, nil
 }
 
 func (t *tail) run(parent context.Context) int {
-	ctx, giveUp := context.WithCancel(parent)
-	defer giveUp()
-	t.giveUp = giveUp
+	ctx := parent
 	if t.o.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.o.timeout)
 		defer cancel()
 	}
-	err := t.follower().Run(ctx)
+	err := t.follow(ctx)
 	code := t.exitCode(parent, ctx, err)
 	if ferr := t.out.Flush(); ferr != nil && code == 0 {
 		code = 1
 	}
-	if serr := t.save(); serr != nil {
-		t.errorf("%v", serr)
-		code = 1
+	if t.c != nil {
+		if cerr := t.c.Close(); cerr != nil { // saves the cursor file
+			t.errorf("%v", cerr)
+			code = 1
+		}
 	}
 	return code
 }
 
-// exitCode reports how Run ended. parent ends on an interrupt, ctx also at
-// --timeout or when connecting failed without --timeout.
+// follow connects and prints records until ctx ends, --max records were
+// printed, or the stream cannot go on.
+func (t *tail) follow(ctx context.Context) error {
+	c, err := t.dial(ctx)
+	if c == nil {
+		return err
+	}
+	t.c = c
+	for {
+		r, err := c.Next(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if err := t.onRecord(ctx, r); err != nil {
+			return err
+		}
+	}
+}
+
+// dial makes the first connection. Without --timeout one attempt is made;
+// with it, attempts go on (with backoff) until it expires. (nil, nil) means
+// no connection: lastErr says why.
+func (t *tail) dial(ctx context.Context) (*client.Client, error) {
+	opts := t.clientOptions()
+	for attempt := 0; ; attempt++ {
+		c, err := client.Dial(ctx, t.o.url, opts)
+		if err == nil {
+			return c, nil
+		}
+		var he *client.HandshakeError
+		var se *client.ServerError
+		switch {
+		case ctx.Err() != nil:
+			return nil, nil
+		case errors.As(err, &he) && he.Permanent(), errors.As(err, &se), errors.Is(err, client.ErrV2Unsupported):
+			return nil, err
+		}
+		t.lastErr = err
+		if t.o.timeout == 0 || !sleepCtx(ctx, dialBackoff(attempt)) {
+			return nil, nil
+		}
+	}
+}
+
+// dialBackoff is the delay before the next first-connection attempt:
+// 250 ms doubling up to 5 s.
+func dialBackoff(attempt int) time.Duration {
+	return min(250*time.Millisecond<<min(attempt, 5), 5*time.Second)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (t *tail) clientOptions() client.Options {
+	o := client.Options{Token: t.o.token, Origin: t.o.origin, V2: t.o.v2 || t.o.json, JSON: t.o.json,
+		Filter: t.o.filter, From: t.o.from, Join: t.o.join,
+		SaveInterval: 24 * time.Hour, // tail saves every --save-every records (and on disconnects and exit)
+		OnControl:    t.onControl, OnConnect: func(bool) { t.connected = true }, OnDisconnect: t.onDisconnect}
+	if o.From == wsclient.FromCursor {
+		// Without a cursor file no partition is listed, and an unlisted
+		// partition replays from its window's oldest record: "earliest".
+		o.From = client.FromEarliest
+	}
+	if t.store != nil {
+		o.Store = t.store
+	}
+	if t.o.lastSeqGiven && len(t.o.filter.Threads) == 1 {
+		o.ThreadSequences = map[string]uint64{t.o.filter.Threads[0]: t.o.lastSeq}
+	}
+	return o
+}
+
+// exitCode reports how the stream ended. parent ends on an interrupt, ctx
+// also at --timeout.
 func (t *tail) exitCode(parent, ctx context.Context, err error) int {
 	switch {
 	case errors.Is(err, errMaxReached):
@@ -133,7 +214,7 @@ func (t *tail) redact(s string) string {
 // refusal explains an error that ended Run: most often the gateway
 // refusing the handshake for good.
 func (t *tail) refusal(err error) string {
-	var he *wsclient.HandshakeError
+	var he *client.HandshakeError
 	if !errors.As(err, &he) {
 		return err.Error()
 	}
@@ -152,7 +233,7 @@ func (t *tail) refusal(err error) string {
 // unreachable is the one line that explains why no connection was made.
 func (t *tail) unreachable() string {
 	hint := "is it running? try 'dashstream demo'"
-	var he *wsclient.HandshakeError
+	var he *client.HandshakeError
 	switch {
 	case errors.As(t.lastErr, &he):
 		hint = "it answers but does not accept connections now; retry, or wait with --timeout"
@@ -165,7 +246,7 @@ func (t *tail) unreachable() string {
 // reachCause is the short reason of a failed dial: "connection refused",
 // "no such host", "HTTP 503", "no answer within 5s".
 func reachCause(err error, timeout time.Duration) string {
-	var he *wsclient.HandshakeError
+	var he *client.HandshakeError
 	var dnsErr *net.DNSError
 	var errno syscall.Errno
 	switch {
@@ -187,27 +268,11 @@ func reachCause(err error, timeout time.Duration) string {
 	return err.Error()
 }
 
-func (t *tail) follower() *wsclient.Follower {
-	h := http.Header{}
-	if t.o.token != "" {
-		h.Set("Authorization", "Bearer "+t.o.token)
-	}
-	f := &wsclient.Follower{URL: t.o.url, Options: wsclient.Options{Header: h, Origin: t.o.origin},
-		Cursor: t.cursor, From: t.o.from, OnRecord: t.onRecord, OnControl: t.onControl,
-		OnConnect: func() { t.connected = true }, OnDisconnect: t.onDisconnect}
-	if t.resumed {
-		f.From = wsclient.FromCursor
-	} else if t.o.thread != "" {
-		f.Threads = map[string]uint64{t.o.thread: t.o.lastSeq}
-	}
-	return f
-}
-
-func (t *tail) onRecord(r wsclient.Record, v wsclient.Verdict) error {
-	switch v {
-	case wsclient.AppliedAfterHole:
+func (t *tail) onRecord(ctx context.Context, r client.Record) error {
+	switch {
+	case r.Hole && t.o.filter.IsZero(): // with a filter, passing offsets is what filtering does
 		fmt.Fprintf(t.errw, "hole: partition %d jumped to offset %d without a gap or skipped frame\n", r.Partition, r.Offset)
-	case wsclient.Late:
+	case r.Late:
 		fmt.Fprintf(t.errw, "out of order: partition %d offset %d arrived after a higher offset\n", r.Partition, r.Offset)
 	}
 	if err := t.print(r); err != nil {
@@ -215,7 +280,8 @@ func (t *tail) onRecord(r wsclient.Record, v wsclient.Verdict) error {
 	}
 	t.printed++
 	if t.sinceSave++; t.sinceSave >= t.o.saveEvery {
-		if err := t.save(); err != nil {
+		t.sinceSave = 0
+		if err := t.c.Save(ctx); err != nil {
 			return err
 		}
 	}
@@ -225,16 +291,10 @@ func (t *tail) onRecord(r wsclient.Record, v wsclient.Verdict) error {
 	return nil
 }
 
-// save writes the cursor file (when one is configured).
-func (t *tail) save() error {
-	t.sinceSave = 0
-	if t.o.cursorFile == "" {
-		return nil
+func (t *tail) print(r client.Record) error {
+	if r.JSON != nil {
+		return firstErr(t.enc.Encode(jsonLine{Partition: r.Partition, Offset: strconv.FormatInt(r.Offset, 10), Message: r.JSON}), t.out.Flush())
 	}
-	return t.cursor.Save(t.o.cursorFile)
-}
-
-func (t *tail) print(r wsclient.Record) error {
 	d, err := t.dec.Decode(r.Value)
 	if t.o.pretty {
 		_, werr := t.out.WriteString(prettyLine(r, d, err) + "\n")
@@ -269,6 +329,14 @@ type recordLine struct {
 	Message     map[string]any `json:"message"`
 }
 
+// jsonLine is the line of a v2 JSON record (--json): the gateway's
+// canonical protobuf JSON of the message, as received.
+type jsonLine struct {
+	Partition int32           `json:"partition"`
+	Offset    string          `json:"offset"`
+	Message   json.RawMessage `json:"message"`
+}
+
 // errorLine is the JSON line of a value the decoder rejected.
 type errorLine struct {
 	Partition int32  `json:"partition"`
@@ -277,7 +345,7 @@ type errorLine struct {
 	Error     string `json:"error"`
 }
 
-func recordLineOf(r wsclient.Record, d *dashstream.Decoded) (recordLine, error) {
+func recordLineOf(r client.Record, d *dashstream.Decoded) (recordLine, error) {
 	msg, err := dashstream.RenderJSON(d)
 	if err != nil {
 		return recordLine{}, err
@@ -289,7 +357,7 @@ func recordLineOf(r wsclient.Record, d *dashstream.Decoded) (recordLine, error) 
 		Message: msg}, nil
 }
 
-func errorLineOf(r wsclient.Record, err error) errorLine {
+func errorLineOf(r client.Record, err error) errorLine {
 	kind := "unknown"
 	var de *dashstream.DecodeError
 	if errors.As(err, &de) {
@@ -310,7 +378,7 @@ func headerOf(d *dashstream.Decoded) dashstream.HeaderRef {
 }
 
 // prettyLine is `p0@41 event NODE_START node=x thread=t seq=5`.
-func prettyLine(r wsclient.Record, d *dashstream.Decoded, err error) string {
+func prettyLine(r client.Record, d *dashstream.Decoded, err error) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "p%d@%d ", r.Partition, r.Offset)
 	if err != nil {
@@ -357,25 +425,15 @@ func printable(s string) string {
 	return q[1 : len(q)-1]
 }
 
-func (t *tail) onControl(c wsclient.Control) error {
-	if line := controlLine(c); line != "" {
+func (t *tail) onControl(c client.Control) {
+	if line := controlLine(wsclient.Control{Type: c.Type, Raw: c.Raw}); line != "" {
 		fmt.Fprintln(t.errw, line)
 	}
-	return nil
 }
 
-// onDisconnect reports a lost connection. Before the first connection it
-// only keeps the reason: tail waits quietly until --timeout, or without one
-// gives up at once (exitCode explains it in one line).
+// onDisconnect reports a lost connection (the client saved the cursor file
+// before calling it).
 func (t *tail) onDisconnect(err error, retryIn time.Duration) {
-	if !t.connected {
-		t.lastErr = err
-		if t.o.timeout == 0 {
-			t.giveUp()
-		}
-		return
-	}
-	_ = t.save() // best effort: a crash while disconnected must not lose the position; save reports its own failure
 	fmt.Fprintln(t.errw, t.redact(fmt.Sprintf("disconnected: %v; reconnecting in %s", err, retryIn.Round(time.Millisecond))))
 }
 

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/filter"
 	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
 var tailHelp = helpText{
@@ -23,6 +25,14 @@ stderr. On a disconnect it reconnects with backoff and resumes from its
 cursor, so it never loses or repeats a record. With --cursor-file it resumes
 from the file when it exists, and saves it every --save-every records and on
 exit.
+
+Filters are applied by the gateway: --thread (repeatable), --thread-prefix,
+--type and --event-type (repeatable or comma-separated) combine with AND,
+the values of one flag with OR. --thread with --last-sequence starts with a
+thread resume of that one thread (its events after that sequence). --v2
+speaks protocol v2 (one frame per record); --json asks the gateway for each
+record as protobuf JSON (implies --v2) and prints it as "message". --join
+checkpoint starts each active run at its latest full state.
 
 The URL is --url, else DASHSTREAM_URL, else ws://127.0.0.1:3002/ws. The
 token is --token or --token-file (not both), else DASHSTREAM_TOKEN, else
@@ -37,7 +47,7 @@ Exit status: 0 on interrupt, after --max records, or at --timeout (without
 --max records); 2 on a usage error; 3 when no connection could be made.`,
 	examples: []string{
 		"dashstream tail --pretty",
-		"dashstream tail --cursor-file c.json --timeout 30s --max 1000",
+		"dashstream tail --v2 --thread run-42 --event-type NODE_END --cursor-file c.json --timeout 30s --max 1000",
 		`DASHSTREAM_URL=wss://gw.example.com/ws DASHSTREAM_TOKEN_FILE=$HOME/.dashstream-token dashstream tail`,
 	},
 }
@@ -63,15 +73,19 @@ type tailOptions struct {
 	urlFrom    string // where url came from, for error messages
 	cursorFile string
 	from       string
-	thread     string
 	lastSeq    uint64
-	pretty     bool
-	token      string
-	tokenFile  string
-	origin     string
-	max        int
-	timeout    time.Duration
-	saveEvery  int
+	// lastSeqGiven: --last-sequence was given (a thread resume).
+	lastSeqGiven bool
+	filter       client.Filter
+	v2, json     bool
+	join         string
+	pretty       bool
+	token        string
+	tokenFile    string
+	origin       string
+	max          int
+	timeout      time.Duration
+	saveEvery    int
 }
 
 func parseTailFlags(args []string, e env) (tailOptions, int) {
@@ -80,8 +94,14 @@ func parseTailFlags(args []string, e env) (tailOptions, int) {
 	fs.StringVar(&o.url, "url", defaultTailURL, "gateway WebSocket URL")
 	fs.StringVar(&o.cursorFile, "cursor-file", "", "resume from and save the cursor to this file")
 	fs.StringVar(&o.from, "from", wsclient.FromLatest, "start without a cursor file: latest, cursor or earliest")
-	fs.StringVar(&o.thread, "thread", "", "start with a thread resume of this thread id (replays its newer events)")
-	fs.Uint64Var(&o.lastSeq, "last-sequence", 0, "with --thread: the last sequence already seen")
+	fs.Var((*listFlag)(&o.filter.Threads), "thread", "only records of this thread id (repeatable)")
+	fs.StringVar(&o.filter.ThreadPrefix, "thread-prefix", "", "only records of threads whose id starts with this")
+	fs.Var(commaList{&o.filter.Types}, "type", "only these message types: event, state_diff, token_chunk, ... (repeatable, comma-separated)")
+	fs.Var(commaList{&o.filter.EventTypes}, "event-type", "only events of these types, e.g. NODE_END (repeatable, comma-separated)")
+	fs.Uint64Var(&o.lastSeq, "last-sequence", 0, "with one --thread: start with a thread resume of its events after this sequence")
+	fs.BoolVar(&o.v2, "v2", false, "speak protocol v2 (subprotocol dashstream.v2)")
+	fs.BoolVar(&o.json, "json", false, "receive records as protobuf JSON (implies --v2)")
+	fs.StringVar(&o.join, "join", "", "checkpoint: start each active run at its latest full state (with --from latest)")
 	fs.BoolVar(&o.pretty, "pretty", false, "print one short human-readable line per record")
 	fs.StringVar(&o.token, "token", "", "bearer token for the gateway (visible in the process list: prefer a token file)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "read the bearer token from this file")
@@ -93,6 +113,7 @@ func parseTailFlags(args []string, e env) (tailOptions, int) {
 	if code := fs.parse(args, e, 0); code >= 0 {
 		return o, code
 	}
+	o.lastSeqGiven = fs.given()["last-sequence"]
 	if err := o.resolve(fs.given(), e.getenv); err != nil {
 		return o, tailHelp.usageError(e.stderr, "%v", err)
 	}
@@ -164,6 +185,46 @@ func (o *tailOptions) validate() error {
 		return errors.New("--max, --timeout must be >= 0 and --save-every >= 1")
 	case !strings.HasPrefix(o.url, "ws://") && !strings.HasPrefix(o.url, "wss://"):
 		return fmt.Errorf("%s %q: want ws:// or wss://", o.urlFrom, shownURL(o.url))
+	case o.join != "" && o.join != client.JoinCheckpoint && o.join != "none":
+		return fmt.Errorf("--join %q: want checkpoint or none", o.join)
+	case o.lastSeqGiven && len(o.filter.Threads) != 1:
+		return errors.New("--last-sequence needs exactly one --thread")
+	case o.json && o.pretty:
+		return errors.New("--json and --pretty exclude each other")
+	}
+	if _, err := filter.New(filter.Spec{Threads: o.filter.Threads, ThreadPrefix: o.filter.ThreadPrefix,
+		Types: o.filter.Types, EventTypes: o.filter.EventTypes}); err != nil {
+		return errors.New(err.Message)
+	}
+	return nil
+}
+
+// listFlag collects every value of a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = append(*l, v)
+	return nil
+}
+
+// commaList collects a repeatable flag whose values may also be
+// comma-separated.
+type commaList struct{ list *[]string }
+
+func (c commaList) String() string {
+	if c.list == nil {
+		return ""
+	}
+	return strings.Join(*c.list, ",")
+}
+
+func (c commaList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*c.list = append(*c.list, s)
+		}
 	}
 	return nil
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
 // TestTailURLAndTokenSources runs tail against a gateway that requires a
@@ -175,7 +175,7 @@ func TestUnreachableLine(t *testing.T) {
 	}{
 		{"ws://gw.example.com/ws?token=abc", &net.DNSError{Err: "no such host", Name: "gw.example.com", IsNotFound: true},
 			"cannot reach ws://gw.example.com/ws?token=redacted (no such host): is it running, and reachable from here?"},
-		{"ws://localhost:3002/ws", &wsclient.HandshakeError{Status: 503},
+		{"ws://localhost:3002/ws", &client.HandshakeError{Status: 503},
 			"cannot reach ws://localhost:3002/ws (HTTP 503): it answers but does not accept connections now; retry, or wait with --timeout"},
 		{"ws://[::1]:3002/ws", nil, "cannot reach ws://[::1]:3002/ws (no answer): is it running? try 'dashstream demo'"},
 	}

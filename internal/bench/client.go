@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -22,7 +25,13 @@ type client struct {
 	ready   chan struct{}
 	done    chan struct{}
 
+	// thread is the only thread a filtered client may receive (nil: no
+	// filter); want how many records of it the run produced.
+	thread []byte
+	want   func() int64
+
 	delivered int64 // records of the measured window
+	foreign   int64 // records a filtered client received outside its filter
 	gaps      int64 // gap frames (each a loss the gateway admitted)
 	stale     int64 // cursor_stale frames (a setup problem)
 	err       error // why the connection ended before the run did
@@ -33,12 +42,31 @@ func connectOptions(i int, resume *wsclient.Resume) wsclient.Options {
 	return wsclient.Options{Resume: resume, LocalAddr: sourceAddr(i), ReadBufferSize: 64 << 10}
 }
 
-func dialClient(ctx context.Context, url string, i int, from map[int32]int64, win *window) (*client, error) {
-	conn, err := wsclient.DialLean(ctx, url, connectOptions(i, &wsclient.Resume{From: wsclient.FromCursor, Offsets: from}))
+// clientSpec is what makes client i of a run different from the others.
+type clientSpec struct {
+	i      int
+	v2     bool
+	thread int // the thread it follows with a filter; -1: none
+}
+
+func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, win *window) (*client, error) {
+	from := pr.cursor()
+	res := &wsclient.Resume{From: wsclient.FromCursor, Offsets: from}
+	c := &client{cursor: wsclient.NewCursor(), win: win, ready: make(chan struct{}), done: make(chan struct{}),
+		want: pr.expected}
+	if spec.thread >= 0 {
+		id := threadID(0, spec.thread)
+		res.Filter = json.RawMessage(`{"threads":[` + strconv.Quote(id) + `]}`)
+		c.thread = []byte(id)
+		c.want = func() int64 { return pr.threadExpected(spec.thread) }
+	}
+	opts := connectOptions(spec.i, res)
+	opts.V2 = spec.v2
+	conn, err := wsclient.DialLean(ctx, url, opts)
 	if err != nil {
 		return nil, err
 	}
-	c := &client{conn: conn, cursor: wsclient.NewCursor(), win: win, ready: make(chan struct{}), done: make(chan struct{})}
+	c.conn = conn
 	for p, o := range from {
 		c.cursor.Set(p, o)
 	}
@@ -70,6 +98,12 @@ func (c *client) record(r wsclient.Record, now int64) {
 	if c.cursor.Apply(r) == wsclient.Duplicate {
 		return // counted by the cursor; neither delivered nor timed
 	}
+	if c.thread != nil {
+		if th, ok := headerThread(r.Value); !ok || !bytes.Equal(th, c.thread) {
+			c.foreign++ // the filter let through what it should have held back
+			return
+		}
+	}
 	c.applied.Add(1)
 	if ts, ok := headerTimestamp(r.Value); ok && c.win.contains(ts) {
 		c.delivered++
@@ -96,8 +130,13 @@ func (c *client) control(ctl wsclient.Control) {
 }
 
 // lost is what this client did not receive of the run's records: holes
-// plus everything after its last offset up to the last one produced.
+// plus everything after its last offset up to the last one produced. A
+// filtered client passes over other threads' offsets by design: its loss is
+// its thread's records that never came.
 func (c *client) lost(before, last map[int32]int64) int64 {
+	if c.thread != nil {
+		return max(0, c.want()-c.applied.Load())
+	}
 	n := c.cursor.Missing
 	for p, l := range last {
 		got, ok := c.cursor.Last(p)
@@ -109,15 +148,19 @@ func (c *client) lost(before, last map[int32]int64) int64 {
 	return n
 }
 
-// startClients dials n clients (32 at a time), starts them and waits until
-// each finished its resume.
-func startClients(ctx context.Context, url string, n int, from map[int32]int64, win *window) ([]*client, error) {
-	clients := make([]*client, n)
+// startClients dials the run's clients (32 at a time), starts them and
+// waits until each finished its resume.
+func startClients(ctx context.Context, url string, cfg Config, pr *producer, win *window) ([]*client, error) {
+	clients := make([]*client, cfg.Clients)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i := range clients {
+		spec := clientSpec{i: i, v2: cfg.V2, thread: -1}
+		if cfg.FilterPerClient {
+			spec.thread = i % cfg.Threads
+		}
 		g.Go(func() error {
-			c, err := dialClient(gctx, url, i, from, win)
+			c, err := dialClient(gctx, url, spec, pr, win)
 			clients[i] = c
 			return err
 		})
@@ -151,26 +194,26 @@ func awaitReady(ctx context.Context, clients []*client) error {
 	return nil
 }
 
-// awaitDelivered waits until every live client applied want records, or
-// grace runs out.
-func awaitDelivered(ctx context.Context, clients []*client, want int64, grace time.Duration) {
+// awaitDelivered waits until every live client applied the records it
+// must receive, or grace runs out.
+func awaitDelivered(ctx context.Context, clients []*client, grace time.Duration) {
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		if allDelivered(clients, want) {
+		if allDelivered(clients) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func allDelivered(clients []*client, want int64) bool {
+func allDelivered(clients []*client) bool {
 	for _, c := range clients {
 		select {
 		case <-c.done:
 			continue // ended early: its losses are counted
 		default:
 		}
-		if c.applied.Load() < want {
+		if c.applied.Load() < c.want() {
 			return false
 		}
 	}

@@ -46,6 +46,17 @@ type Config struct {
 	Partitions int
 	// MaxRecords bounds the records produced. 0: 10 000 000.
 	MaxRecords int64
+	// V2 makes the clients speak protocol v2 (one binary frame per record,
+	// docs/PROTOCOL.md §3.8). False: v1.
+	V2 bool
+	// Threads spreads the records over this many thread ids, "bench-t<i>",
+	// round robin; thread i lives on partition i mod P (so each thread's
+	// records keep their order). 0: one thread per partition, "bench-p<p>".
+	Threads int
+	// FilterPerClient gives client c the filter {"threads":["bench-t<c mod
+	// Threads>"]}: each client follows one thread, and is checked for
+	// exactly that thread's records. Needs Threads >= 1.
+	FilterPerClient bool
 	// Log receives progress lines. Nil: discarded.
 	Log *slog.Logger
 }
@@ -73,6 +84,8 @@ func (c *Config) withDefaults() (Config, error) {
 	check(cfg.Size >= 64, "size %d: want >= 64", cfg.Size)
 	check(cfg.Duration > 0 && cfg.Warmup >= 0, "duration %s, warmup %s: want > 0, >= 0", cfg.Duration, cfg.Warmup)
 	check(cfg.Partitions >= 0, "partitions %d: want >= 0", cfg.Partitions)
+	check(cfg.Threads >= 0 && cfg.Threads <= 1_000_000, "threads %d: want 0..1000000", cfg.Threads)
+	check(!cfg.FilterPerClient || cfg.Threads >= 1, "a filter per client needs threads >= 1")
 	planned := float64(cfg.Rate) * (cfg.Duration + cfg.Warmup).Seconds()
 	check(planned <= float64(cfg.MaxRecords), "rate × (warmup + duration) = %.0f records: above the bound of %d", planned, cfg.MaxRecords)
 	return cfg, errors.Join(errs...)

@@ -1,10 +1,12 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -27,11 +29,15 @@ type producer struct {
 	parts []int32
 	start []int64 // per partition index: the first offset this run produces
 	last  []atomic.Int64
-	seq   []uint64
-	build *recordBuilder
-	rate  int
-	max   int64
-	win   *window
+	seq   []uint64 // per partition (one thread each) or per thread
+	// threads > 0 spreads records over that many threads; perThread counts
+	// the acknowledged records of each.
+	threads   int
+	perThread []atomic.Int64
+	build     *recordBuilder
+	rate      int
+	max       int64
+	win       *window
 
 	acked, ackedInWindow, errs atomic.Int64
 	firstErr                   atomic.Pointer[error]
@@ -48,7 +54,7 @@ func newProducer(ctx context.Context, t Target, cfg Config, win *window) (*produ
 	if err != nil {
 		return nil, fmt.Errorf("bench: kafka client: %w", err)
 	}
-	pr := &producer{cl: cl, build: build, rate: cfg.Rate, max: cfg.MaxRecords, win: win}
+	pr := &producer{cl: cl, build: build, rate: cfg.Rate, max: cfg.MaxRecords, win: win, threads: cfg.Threads}
 	if err := pr.plan(ctx, t.Topic, cfg.Partitions); err != nil {
 		cl.Close()
 		return nil, err
@@ -93,7 +99,8 @@ func (pr *producer) plan(ctx context.Context, topic string, want int) error {
 func (pr *producer) init(parts []int32, end func(int32) int64) {
 	pr.parts = parts
 	n := int(slices.Max(parts)) + 1
-	pr.start, pr.last, pr.seq = make([]int64, n), make([]atomic.Int64, n), make([]uint64, n)
+	pr.start, pr.last, pr.seq = make([]int64, n), make([]atomic.Int64, n), make([]uint64, max(n, pr.threads))
+	pr.perThread = make([]atomic.Int64, pr.threads)
 	for _, p := range parts {
 		pr.start[p] = end(p)
 		pr.last[p].Store(end(p) - 1)
@@ -133,16 +140,24 @@ func (pr *producer) run(ctx context.Context, start time.Time, d time.Duration) i
 	}
 }
 
+// produce sends record i: round robin over the partitions, or over the
+// threads (thread t on partition t mod P).
 func (pr *producer) produce(ctx context.Context, i int64) {
-	p := pr.parts[i%int64(len(pr.parts))]
-	pr.seq[p]++
+	t, p := -1, pr.parts[i%int64(len(pr.parts))]
+	seq := &pr.seq[p]
+	if pr.threads > 0 {
+		t = int(i % int64(pr.threads))
+		p, seq = pr.parts[t%len(pr.parts)], &pr.seq[t]
+	}
+	*seq++
 	now := time.Now()
-	v, err := pr.build.build(p, pr.seq[p], now.UnixMicro())
+	thread := threadID(p, t)
+	v, err := pr.build.build(thread, *seq, now.UnixMicro())
 	if err != nil {
 		pr.fail(err)
 		return
 	}
-	pr.cl.Produce(ctx, &kgo.Record{Partition: p, Value: v, Timestamp: now}, pr.ack)
+	pr.cl.Produce(ctx, &kgo.Record{Partition: p, Key: []byte(thread), Value: v, Timestamp: now}, pr.ack)
 }
 
 func (pr *producer) ack(r *kgo.Record, err error) {
@@ -157,6 +172,9 @@ func (pr *producer) ack(r *kgo.Record, err error) {
 		}
 	}
 	pr.acked.Add(1)
+	if t, ok := threadIndex(r.Key); ok && t < len(pr.perThread) {
+		pr.perThread[t].Add(1)
+	}
 	if ts, ok := headerTimestamp(r.Value); ok && pr.win.contains(ts) { // Kafka keeps only ms
 		pr.ackedInWindow.Add(1)
 	}
@@ -193,6 +211,20 @@ func (pr *producer) expected() int64 {
 		n += pr.last[p].Load() - pr.start[p] + 1
 	}
 	return n
+}
+
+// threadExpected is how many records a client following thread t must
+// receive: that thread's acknowledged records.
+func (pr *producer) threadExpected(t int) int64 { return pr.perThread[t].Load() }
+
+// threadIndex reads t of a "bench-t<t>" key.
+func threadIndex(key []byte) (int, bool) {
+	rest, ok := bytes.CutPrefix(key, []byte("bench-t"))
+	if !ok {
+		return 0, false
+	}
+	t, err := strconv.Atoi(string(rest))
+	return t, err == nil && t >= 0
 }
 
 func (pr *producer) close() { pr.cl.Close() }

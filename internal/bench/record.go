@@ -24,7 +24,7 @@ type recordBuilder struct {
 func newRecordBuilder(size int) (*recordBuilder, error) {
 	b := &recordBuilder{}
 	for range 4 { // the pad's own length prefix may change by a byte or two
-		v, err := b.build(0, 1, time.Now().UnixMicro())
+		v, err := b.build(threadID(0, 0), 1, time.Now().UnixMicro())
 		if err != nil {
 			return nil, err
 		}
@@ -37,11 +37,21 @@ func newRecordBuilder(size int) (*recordBuilder, error) {
 	return b, nil
 }
 
-// build encodes the record with sequence seq of partition p's thread and
-// header timestamp ts (µs since the epoch).
-func (b *recordBuilder) build(p int32, seq uint64, ts int64) ([]byte, error) {
+// threadID names a record's thread: "bench-t<t>" in a run with threads,
+// else (t < 0) "bench-p<p>", one per partition. Both spellings have the
+// same length for the same number of digits, so records stay the same size.
+func threadID(p int32, t int) string {
+	if t < 0 {
+		return "bench-p" + strconv.Itoa(int(p))
+	}
+	return "bench-t" + strconv.Itoa(t)
+}
+
+// build encodes the record with sequence seq of thread and header timestamp
+// ts (µs since the epoch).
+func (b *recordBuilder) build(thread string, seq uint64, ts int64) ([]byte, error) {
 	ev := &pb.Event{
-		Header: &pb.Header{TimestampUs: ts, TenantId: "bench", ThreadId: "bench-p" + strconv.Itoa(int(p)),
+		Header: &pb.Header{TimestampUs: ts, TenantId: "bench", ThreadId: thread,
 			Sequence: seq, Type: pb.MessageType_MESSAGE_TYPE_EVENT, SchemaVersion: 1},
 		EventType: pb.EventType_EVENT_TYPE_NODE_PROGRESS,
 		NodeId:    "bench",
@@ -70,6 +80,23 @@ func headerTimestamp(v []byte) (int64, bool) {
 		return 0, false
 	}
 	return varintField(header, 2)
+}
+
+// headerThread reads header.thread_id of a plain-framed record the same way
+// (field 4 of the header), aliasing v.
+func headerThread(v []byte) ([]byte, bool) {
+	if len(v) == 0 || v[0] != 0x00 {
+		return nil, false
+	}
+	body, ok := lenField(v[1:], 1, 9)
+	if !ok {
+		return nil, false
+	}
+	header, ok := lenField(body, 1, 1)
+	if !ok {
+		return nil, false
+	}
+	return lenField(header, 4, 4)
 }
 
 // lenField returns the first length-delimited field numbered lo..hi.

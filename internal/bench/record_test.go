@@ -15,7 +15,7 @@ func TestRecordBuilder(t *testing.T) {
 			t.Fatal(err)
 		}
 		ts := time.Now().UnixMicro()
-		v, err := b.build(3, 12345, ts)
+		v, err := b.build(threadID(3, -1), 12345, ts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -33,6 +33,13 @@ func TestRecordBuilder(t *testing.T) {
 		if got, ok := headerTimestamp(v); !ok || got != ts {
 			t.Fatalf("headerTimestamp = %d %v, want %d", got, ok, ts)
 		}
+		if got, ok := headerThread(v); !ok || string(got) != "bench-p3" {
+			t.Fatalf("headerThread = %q %v", got, ok)
+		}
+		w, _ := b.build(threadID(3, 77), 1, ts)
+		if got, ok := headerThread(w); !ok || string(got) != "bench-t77" || len(w) != len(v) {
+			t.Fatalf("headerThread = %q %v; %d bytes, want %d", got, ok, len(w), len(v))
+		}
 	}
 }
 
@@ -41,19 +48,27 @@ func TestHeaderTimestampRejectsGarbage(t *testing.T) {
 		if _, ok := headerTimestamp(v); ok {
 			t.Errorf("% x accepted", v)
 		}
+		if _, ok := headerThread(v); ok {
+			t.Errorf("% x accepted as a thread", v)
+		}
 	}
 }
 
 func FuzzHeaderTimestamp(f *testing.F) {
 	b, _ := newRecordBuilder(100)
-	v, _ := b.build(0, 1, 1764158400000123)
+	v, _ := b.build(threadID(0, 5), 1, 1764158400000123)
 	f.Add(v)
-	f.Fuzz(func(t *testing.T, v []byte) { headerTimestamp(v) })
+	f.Fuzz(func(t *testing.T, v []byte) {
+		headerTimestamp(v)
+		if th, ok := headerThread(v); ok && len(th) > len(v) {
+			t.Fatalf("thread of %d bytes in a value of %d", len(th), len(v))
+		}
+	})
 }
 
 func BenchmarkHeaderTimestamp(b *testing.B) {
 	rb, _ := newRecordBuilder(512)
-	v, _ := rb.build(0, 1, time.Now().UnixMicro())
+	v, _ := rb.build(threadID(0, -1), 1, time.Now().UnixMicro())
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		headerTimestamp(v)

@@ -8,15 +8,16 @@ import (
 // WriteText prints the result for a human.
 func (r *Result) WriteText(w io.Writer) error {
 	_, err := fmt.Fprintf(w, `dashstream bench (%s): %d clients, %d partitions, %d B records, %.0fs measured after %.0fs warmup
+  protocol    %s
   produced    %.0f rec/s (target %d), %d records in total, %d produce errors
   delivered   %d records in the window, %.0f rec/s over all clients
   latency     p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms  max %.3f ms
-  exactness   lost %d  duplicated %d  out of order %d  gap frames %d  client errors %d
-`, r.Mode, r.Clients, r.Partitions, r.Size, r.DurationS, r.WarmupS,
+  exactness   lost %d  duplicated %d  out of order %d  foreign %d  gap frames %d  client errors %d
+`, r.Mode, r.Clients, r.Partitions, r.Size, r.DurationS, r.WarmupS, r.protocol(),
 		r.RateProduced, r.RateTarget, r.Produced, r.ProduceErrors,
 		r.DeliveredTotal, r.DeliveredPerSec,
 		r.LatencyMs.P50, r.LatencyMs.P99, r.LatencyMs.P999, r.LatencyMs.Max,
-		r.Lost, r.Duplicated, r.OutOfOrder, r.GapFrames, r.ClientErrors)
+		r.Lost, r.Duplicated, r.OutOfOrder, r.Foreign, r.GapFrames, r.ClientErrors)
 	if err != nil {
 		return err
 	}
@@ -26,6 +27,23 @@ func (r *Result) WriteText(w io.Writer) error {
 	}
 	_, err = fmt.Fprintf(w, "  system      %s, %d CPUs\n", r.GoVersion, r.CPUs)
 	return err
+}
+
+// protocol describes what the clients spoke and followed.
+func (r *Result) protocol() string {
+	s := "v1"
+	if r.V2 {
+		s = "v2"
+	}
+	switch {
+	case r.Threads > 0 && r.FilterPerClient:
+		s += fmt.Sprintf(", %d threads, each client filtered to one", r.Threads)
+	case r.Threads > 0:
+		s += fmt.Sprintf(", %d threads, unfiltered", r.Threads)
+	default:
+		s += ", one thread per partition, unfiltered"
+	}
+	return s
 }
 
 func (r *Result) writeMemory(w io.Writer) {

@@ -52,7 +52,7 @@ func idlePhase(ctx context.Context, cfg Config, t Target, res *Result) error {
 func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *window, res *Result) error {
 	cctx, cancel := context.WithCancel(ctx)
 	cfg.Log.Info("connecting clients", "n", cfg.Clients)
-	clients, err := startClients(cctx, t.URL, cfg.Clients, pr.cursor(), win)
+	clients, err := startClients(cctx, t.URL, cfg, pr, win)
 	defer stopClients(cancel, clients)
 	if err != nil {
 		return err
@@ -66,7 +66,7 @@ func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *win
 		return err
 	}
 	res.setRSS(t)
-	awaitDelivered(ctx, clients, pr.expected(), cfg.Grace)
+	awaitDelivered(ctx, clients, cfg.Grace)
 	stopClients(cancel, clients)
 	res.collect(clients, pr)
 	return ctx.Err()
@@ -76,6 +76,9 @@ func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *win
 type Result struct {
 	Mode            string  `json:"mode"`
 	Clients         int     `json:"clients"`
+	V2              bool    `json:"v2"`
+	Threads         int     `json:"threads"`
+	FilterPerClient bool    `json:"filter_per_client"`
 	Partitions      int     `json:"partitions"`
 	RateTarget      int     `json:"rate_target"`
 	RateProduced    float64 `json:"rate_produced"`
@@ -88,8 +91,11 @@ type Result struct {
 	LatencyMs       Latency `json:"latency_ms"`
 	// Lost counts, per client, records produced during the run (warmup
 	// included) that it never received by the end of the grace period.
-	Lost          int64 `json:"lost"`
-	Duplicated    int64 `json:"duplicated"`
+	Lost       int64 `json:"lost"`
+	Duplicated int64 `json:"duplicated"`
+	// Foreign counts records filtered clients received although their
+	// filter excludes them.
+	Foreign       int64 `json:"foreign"`
 	OutOfOrder    int64 `json:"out_of_order"`
 	GapFrames     int64 `json:"gap_frames"`
 	StaleFrames   int64 `json:"cursor_stale_frames"`
@@ -116,7 +122,7 @@ type Latency struct {
 }
 
 func newResult(cfg Config, t Target, parts int) *Result {
-	return &Result{Mode: t.Mode, Clients: cfg.Clients, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
+	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), IdleClients: cfg.IdleClients,
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU()}
 }
@@ -142,6 +148,7 @@ func (r *Result) collect(clients []*client, pr *producer) {
 		r.DeliveredTotal += c.delivered
 		r.Lost += c.lost(before, last)
 		r.Duplicated += c.cursor.Duplicates
+		r.Foreign += c.foreign
 		r.OutOfOrder += c.cursor.OutOfOrder
 		r.GapFrames += c.gaps
 		r.StaleFrames += c.stale

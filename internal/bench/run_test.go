@@ -169,7 +169,7 @@ func TestClientAccounting(t *testing.T) {
 	}
 	rb, _ := newRecordBuilder(64)
 	rec := func(p int32, o int64, ts int64) {
-		v, _ := rb.build(p, 1, ts)
+		v, _ := rb.build(threadID(p, -1), 1, ts)
 		c.record(wsclient.Record{Partition: p, Offset: o, Value: v}, time.Now().UnixMicro())
 	}
 	rec(0, 10, 150)
@@ -183,5 +183,52 @@ func TestClientAccounting(t *testing.T) {
 	}
 	if c.cursor.Duplicates != 1 || c.cursor.OutOfOrder != 1 || c.applied.Load() != 4 || c.delivered != 2 {
 		t.Fatalf("dups %d ooo %d applied %d delivered %d", c.cursor.Duplicates, c.cursor.OutOfOrder, c.applied.Load(), c.delivered)
+	}
+}
+
+// TestClientAccountingFiltered: a client filtered to one thread counts
+// only that thread's records, flags others as foreign, and loses what its
+// thread produced but never came.
+func TestClientAccountingFiltered(t *testing.T) {
+	win := &window{}
+	win.from.Store(100)
+	win.to.Store(200)
+	c := &client{cursor: wsclient.NewCursor(), win: win, thread: []byte("bench-t3"), want: func() int64 { return 4 }}
+	c.cursor.Set(0, -1)
+	rb, _ := newRecordBuilder(64)
+	rec := func(thread string, o int64) {
+		v, _ := rb.build(thread, 1, 150)
+		c.record(wsclient.Record{Partition: 0, Offset: o, Value: v}, time.Now().UnixMicro())
+	}
+	rec("bench-t3", 2) // offsets 0 and 1 belong to other threads: no loss
+	rec("bench-t3", 5)
+	rec("bench-t13", 6) // not its thread
+	rec("bench-t3", 5)  // duplicate
+	rec("bench-t3", 9)
+	if got := c.lost(map[int32]int64{0: -1}, map[int32]int64{0: 9}); got != 1 {
+		t.Fatalf("lost %d, want 1 (4 produced, 3 received)", got)
+	}
+	if c.foreign != 1 || c.cursor.Duplicates != 1 || c.applied.Load() != 3 || c.delivered != 3 {
+		t.Fatalf("foreign %d dups %d applied %d delivered %d", c.foreign, c.cursor.Duplicates, c.applied.Load(), c.delivered)
+	}
+}
+
+// TestRunThreads: records spread over threads (each on one partition) reach
+// unfiltered clients exactly, over v1 and with v2 offered.
+func TestRunThreads(t *testing.T) {
+	tg := startGateway(t, 3)
+	for _, v2 := range []bool{false, true} {
+		cfg := Config{Clients: 6, Rate: 150, Size: 128, Duration: time.Second, Warmup: 200 * time.Millisecond,
+			Grace: 5 * time.Second, Threads: 7, V2: v2}
+		res, err := Run(context.Background(), cfg, tg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.Foreign != 0 || res.ClientErrors != 0 || res.Produced < 100 {
+			t.Fatalf("v2 %v: inexact delivery: %+v", v2, *res)
+		}
+		if res.V2 != v2 || res.Threads != 7 {
+			t.Fatalf("result does not say what ran: %+v", *res)
+		}
 	}
 }

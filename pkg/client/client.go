@@ -30,6 +30,9 @@ type Record struct {
 	// without a gap or skipped frame. Without a filter that is a protocol
 	// violation worth reporting; with a filter it is what filtering does.
 	Hole bool
+	// Late reports a record that filled such a hole: it came after a higher
+	// offset of its partition.
+	Late bool
 }
 
 // Control is a control frame of the gateway: its type ("replay_complete",
@@ -168,6 +171,10 @@ func (c *Client) resume() *wsclient.Resume {
 		r.From, r.Offsets = wsclient.FromCursor, c.cursor.Offsets()
 		return r
 	}
+	if len(c.opts.ThreadSequences) > 0 {
+		r.Mode, r.Threads = wsproto.ModeThread, c.opts.ThreadSequences
+		return r
+	}
 	r.From, r.Offsets = cmp.Or(c.opts.From, FromLatest), map[int32]int64{}
 	if r.From == FromLatest && c.opts.Join == JoinCheckpoint {
 		r.Join = JoinCheckpoint
@@ -232,7 +239,8 @@ func (c *Client) record(r wsclient.Record) (Record, bool) {
 		return Record{}, false
 	}
 	c.dirty = true
-	return Record{Partition: r.Partition, Offset: r.Offset, Value: r.Value, JSON: r.JSON, Hole: v == wsclient.AppliedAfterHole}, true
+	return Record{Partition: r.Partition, Offset: r.Offset, Value: r.Value, JSON: r.JSON,
+		Hole: v == wsclient.AppliedAfterHole, Late: v == wsclient.Late}, true
 }
 
 // control applies a control frame; an error ends the client.
@@ -348,13 +356,21 @@ func (c *Client) maybeSave(ctx context.Context) {
 	}
 }
 
-// save writes the cursor to the store when it moved. A failed save is
-// retried at the next occasion: the in-memory cursor stays exact.
+// save is Save for the client's own occasions: a failure is retried at the
+// next one, and the in-memory cursor stays exact meanwhile.
 func (c *Client) save(ctx context.Context) {
+	_ = c.Save(ctx) // retried: Save leaves the cursor dirty
+}
+
+// Save writes the cursor to Options.Store now (when it moved): every record
+// Next returned counts as applied. Next saves by itself every SaveInterval;
+// Save is for an application that wants its own rhythm (every N records).
+// Call it from the goroutine that calls Next.
+func (c *Client) Save(ctx context.Context) error {
 	c.mu.Lock()
 	if c.opts.Store == nil || !c.dirty {
 		c.mu.Unlock()
-		return
+		return nil
 	}
 	cur := Cursor{Namespace: c.cursor.Namespace, Offsets: c.cursor.Offsets()}
 	c.dirty = false
@@ -364,7 +380,9 @@ func (c *Client) save(ctx context.Context) {
 		c.mu.Lock()
 		c.dirty = true
 		c.mu.Unlock()
+		return fmt.Errorf("client: save cursor: %w", err)
 	}
+	return nil
 }
 
 // Cursor returns the client's position: what it would resume from.

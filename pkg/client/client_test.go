@@ -14,12 +14,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// As in the app's tests: go-redis keeps a pool reaper until Close,
+		// kgo's timers may outlive a closed client by a tick, and a closed
+		// go-redis pool's dial retry sleeps up to a second.
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).reaper"),
+		goleak.IgnoreAnyFunction("internal/poll.runtime_pollWait"),
+		goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial"),
+	)
+}
 
 func testGateway(t *testing.T, wrap func(http.Handler) http.Handler) *gateway {
 	t.Helper()
@@ -295,4 +305,43 @@ func TestCloseEndsBlockedNext(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Next still blocked after Close")
 	}
+}
+
+// TestJSONNeedsAV2Gateway: a gateway that does not select dashstream.v2 (an
+// older one; a stand-in server, since this repository's gateway speaks v2)
+// cannot send JSON records: Dial says so instead of reading binary frames
+// as if they were JSON.
+func TestJSONNeedsAV2Gateway(t *testing.T) {
+	offered := make(chan string, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" {
+			http.NotFound(w, r)
+			return
+		}
+		offered <- r.Header.Get("Sec-WebSocket-Protocol")
+		c, err := websocket.Accept(w, r, nil) // selects no subprotocol: v1
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		_, _, _ = c.Read(r.Context())
+		_, _, _ = c.Read(r.Context())
+	}))
+	defer srv.Close()
+	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	_, err := client.Dial(context.Background(), url, client.Options{V2: true, JSON: true})
+	if !errors.Is(err, client.ErrV2Unsupported) {
+		t.Fatalf("Dial: %v", err)
+	}
+	if got := <-offered; got != "dashstream.v2" {
+		t.Fatalf("offered %q", got)
+	}
+	c, err := client.Dial(context.Background(), url, client.Options{V2: true}) // binary records read as v1
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.V2() {
+		t.Fatal("V2() on a v1 connection")
+	}
+	c.Close()
 }

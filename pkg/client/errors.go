@@ -7,8 +7,8 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
-// ErrV2Unsupported: Options.JSON asked for v2 JSON records and the gateway
-// did not select protocol v2.
+// ErrV2Unsupported is returned when Options.JSON asked for v2 JSON records
+// and the gateway did not select protocol v2.
 var ErrV2Unsupported = errors.New("client: the gateway does not speak protocol v2")
 
 // ErrClosed is returned by Next after Close.

@@ -18,8 +18,8 @@ const (
 	FromEarliest = "earliest"
 )
 
-// JoinCheckpoint, as Options.Join, starts a fresh client (from latest) with
-// each active thread's records since its latest full state.
+// JoinCheckpoint is the Options.Join that starts a fresh client (from
+// latest) with each active thread's records since its latest full state.
 const JoinCheckpoint = wsproto.JoinCheckpoint
 
 // Options configures a Client. The zero value follows every record from
@@ -53,11 +53,17 @@ type Options struct {
 	// Join is JoinCheckpoint or empty (none). It applies only to a start
 	// from latest without a saved cursor.
 	Join string
+	// ThreadSequences, when set, makes the first resume of a client without
+	// a saved cursor a thread resume (docs/PROTOCOL.md §3.4): each listed
+	// thread replays its records after the given sequence, then live
+	// delivery follows. From and Join are then not used.
+	ThreadSequences map[string]uint64
 
 	// Store keeps the cursor across restarts. Nil: memory only.
 	Store CursorStore
 	// SaveInterval is how often, at most, Next saves a moved cursor to
-	// Store; it is also saved on every disconnect and on Close. Zero: 1 s.
+	// Store; it is also saved on every disconnect, on Close and by Save.
+	// Zero: 1 s.
 	SaveInterval time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect delay (each delay is
 	// drawn from the upper half of its step). Zero: 250 ms and 10 s.

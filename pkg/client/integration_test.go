@@ -1,0 +1,139 @@
+package client_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/app"
+	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
+	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
+	"github.com/dashflow/dashstream-gateway/pkg/client"
+)
+
+// realGateway runs the whole gateway (app.New + Run) on the shared real
+// Kafka and Redis (make services-up; skipped without them unless
+// DASHSTREAM_INTEGRATION=1) with a fresh topic of two partitions and a
+// memory tier of memSize records per partition, so that older records are
+// read back from Redis or Kafka.
+func realGateway(t *testing.T, memSize int) (url string, k *testenv.KafkaEnv, topic string) {
+	t.Helper()
+	k = testenv.Kafka(t)
+	r := testenv.Redis(t)
+	topic = k.Topic(t, 2)
+	env := map[string]string{
+		"WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": "0",
+		"KAFKA_BROKERS": strings.Join(k.Brokers, ","), "KAFKA_TOPIC": topic, "REDIS_URL": r.URL,
+		"KAFKA_AUTO_OFFSET_RESET": "earliest", "KAFKA_PROGRESS_INTERVAL_SECS": "0.2",
+		"REPLAY_BUFFER_MEMORY_SIZE": strconv.Itoa(memSize), "WEBSOCKET_RESUME_WAIT_MS": "300",
+		"SHUTDOWN_TIMEOUT_SECS": "10", "EXPECTED_SCHEMAS_PATH": filepath.Join(t.TempDir(), "schemas.json"),
+		"INSTANCE_ID": "client-" + strconv.FormatInt(time.Now().UnixNano(), 36), "LOG_LEVEL": "error",
+	}
+	cfg, err := config.Load(nil, func(key string) string { return env[key] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	select {
+	case <-a.Ready():
+	case err := <-done:
+		done <- err
+		t.Fatalf("gateway stopped before ready: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("gateway not ready within 60s")
+	}
+	return "ws://" + a.HTTPAddr() + "/ws", k, topic
+}
+
+// event is a valid DashStream event of thread "t<p>" with sequence seq.
+func event(t *testing.T, p int32, seq uint64) []byte {
+	t.Helper()
+	v, err := dashstream.Encode(&pb.DashStreamMessage{Message: &pb.DashStreamMessage_Event{Event: &pb.Event{
+		Header:    &pb.Header{ThreadId: "t" + strconv.Itoa(int(p)), Sequence: seq, TimestampUs: time.Now().UnixMicro(), Type: pb.MessageType_MESSAGE_TYPE_EVENT},
+		EventType: pb.EventType_EVENT_TYPE_NODE_START, NodeId: "n"}}}, dashstream.FramingPlain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// TestRealGatewayExactAcrossTiersAndCuts: against the real gateway, a
+// client restarted from a cursor far behind the memory tier reads the rest
+// from Redis and Kafka, and a client cut off again and again while records
+// are produced still applies every record exactly once, in order.
+func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway on the real Kafka and Redis")
+	}
+	const n = 240
+	url, k, topic := realGateway(t, 20)
+	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws")
+	px := newProxy(host)
+	t.Cleanup(px.Close)
+
+	want := map[int32][]int64{}
+	produce := func(from, to int) {
+		for _, p := range []int32{0, 1} {
+			vals := make([][]byte, 0, to-from)
+			for s := from; s < to; s++ {
+				vals = append(vals, event(t, p, uint64(s+1)))
+			}
+			want[p] = append(want[p], k.Produce(t, topic, p, vals...)...)
+		}
+	}
+	produce(0, n/2)
+
+	// A cursor at the 10th record: memory keeps the last 20, the rest comes
+	// from the slower tiers.
+	store := &client.MemoryStore{}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := store.Save(ctx, client.Cursor{Offsets: map[int32]int64{0: want[0][9], 1: want[1][9]}}); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, px.URL(), client.Options{Store: store, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+
+	got := map[int32][]int64{}
+	read := func(count int) {
+		for range count {
+			r, err := c.Next(ctx)
+			if err != nil {
+				t.Fatalf("after %v: %v", got, err)
+			}
+			got[r.Partition] = append(got[r.Partition], r.Offset)
+		}
+	}
+	caughtUp := func() { read(len(want[0]) + len(want[1]) - 20 - len(got[0]) - len(got[1])) }
+	caughtUp()             // through Redis and Kafka, then memory
+	for round := range 4 { // each round's records need a new connection
+		px.cut()
+		produce(n/2+round*n/8, n/2+(round+1)*n/8)
+		caughtUp()
+	}
+	for _, p := range []int32{0, 1} {
+		if join(got[p]) != join(want[p][10:]) {
+			t.Fatalf("partition %d:\n got %v\nwant %v", p, got[p], want[p][10:])
+		}
+	}
+	if st := c.Stats(); st.Connects < 5 || st.Gaps != 0 || st.Duplicates != 0 {
+		t.Fatalf("stats %+v: the cuts did not reach the client, or records were lost", st)
+	}
+}
