@@ -244,7 +244,7 @@
     // stateOnly it does nothing else (the facets were applied before).
     apply(rec, withState, stateOnly) {
       const [kind, b] = body(rec.message);
-      if (!stateOnly) this.records++;
+      if (withState && !stateOnly) this.records++; // records that moved the state on, in order
       if (kind === "eventBatch") {
         for (const ev of b.events || []) {
           if ((ev.header && ev.header.threadId) !== this.thread) continue;
