@@ -303,8 +303,9 @@ func BenchmarkMemoryAppend(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		r := *recs[i%len(recs)]
-		r.Offset, r.Prev = int64(i), int64(i-1)
-		m.add([]*Record{&r})
+		src := recs[i%len(recs)]
+		r := &Record{Partition: src.Partition, Offset: int64(i), Prev: int64(i - 1), Value: src.Value,
+			Threads: src.Threads, Tenant: src.Tenant, Frame: src.Frame}
+		m.add([]*Record{r})
 	}
 }

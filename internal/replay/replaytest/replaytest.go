@@ -239,7 +239,7 @@ func sameRecord(t *testing.T, got, want *replay.Record) {
 		bytes.Equal(got.Value, want.Value) && got.Skipped == want.Skipped &&
 		got.TimestampUs == want.TimestampUs && sameThreads(got.Threads, want.Threads) && got.Tenant == want.Tenant
 	if !ok {
-		t.Fatalf("record p%d/%d:\n got  %+v\n want %+v", want.Partition, want.Offset, *got, *want)
+		t.Fatalf("record p%d/%d:\n got  %+v\n want %+v", want.Partition, want.Offset, got, want)
 	}
 }
 
