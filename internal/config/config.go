@@ -129,6 +129,14 @@ type Server struct {
 	// ResumeWait is how long a new client may take to send its first resume
 	// before it is treated as from:"latest" (WEBSOCKET_RESUME_WAIT_MS).
 	ResumeWait time.Duration
+	// LatestJoin is what a v1 resume from "latest" does first
+	// (WEBSOCKET_LATEST_JOIN): "none" (nothing) or "checkpoint" (replay each
+	// active thread from its latest full-state record, as a v2 resume with
+	// join "checkpoint").
+	LatestJoin string
+	// JoinWindow is how recent a thread's last record must be for the
+	// thread to count as active when joining (WEBSOCKET_JOIN_WINDOW_SECS).
+	JoinWindow time.Duration
 	// PingInterval is the WebSocket ping period (WEBSOCKET_PING_INTERVAL_SECS);
 	// a peer missing two pongs is closed.
 	PingInterval time.Duration

@@ -124,6 +124,10 @@ func (f *fakeSource) ReadThreads(_ int32, after int64, _ []string, _ replay.Limi
 	return buf[:0], after, false
 }
 
+// Runs and Run: the fake keeps no run index (nothing to join).
+func (f *fakeSource) Runs(replay.RunQuery) ([]replay.Run, bool) { return nil, false }
+func (f *fakeSource) Run(string) (replay.Run, bool)             { return replay.Run{}, false }
+
 func (f *fakeSource) setFail(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

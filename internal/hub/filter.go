@@ -73,8 +73,12 @@ func (d *delivery) wants(p int32, r *replay.Record) bool {
 	return true
 }
 
-// wantsRecord applies the thread filter of a thread-mode replay.
+// wantsRecord applies the thread filter of a thread-mode replay and the
+// threads of a join.
 func (rp *replayRun) wantsRecord(r *replay.Record) bool {
+	if rp != nil && rp.join != nil {
+		return rp.wantsJoined(r)
+	}
 	if rp == nil || rp.threads == nil {
 		return true
 	}

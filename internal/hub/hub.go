@@ -77,6 +77,10 @@ type Source interface {
 	// (replay.Memory.ReadThreads): when covered, nothing else of those
 	// threads lies in (after, through]. Not covered: read Page and filter.
 	ReadThreads(p int32, after int64, threads []string, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
+	// Runs and Run answer the memory tier's run index (no I/O): a joining
+	// client finds there each active thread's latest full-state record.
+	Runs(q replay.RunQuery) (runs []replay.Run, more bool)
+	Run(thread string) (replay.Run, bool)
 }
 
 // Tiers is the replay tiers as the hub uses them (replay.Tiers): Publish
@@ -104,6 +108,11 @@ type Config struct {
 	MaxCatchup     time.Duration // longest catch-up before disconnect; 0 = 120 s
 	WriteBatch     int           // bytes gathered into one write; 0 = 256 KiB
 	MaxPayload     int           // cap of a record's decoded payload for v2 JSON; 0 = dashstream's default
+	// LatestJoin "checkpoint" makes a v1 resume from "latest" join at the
+	// last full state, as a v2 resume with join "checkpoint"; "" or "none":
+	// it does not.
+	LatestJoin string
+	JoinWindow time.Duration // a thread with a record this recent is active; 0 = 300 s
 	// Tokens verifies the token of a refresh frame. Nil: refresh refused
 	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
 	Tokens TokenVerifier
@@ -125,6 +134,7 @@ func (c *Config) defaults() {
 	c.SlowWindow = cmp.Or(c.SlowWindow, 60*time.Second)
 	c.MaxCatchup = cmp.Or(c.MaxCatchup, 120*time.Second)
 	c.WriteBatch = cmp.Or(c.WriteBatch, 256<<10)
+	c.JoinWindow = cmp.Or(c.JoinWindow, 300*time.Second)
 }
 
 // Hub is the registry of sessions and the owner of partition heads.

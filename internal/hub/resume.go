@@ -22,8 +22,9 @@ type replayRun struct {
 	ctx      context.Context // bounds the replay's Redis and Kafka look-ups by its deadline
 	cancel   context.CancelFunc
 	mode     string
-	targets  map[int32]int64   // heads at the resume
-	threads  map[string]uint64 // thread mode: deliver only these threads' newer events
+	targets  map[int32]int64       // heads at the resume
+	threads  map[string]uint64     // thread mode: deliver only these threads' newer events
+	join     map[string]replay.Ref // a join: deliver only these threads, from these records on
 	sent     int
 	bytes    int
 	capped   bool
@@ -113,6 +114,9 @@ func (d *delivery) resume(ctx context.Context, r *wsproto.Resume) ([][]byte, *cl
 	case r.From == wsproto.FromLatest:
 		for p, o := range hs.offsets {
 			d.pos[p] = o
+		}
+		if d.joins(r) {
+			d.joinCheckpoints(hs)
 		}
 	case r.From == wsproto.FromCursor:
 		planned, err := d.applyCursors(r, mode)

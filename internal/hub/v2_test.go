@@ -30,6 +30,7 @@ type msgSpec struct {
 	etype  dashstreampb.EventType
 	typ    string    // "" event; "state_diff", "token_chunk"
 	batch  []msgSpec // an EventBatch of these events
+	full   bool      // a state_diff with full_state, a GRAPH_START with initial_state_json
 }
 
 func (m msgSpec) header() *dashstreampb.Header {
@@ -37,7 +38,15 @@ func (m msgSpec) header() *dashstreampb.Header {
 }
 
 func (m msgSpec) event() *dashstreampb.Event {
-	return &dashstreampb.Event{Header: m.header(), EventType: m.etype, NodeId: "n"}
+	ev := &dashstreampb.Event{Header: m.header(), EventType: m.etype, NodeId: "n"}
+	if m.etype == dashstreampb.EventType_EVENT_TYPE_GRAPH_START {
+		ev.Attributes = map[string]*dashstreampb.AttributeValue{
+			"graph_name": {Value: &dashstreampb.AttributeValue_StringValue{StringValue: "g"}}}
+		if m.full {
+			ev.Attributes["initial_state_json"] = &dashstreampb.AttributeValue{Value: &dashstreampb.AttributeValue_StringValue{StringValue: "{}"}}
+		}
+	}
+	return ev
 }
 
 func (m msgSpec) encode(t *testing.T) []byte {
@@ -51,7 +60,11 @@ func (m msgSpec) encode(t *testing.T) []byte {
 		}
 		msg.Message = &dashstreampb.DashStreamMessage_EventBatch{EventBatch: b}
 	case m.typ == "state_diff":
-		msg.Message = &dashstreampb.DashStreamMessage_StateDiff{StateDiff: &dashstreampb.StateDiff{Header: m.header()}}
+		diff := &dashstreampb.StateDiff{Header: m.header()}
+		if m.full {
+			diff.FullState = []byte(`{"n":1}`)
+		}
+		msg.Message = &dashstreampb.DashStreamMessage_StateDiff{StateDiff: diff}
 	case m.typ == "token_chunk":
 		msg.Message = &dashstreampb.DashStreamMessage_TokenChunk{TokenChunk: &dashstreampb.TokenChunk{Header: m.header(), Text: "tok"}}
 	default:
@@ -82,7 +95,8 @@ func (th *testHub) publishMsgs(t *testing.T, p int32, from int64, msgs ...msgSpe
 			t.Fatal(err)
 		}
 		r := &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v, Tenant: d.Tenant(),
-			Type: uint8(d.Type()), EventTypes: d.EventTypes()}
+			Type: uint8(d.Type()), EventTypes: d.EventTypes(), TimestampUs: time.Now().UnixMicro()}
+		r.GraphName, r.FullState = d.RunFacts()
 		for _, h := range d.Headers {
 			r.Threads = append(r.Threads, replay.ThreadSeq{Thread: h.ThreadID, Sequence: h.Sequence})
 		}
@@ -525,5 +539,68 @@ func TestUnwrittenEndsOnAFrameBoundary(t *testing.T) {
 	}
 	if got := binary.BigEndian.Uint64(head[len(head)-8:]); got != 9 {
 		t.Fatalf("v2 head offset %d", got)
+	}
+}
+
+// TestJoinAtCheckpoint: a resume from "latest" with join "checkpoint" first
+// replays every active thread from its latest full-state record (a
+// GRAPH_START with the initial state, a full StateDiff) up to the heads —
+// nothing of a finished run, of a run without a full state, or of another
+// thread before the heads — then replay_complete at the heads and live
+// delivery of everything. WEBSOCKET_LATEST_JOIN=checkpoint does the same
+// for a v1 "latest"; a filter narrows the join to its threads.
+func TestJoinAtCheckpoint(t *testing.T) {
+	start := dashstreampb.EventType_EVENT_TYPE_GRAPH_START
+	node := dashstreampb.EventType_EVENT_TYPE_NODE_START
+	for _, tc := range []struct {
+		name   string
+		v2     bool
+		resume map[string]any
+		cfg    Config
+		want   map[int32][]int64
+	}{
+		{"v2 join", true, map[string]any{"type": "resume", "from": "latest", "join": "checkpoint"}, Config{},
+			map[int32][]int64{0: {2, 3, 5}, 1: {1, 2, 4}}},
+		{"v1 configured", false, map[string]any{"type": "resume", "from": "latest"}, Config{LatestJoin: "checkpoint"},
+			map[int32][]int64{0: {2, 3, 5}, 1: {1, 2, 4}}},
+		{"v2 filtered", true, map[string]any{"type": "resume", "from": "latest", "join": "checkpoint",
+			"filter": map[string]any{"threads": []string{"r2"}}}, Config{}, map[int32][]int64{1: {1, 2, 4}}},
+		{"v1 not configured", false, map[string]any{"type": "resume", "from": "latest"}, Config{}, map[int32][]int64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			th := newTestHub(t, tc.cfg, replay.MemoryConfig{})
+			th.publishMsgs(t, 0, 0,
+				msgSpec{thread: "r1", seq: 1, etype: start, full: true},                             // 0: an older full state of r1
+				msgSpec{thread: "done", seq: 1, etype: start, full: true},                           // 1
+				msgSpec{thread: "r1", seq: 2, etype: start, full: true},                             // 2: r1's latest full state
+				msgSpec{thread: "r1", seq: 3, etype: node},                                          // 3
+				msgSpec{thread: "done", seq: 2, etype: dashstreampb.EventType_EVENT_TYPE_GRAPH_END}, // 4: finished
+				msgSpec{thread: "r1", seq: 4, etype: node})                                          // 5
+			th.publishMsgs(t, 1, 0,
+				msgSpec{thread: "r2", seq: 1, etype: start},                  // 0: no initial state
+				msgSpec{thread: "r2", seq: 2, typ: "state_diff", full: true}, // 1: r2's full state
+				msgSpec{thread: "r2", seq: 3, etype: node},                   // 2
+				msgSpec{thread: "nofull", seq: 1, etype: node},               // 3: never a full state
+				msgSpec{thread: "r2", seq: 4, typ: "state_diff"})             // 4: a partial diff
+			var c *client
+			if tc.v2 {
+				c = th.dialV2(t, "", wsproto.SubprotocolV2)
+			} else {
+				c = th.dial(t)
+			}
+			c.send(tc.resume)
+			got, rc := readFiltered(c, tc.v2)
+			if !mapsEqual(got, tc.want) {
+				t.Fatalf("joined %v, want %v", got, tc.want)
+			}
+			last := rc["lastOffsetsByPartition"].(map[string]any)
+			if last["0"] != "5" || last["1"] != "4" || rc["mode"] != "latest" || int(rc["totalReplayed"].(float64)) != count(tc.want) {
+				t.Fatalf("replay_complete %v", rc)
+			}
+			th.publishMsgs(t, 0, 6, msgSpec{thread: "r2", seq: 5, etype: node})
+			if live := readLive(c, tc.v2, 1, 200*time.Millisecond); !mapsEqual(live, map[int32][]int64{0: {6}}) {
+				t.Fatalf("live %v", live)
+			}
+		})
 	}
 }
