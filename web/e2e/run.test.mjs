@@ -280,18 +280,13 @@ describe("built-in UI: runs list and run view", { skip }, () => {
       assert.ok(threads.includes(chosen), "filtered to the run: " + JSON.stringify(threads));
     }
     const log = await page.$$eval("#events li", (lis) => lis.map((li) => li.textContent));
-    if (replayed.length) {
-      const head = replayed[0].message;
-      const full = head.checkpoint || (head.stateDiff && head.stateDiff.fullState) ||
-        (head.event && head.event.eventType === "EVENT_TYPE_GRAPH_START" && head.event.attributes.initial_state_json);
-      assert.ok(full, "the join starts at a full-state record: " + JSON.stringify(head).slice(0, 200));
-      assert.doesNotMatch(atJoin.stateFrom, /history/);
-    } else {
-      // A gateway that does not join at the last full state (replays nothing
-      // for from:"latest"): the page takes the state from the run's history.
-      console.log("note: the gateway did not join at the last full state (replay_complete " + JSON.stringify(frames[rc]) + "): state from the history");
-      assert.ok(log.some((t) => /no full state from the join: state read from the history/.test(t)), JSON.stringify(log));
-    }
+    assert.ok(replayed.length >= 1, "the join replays the run from its last full state: " + JSON.stringify(frames[rc]));
+    const head = replayed[0].message;
+    const full = head.checkpoint || (head.stateDiff && head.stateDiff.fullState) ||
+      (head.event && head.event.eventType === "EVENT_TYPE_GRAPH_START" && head.event.attributes.initial_state_json);
+    assert.ok(full, "the join starts at a full-state record: " + JSON.stringify(head).slice(0, 200));
+    assert.doesNotMatch(atJoin.stateFrom, /history/, "the state came from the join");
+    assert.ok(!log.some((t) => /no full state from the join/.test(t)), JSON.stringify(log));
 
     // The state at once, equal to the one this test computes from the history.
     assert.ok(atJoin.stateHash, "a state as soon as the join completed");
@@ -380,6 +375,37 @@ describe("built-in UI: runs list and run view", { skip }, () => {
     const log = await page.$$eval("#events li", (lis) => lis.map((li) => li.textContent));
     assert.ok(log.some((t) => /restored the run and its cursor/.test(t)), JSON.stringify(log));
     const shot = path.join(SHOTS, "ui-run-view-after-reload.png");
+    await page.screenshot({ path: shot, fullPage: true });
+    console.log("screenshot: " + shot);
+  });
+
+  it("shows a run that has ended (not joined: no longer active) with its final state from the history", async () => {
+    const run = await waitFor("a completed run", async () => {
+      const idx = await getJSON("api/threads?status=completed&limit=100");
+      return idx.threads.find((t) => t.latest_full_state && t.thread_id !== chosen);
+    }, 60000);
+    const n = sockets.length;
+    await page.goto(new URL("run.html?thread=" + encodeURIComponent(run.thread_id), URL_).href, { waitUntil: "domcontentloaded" });
+    const sock = await runSocket(n);
+    await page.waitForFunction(() => { const s = window.__dashstreamRun.snapshot(); return s.joined && !s.bridging && s.stateHash && s.history === "done"; }, null, { timeout: 15000 });
+    const s = await snap();
+    assert.equal(s.status, "completed");
+    const frames = inbound(sock);
+    const rc = frames.findIndex((m) => m.type === "replay_complete");
+    assert.equal(frames.slice(0, rc).filter((m) => m.type === "record").length, 0, "an ended run is not joined");
+    assert.match(s.stateFrom, /\(history\)$/);
+    const hist = await history(run.thread_id);
+    const own = stateAt(R, run.thread_id, hist, Number.MAX_SAFE_INTEGER);
+    assert.equal(s.stateHash, own.hash, "the final state is the history's");
+    // GRAPH_END's final_state_hash was checked against it.
+    assert.equal(s.hash.last.what, "GRAPH_END final_state_hash");
+    assert.equal(s.hash.mismatches, 0, JSON.stringify(s.hash));
+    await page.waitForSelector("#hash[data-match=match]");
+    const graph = await page.$$eval("#graph svg g.node", (gs) => gs.map((g) => g.dataset.state));
+    assert.ok(graph.length >= 2 && graph.every((x) => x === "done" || x === "failed" || x === "pending"), JSON.stringify(graph));
+    assert.equal(await page.isHidden("#run-live"), true, "no LIVE badge on an ended run");
+    assert.deepEqual(holes(await page.evaluate(() => window.__dashstreamRun.sequences())), []);
+    const shot = path.join(SHOTS, "ui-run-view-completed.png");
     await page.screenshot({ path: shot, fullPage: true });
     console.log("screenshot: " + shot);
   });
