@@ -59,8 +59,9 @@
       const r = await fetch("api/threads?limit=" + LIMIT, { cache: "no-store", headers: t ? { Authorization: "Bearer " + t } : {} });
       if (!r.ok) throw new Error("HTTP " + r.status);
       const body = await r.json();
-      // Newest activity first.
-      runs = (body.threads || []).slice().sort((a, b) => (b.last_timestamp_us || 0) - (a.last_timestamp_us || 0));
+      // Newest run first, by its first record: rows only move when a run starts.
+      runs = (body.threads || []).slice().sort((a, b) => (b.first_timestamp_us || 0) - (a.first_timestamp_us || 0) ||
+        (a.thread_id < b.thread_id ? -1 : a.thread_id > b.thread_id ? 1 : 0));
       note.textContent = runs.length + " runs in the replay window" + (body.next ? " (first " + LIMIT + ")" : "") + " · refreshed " + new Date().toLocaleTimeString();
       note.dataset.state = "ok";
     } catch (e) {
