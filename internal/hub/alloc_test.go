@@ -54,22 +54,33 @@ func TestLivePumpAllocatesNothing(t *testing.T) {
 }
 
 func BenchmarkLivePump(b *testing.B) {
-	mem := replay.NewMemory(replay.MemoryConfig{PerPartition: 100000})
-	h := New(Config{QueueBytes: 1 << 40}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
-	defer h.Shutdown(context.Background())
-	value := make([]byte, 512)
-	var recs []*replay.Record
-	for o := range int64(100000) {
-		recs = append(recs, &replay.Record{Partition: 0, Offset: o, Prev: o - 1, Value: value, TimestampUs: 1})
-	}
-	h.Publish(recs)
-	s := newSession(h, discardConn{}, "", false)
-	s.d.pos = map[int32]int64{0: -1}
-	b.ReportAllocs()
-	for b.Loop() {
-		if s.d.pos[0] > 90000 {
-			s.d.pos[0] = -1
-		}
-		s.pump(context.Background())
+	for _, bc := range []struct {
+		name     string
+		v2, json bool
+	}{{"v1", false, false}, {"v2", true, false}, {"v2json", true, true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			mem := replay.NewMemory(replay.MemoryConfig{PerPartition: 100000})
+			h := New(Config{QueueBytes: 1 << 40}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}}, metrics.New(nil), slog.New(slog.DiscardHandler))
+			defer h.Shutdown(context.Background())
+			value := make([]byte, 512)
+			if bc.json { // JSON needs a real message; it is encoded once per record, then shared
+				value = msgSpec{thread: "t", seq: 1}.encodeB(b)
+			}
+			var recs []*replay.Record
+			for o := range int64(100000) {
+				recs = append(recs, &replay.Record{Partition: 0, Offset: o, Prev: o - 1, Value: value, TimestampUs: 1})
+			}
+			h.Publish(recs)
+			s := newSession(h, discardConn{}, "", bc.v2)
+			s.d.json = bc.json
+			s.d.pos = map[int32]int64{0: -1}
+			b.ReportAllocs()
+			for b.Loop() {
+				if s.d.pos[0] > 90000 {
+					s.d.pos[0] = -1
+				}
+				s.pump(context.Background())
+			}
+		})
 	}
 }

@@ -51,6 +51,11 @@ func (m msgSpec) event() *dashstreampb.Event {
 
 func (m msgSpec) encode(t *testing.T) []byte {
 	t.Helper()
+	return m.encodeB(t)
+}
+
+func (m msgSpec) encodeB(t testing.TB) []byte {
+	t.Helper()
 	msg := &dashstreampb.DashStreamMessage{}
 	switch {
 	case m.batch != nil:
