@@ -256,7 +256,11 @@ describe("built-in UI: runs list and run view", { skip }, () => {
     const run = await waitFor("a running run past its first full state", pick, 30000);
     chosen = run.thread_id;
     const n = sockets.length;
-    await page.goto(new URL("run.html?thread=" + encodeURIComponent(chosen), URL_).href, { waitUntil: "domcontentloaded" });
+    // Chosen in the runs list (the page is still the list of the test above).
+    const link = "#runs-index tr.run[data-thread=" + JSON.stringify(chosen) + "] a";
+    await page.waitForSelector(link, { timeout: 15000 });
+    await Promise.all([page.waitForURL(/run\.html\?thread=/), page.click(link)]);
+    assert.equal(new URL(page.url()).searchParams.get("thread"), chosen);
     const sock = await runSocket(n);
     await page.waitForFunction(() => window.__dashstreamRun.snapshot().joined, null, { timeout: 15000 });
     // The state at once: when the join (or, without one, the history) is in.
