@@ -7,7 +7,8 @@
 #                                node_modules already matches package-lock.json)
 #   scripts/browser.sh test      build the gateway, start `dashstream demo` on free
 #                                loopback ports, wait for /readyz, run
-#                                `node --test` on web/e2e/ui.test.mjs and sse.test.mjs,
+#                                `node --test` on web/e2e/ui.test.mjs, run.test.mjs and
+#                                sse.test.mjs, one file at a time,
 #                                stop the gateway
 #
 # Environment (all optional):
@@ -148,7 +149,7 @@ cmd_test() {
 
 	local status=0
 	(cd "$E2E_DIR" && DASHSTREAM_URL="$url" DASHSTREAM_BIN="$WORK/dashstream" CHROMIUM="$CHROMIUM" SCREENSHOT_DIR="$shots" \
-		timeout 180 node --test --test-timeout=90000 ui.test.mjs sse.test.mjs) || status=$?
+		timeout 300 node --test --test-concurrency=1 --test-timeout=90000 ui.test.mjs run.test.mjs sse.test.mjs) || status=$?
 	log "screenshots in $shots"
 	return "$status"
 }
