@@ -1,0 +1,158 @@
+// The client against the real gateway: `dashstream serve` on the Kafka and
+// Redis of `make services-up`, fed by the demo workload (`dashstream demo`
+// producing into the same topic). Connections are cut under the client (a TCP
+// proxy resets them), the client itself is replaced by another one sharing its
+// cursor store, and the gateway is restarted (SIGTERM, then SIGKILL); at the
+// end every offset the gateway holds must have been applied exactly once, in
+// order. Run by scripts/test.sh js-client (see test/support/harness.mjs).
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import WebSocket from "ws";
+import { DashStreamClient, MemoryCursorStore } from "../dist/index.js";
+import { Gateway, Proxy, Recorder, createTopics, heads, jwt, missing, sleep, waitFor } from "./support/harness.mjs";
+
+const PARTITIONS = 3;
+
+describe("DashStreamClient against the gateway", { skip: missing() || false }, () => {
+  const topic = `jsclient-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+  let gw, producer, proxy;
+  let failed = false;
+
+  before(async () => {
+    await createTopics(PARTITIONS, topic, `${topic}-dlq`);
+    gw = await new Gateway({ topic }).start();
+    producer = await new Gateway({ topic, demo: true, redis: false, auth: false, name: "producer" }).start();
+    proxy = await new Proxy(gw.port).listen();
+  });
+
+  after(async () => {
+    await proxy?.close();
+    await producer?.stop();
+    await gw?.stop();
+    if (failed) console.error(`--- gateway log (last lines):\n${gw?.tail()}`);
+    gw?.cleanup();
+    producer?.cleanup();
+  });
+
+  // client builds a client of the gateway behind the proxy with short-lived
+  // JWTs (6 s, leeway 0): it must refresh them on the open connection.
+  function client(extra = {}) {
+    return new DashStreamClient({
+      url: proxy.ws,
+      WebSocket,
+      token: () => jwt(6),
+      refreshMarginMs: 3000,
+      backoff: { initialMs: 100, maxMs: 1000 },
+      ...extra,
+    });
+  }
+
+  function watch(c, ev) {
+    for (const k of ["gap", "skipped", "cursor_stale", "server_error", "refresh_complete", "reconnect", "disconnect"]) {
+      c.on(k, (f) => (ev[k] ??= []).push(f));
+    }
+    c.on("error", (e) => (ev.errors ??= []).push(e.message));
+  }
+
+  it("refuses to go on with a token the gateway rejects (401)", async () => {
+    const c = new DashStreamClient({ url: gw.ws, WebSocket, token: "not-a-valid-token", backoff: { initialMs: 50 } });
+    const errors = [];
+    c.on("error", (e) => errors.push(e.message));
+    c.start();
+    await waitFor("the client to stop", () => c.state === "stopped", 10000);
+    assert.ok(errors.some((m) => /HTTP 401/.test(m)), errors.join("; "));
+  });
+
+  it("v1: applies every offset exactly once across cut connections, a client restart and gateway restarts", async (t) => {
+    const rec = new Recorder();
+    const ev = {};
+    const store = new MemoryCursorStore();
+    const grow = async (what, n = 25) => {
+      const want = rec.records + n;
+      await waitFor(`${what}: ${n} more records (have ${rec.records})`, () => rec.records >= want, 30000);
+    };
+    let c = client({ from: "earliest", store, name: "exact" });
+    watch(c, ev);
+    c.on("record", (r) => rec.add(r));
+    c.start();
+    try {
+      await grow("first records");
+      // Outlive the first token (6 s, no leeway) on one connection: only
+      // refresh frames keep it open.
+      const reconnects = ev.reconnect?.length ?? 0;
+      await waitFor("two token refreshes", () => (ev.refresh_complete?.length ?? 0) >= 2, 15000);
+      await sleep(1500);
+      assert.equal(ev.reconnect?.length ?? 0, reconnects, "no reconnect while tokens are refreshed");
+      assert.ok(proxy.cut() >= 1, "the client's connection went through the proxy");
+      await grow("after a cut");
+      proxy.cut();
+      await grow("after a second cut");
+
+      // Another client, same store: it goes on where the first one stopped.
+      await c.close();
+      const saved = store.load(`exact:${c.cursor().namespace}`);
+      assert.deepEqual(saved, c.cursor().offsets, "the store holds the cursor");
+      c = client({ from: "earliest", store, name: "exact" });
+      watch(c, ev);
+      c.on("record", (r) => rec.add(r));
+      c.start();
+      await grow("a new client on the same store");
+
+      await gw.stop("SIGTERM"); // clients get 1001
+      await sleep(300);
+      await gw.start();
+      await grow("after a clean gateway restart");
+      await gw.stop("SIGKILL");
+      await sleep(300);
+      await gw.start();
+      await grow("after the gateway was killed");
+      proxy.cut();
+      await grow("after a third cut", 10);
+
+      // Stop producing; wait until the heads stand still and the client holds them.
+      await producer.stop();
+      let h = await heads(gw.ws, jwt(30));
+      await waitFor("the heads to settle", async () => {
+        await sleep(1000);
+        const h2 = await heads(gw.ws, jwt(30));
+        const same = JSON.stringify(h2) === JSON.stringify(h);
+        h = h2;
+        return same;
+      }, 30000, 0);
+      await waitFor(`the client to reach the heads ${JSON.stringify(h)}`, () => rec.reached(h), 30000);
+      await sleep(500); // anything duplicated would arrive now
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await c.close();
+    }
+    const from = Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"]));
+    const h = await heads(gw.ws, jwt(30));
+    t.diagnostic(`records ${rec.records}, heads ${JSON.stringify(h)}, cuts ${proxy.cuts}, reconnects ${ev.reconnect?.length ?? 0}, ` +
+      `refreshes ${ev.refresh_complete?.length ?? 0}, framings ${JSON.stringify(Object.fromEntries(rec.framings))}`);
+    assert.deepEqual(rec.problems(from, h), [], "every offset exactly once, in order");
+    assert.equal(rec.records, Object.values(h).reduce((n, o) => n + Number(o) + 1, 0));
+    assert.deepEqual(ev.gap ?? [], []);
+    assert.deepEqual(ev.skipped ?? [], []);
+    assert.deepEqual(ev.cursor_stale ?? [], []);
+    assert.deepEqual((ev.server_error ?? []).map((f) => f.code), [], "no error frames (TOKEN_EXPIRED would mean a missed refresh)");
+    assert.deepEqual(rec.decodeErrors, [], "every record decodes");
+    assert.ok((rec.framings.get("zstd") ?? 0) > 0 && (rec.framings.get("plain") ?? 0) > 0, "plain and zstd records");
+    assert.ok(rec.types.get("event") > 0 && rec.types.size >= 3, JSON.stringify(Object.fromEntries(rec.types)));
+    assert.ok((ev.refresh_complete?.length ?? 0) >= 1, "tokens were refreshed in place");
+    assert.ok((ev.reconnect?.length ?? 0) >= 5, `reconnected after each cut and restart (${ev.reconnect?.length})`);
+  });
+});
+
+// v2 needs a gateway that selects the dashstream.v2 subprotocol.
+export function speaksV2(wsUrl, token) {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(wsUrl, ["dashstream.v2"], { headers: { Authorization: `Bearer ${token}` } });
+    ws.on("open", () => {
+      resolve(ws.protocol === "dashstream.v2");
+      ws.close();
+    });
+    ws.on("error", () => resolve(false));
+  });
+}
