@@ -4,14 +4,65 @@
 // proxy resets them), the client itself is replaced by another one sharing its
 // cursor store, and the gateway is restarted (SIGTERM, then SIGKILL); at the
 // end every offset the gateway holds must have been applied exactly once, in
-// order. Run by scripts/test.sh js-client (see test/support/harness.mjs).
+// order. The built browser bundle runs the same in headless Chromium
+// (Debian's, through playwright-core), across a cut and a page reload with its
+// cursor in localStorage. Run by scripts/test.sh js-client (see
+// test/support/harness.mjs).
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import fs from "node:fs";
+import http from "node:http";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { chromium } from "playwright-core";
 import { DashStreamClient, MemoryCursorStore } from "../dist/index.js";
 import { Gateway, Proxy, Recorder, createTopics, heads, jwt, missing, sleep, waitFor } from "./support/harness.mjs";
 
 const PARTITIONS = 3;
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const BUNDLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../dist/browser/dashstream-client.js");
+
+// The page of the browser test: the bundle as an ES module; every applied
+// record is reported to the test (and awaited) before the client moves on.
+const PAGE = `<!doctype html><meta charset="utf-8"><title>client test</title>
+<script type="module">
+import { DashStreamClient, LocalStorageCursorStore } from "/dashstream-client.js";
+window.startClient = (url) => {
+  const c = new DashStreamClient({
+    url, from: "earliest", store: new LocalStorageCursorStore(), versionUrl: "/version",
+    token: () => window.__token(), refreshMarginMs: 3000, backoff: { initialMs: 100, maxMs: 1000 },
+  });
+  c.on("record", (r) => window.__record(r.partition, r.offset, r.type || "", r.framing || "", r.decodeError ? r.decodeError.message : ""));
+  for (const k of ["gap", "skipped", "cursor_stale", "server_error", "refresh_complete", "reconnect"]) c.on(k, (f) => window.__event(k, JSON.stringify(f)));
+  c.on("error", (e) => window.__event("error", e.message));
+  c.start();
+  window.client = c;
+};
+window.ready = true;
+</script>`;
+
+// pageServer serves the page, the bundle, and /version of the gateway (same
+// origin, so the page can read resume_namespace).
+function pageServer(gw) {
+  const srv = http.createServer(async (req, res) => {
+    if (req.url === "/") {
+      res.writeHead(200, { "content-type": "text/html" }).end(PAGE);
+    } else if (req.url === "/dashstream-client.js") {
+      res.writeHead(200, { "content-type": "text/javascript" }).end(fs.readFileSync(BUNDLE));
+    } else if (req.url === "/version") {
+      try {
+        const r = await fetch(gw.http + "version");
+        res.writeHead(r.status, { "content-type": "application/json" }).end(Buffer.from(await r.arrayBuffer()));
+      } catch {
+        res.writeHead(502).end();
+      }
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  return new Promise((r) => srv.listen(0, "127.0.0.1", () => r(srv)));
+}
 
 describe("DashStreamClient against the gateway", { skip: missing() || false }, () => {
   const topic = `jsclient-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
@@ -61,6 +112,64 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     c.start();
     await waitFor("the client to stop", () => c.state === "stopped", 10000);
     assert.ok(errors.some((m) => /HTTP 401/.test(m)), errors.join("; "));
+  });
+
+  it("in Chromium: the browser bundle applies every offset once across a cut and a page reload (localStorage cursor, bearer subprotocol)", { skip: !fs.existsSync(CHROMIUM) && `${CHROMIUM} is missing` }, async (t) => {
+    const srv = await pageServer(gw);
+    const browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: 20000,
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+    });
+    const rec = new Recorder();
+    const ev = {};
+    const problems = [];
+    const protocols = [];
+    try {
+      const page = await (await browser.newContext()).newPage();
+      page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
+      await page.exposeFunction("__record", (p, o, type, framing, err) => rec.add({ partition: p, offset: o, type, framing, decodeError: err ? new Error(err) : undefined }));
+      await page.exposeFunction("__event", (k, v) => (ev[k] ??= []).push(v));
+      await page.exposeFunction("__token", () => jwt(6));
+      page.on("websocket", (ws) => protocols.push(ws.url()));
+      const pageUrl = `http://127.0.0.1:${srv.address().port}/`;
+      const open = async () => {
+        await page.goto(pageUrl, { waitUntil: "load", timeout: 10000 });
+        await page.waitForFunction(() => window.ready === true, null, { timeout: 10000 });
+        await page.evaluate((url) => window.startClient(url), proxy.ws);
+      };
+      const grow = async (what, n = 20) => {
+        const want = rec.records + n;
+        await waitFor(`${what}: ${n} more records (have ${rec.records})`, () => rec.records >= want, 30000);
+      };
+      await open();
+      await grow("first records");
+      assert.ok(proxy.cut() >= 1, "the page's socket went through the proxy");
+      await grow("after a cut");
+      await page.evaluate(() => window.client.close()); // nothing is applied after this
+      const stored = await page.evaluate(() => Object.fromEntries(Object.entries(localStorage)));
+      await open(); // a reload: the new page resumes from localStorage
+      await grow("after a reload");
+      await waitFor("a token refresh", () => (ev.refresh_complete?.length ?? 0) >= 1, 15000);
+      await page.evaluate(() => window.client.close());
+      const version = await (await fetch(gw.http + "version")).json();
+      t.diagnostic(`browser: records ${rec.records}, stored ${JSON.stringify(stored)}, sockets ${protocols.length}`);
+      assert.ok(Object.keys(stored).some((k) => k.endsWith(":" + version.resume_namespace)), "the cursor is stored under the resume_namespace");
+      assert.deepEqual(rec.problems(Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"]))), [], "every offset once, in order");
+      assert.deepEqual(rec.decodeErrors, []);
+      assert.ok((rec.framings.get("zstd") ?? 0) > 0, "zstd records decoded in the browser");
+      assert.deepEqual(ev.gap ?? [], []);
+      assert.deepEqual(ev.server_error ?? [], []);
+      assert.deepEqual(problems, []);
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      await browser.close();
+      srv.close();
+    }
   });
 
   it("v1: applies every offset exactly once across cut connections, a client restart and gateway restarts", async (t) => {
