@@ -16,7 +16,8 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
 import { chromium } from "playwright-core";
-import { DashStreamClient, MemoryCursorStore } from "../dist/index.js";
+import { toJson } from "@bufbuild/protobuf";
+import { DashStreamClient, DashStreamMessageSchema, MemoryCursorStore } from "../dist/index.js";
 import { Gateway, Proxy, Recorder, createTopics, heads, jwt, missing, sleep, waitFor } from "./support/harness.mjs";
 
 const PARTITIONS = 3;
@@ -170,6 +171,94 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
       await browser.close();
       srv.close();
     }
+  });
+
+  // v2 needs a gateway that selects dashstream.v2 (docs/PROTOCOL.md §3.8).
+  const v2 = { skip: false };
+  before(async () => {
+    if (!(await speaksV2(gw.ws, jwt(30)))) v2.skip = "the gateway does not speak dashstream.v2 yet";
+  });
+
+  it("v2: binary and JSON records agree, exactly once across a cut; a thread filter admits only its thread", async (t) => {
+    if (v2.skip) return t.skip(v2.skip);
+    const bin = new Recorder(), js = new Recorder();
+    const msgs = new Map(); // "p/o" -> canonical JSON of the binary record's message
+    const mismatches = [];
+    const ev = {};
+    const a = client({ protocol: 2, from: "earliest", name: "v2bin" });
+    const b = client({ protocol: 2, format: "json", from: "earliest", name: "v2json" });
+    watch(a, ev);
+    watch(b, ev);
+    a.on("record", (r) => {
+      bin.add(r);
+      if (r.message) msgs.set(`${r.partition}/${r.offset}`, toJson(DashStreamMessageSchema, r.message));
+    });
+    b.on("record", (r) => {
+      js.add(r);
+      assert.equal(r.value, undefined, "a JSON record has no binary value");
+      const want = msgs.get(`${r.partition}/${r.offset}`);
+      if (want && r.message && JSON.stringify(toJson(DashStreamMessageSchema, r.message)) !== JSON.stringify(want)) mismatches.push(`${r.partition}/${r.offset}`);
+    });
+    a.start();
+    await waitFor("v2 binary records", () => bin.records >= 20, 30000);
+    b.start();
+    try {
+      await waitFor("v2 JSON records", () => js.records >= 20, 30000);
+      proxy.cut();
+      const n = Math.max(bin.records, js.records) + 20;
+      await waitFor("both after a cut", () => bin.records >= n && js.records >= n, 30000);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const zero = Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"]));
+    assert.deepEqual(bin.problems(zero), [], "v2 binary: every offset once, in order");
+    assert.deepEqual(js.problems(zero), [], "v2 JSON: every offset once, in order");
+    assert.deepEqual(bin.decodeErrors.concat(js.decodeErrors), []);
+    assert.deepEqual(mismatches, [], "JSON records are the binary records' messages");
+    assert.deepEqual((ev.server_error ?? []).map((f) => f.code), []);
+
+    // A thread filter: only that thread's records (a batch whole when any event matches).
+    const thread = [...msgs.values()].map((m) => Object.values(m)[0]?.header?.threadId).find(Boolean);
+    assert.ok(thread, "a thread id to follow");
+    const seen = [];
+    const f = client({ protocol: 2, format: "json", from: "earliest", name: "v2thread", filter: { threads: [thread] } });
+    f.on("record", (r) => seen.push(r));
+    f.start();
+    try {
+      await waitFor("records of the thread", () => seen.length >= 5, 30000);
+    } finally {
+      await f.close();
+    }
+    const threadsOf = (r) => r.type === "event_batch" ? r.message.message.value.events.map((e) => e.header?.threadId) : [r.header?.threadId];
+    assert.deepEqual(seen.filter((r) => !threadsOf(r).includes(thread)).map((r) => `${r.partition}/${r.offset}`), [], `only ${thread}`);
+  });
+
+  it("v2: join at the last full state starts each thread with a full-state record", async (t) => {
+    if (v2.skip) return t.skip(v2.skip);
+    const first = new Map(); // thread -> first record
+    const c = client({ protocol: 2, from: "latest", join: "checkpoint", name: "v2join" });
+    let complete = null;
+    c.on("record", (r) => {
+      for (const id of r.type === "event_batch" ? [] : [r.header?.threadId]) if (id && !first.has(id)) first.set(id, r);
+    });
+    c.on("replay_complete", (f) => (complete ??= f));
+    c.start();
+    try {
+      await waitFor("the join's replay_complete", () => complete, 30000);
+    } finally {
+      await c.close();
+    }
+    assert.ok(first.size >= 1, "the join replayed active threads");
+    const fullState = (r) => {
+      const b = r.message?.message;
+      if (!b) return false;
+      if (b.case === "checkpoint") return true;
+      if (b.case === "stateDiff") return b.value.fullState.length > 0;
+      return b.case === "event" && b.value.eventType === 1 && "initial_state_json" in b.value.attributes;
+    };
+    const bad = [...first.entries()].filter(([, r]) => !fullState(r)).map(([id, r]) => `${id}: ${r.type} at ${r.partition}/${r.offset}`);
+    assert.deepEqual(bad, [], "each thread starts at a full-state record");
   });
 
   it("v1: applies every offset exactly once across cut connections, a client restart and gateway restarts", async (t) => {
