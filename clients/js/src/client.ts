@@ -154,6 +154,7 @@ interface Conn {
   closed: Promise<{ code: number; reason: string }>;
   opened: Promise<void>;
   status?: number; // HTTP status of a refused handshake, when the implementation tells
+  error?: string; // the transport's error message, when it gives one
 }
 
 const NODE = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === "string";
@@ -475,10 +476,11 @@ export class DashStreamClient {
       const msg = String((ev as { message?: unknown })?.message ?? (ev as { error?: { message?: unknown } })?.error?.message ?? "");
       const m = /Unexpected server response: (\d{3})/.exec(msg);
       if (m) conn.status = Number(m[1]);
+      if (msg) conn.error = msg;
     };
     ws.onclose = (ev) => {
       conn.dead = true;
-      resolveClosed({ code: ev.code, reason: ev.reason });
+      resolveClosed({ code: ev.code, reason: ev.reason || conn.error || "" });
     };
     ws.onmessage = (ev) => this.onFrame(conn, ev.data);
     return conn;

@@ -7,6 +7,7 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket, { WebSocketServer } from "ws";
@@ -90,14 +91,19 @@ describe("cursor stores", () => {
 // A scripted server: each connection's first message (the resume) is recorded
 // and answered by script(ws, resume, n) where n counts connections.
 class ScriptServer {
-  constructor(script, { v2 = true } = {}) {
+  constructor(script, { v2 = true, namespace } = {}) {
     this.resumes = [];
     this.protocols = [];
     this.headers = [];
     this.conns = 0;
+    this.namespace = namespace;
+    this.http = http.createServer((req, res) => {
+      if (req.url === "/version" && this.namespace !== undefined) res.writeHead(200).end(JSON.stringify({ resume_namespace: this.namespace }));
+      else res.writeHead(404).end();
+    });
+    this.http.listen(0, "127.0.0.1");
     this.wss = new WebSocketServer({
-      port: 0,
-      host: "127.0.0.1",
+      server: this.http,
       handleProtocols: (set) => (v2 && set.has("dashstream.v2") ? "dashstream.v2" : set.has("bearer") ? "bearer" : false),
     });
     this.wss.on("connection", (ws, req) => {
@@ -112,11 +118,12 @@ class ScriptServer {
     });
   }
   get url() {
-    return `ws://127.0.0.1:${this.wss.address().port}/ws`;
+    return `ws://127.0.0.1:${this.http.address().port}/ws`;
   }
   close() {
     for (const c of this.wss.clients) c.terminate();
-    return new Promise((r) => this.wss.close(r));
+    this.wss.close();
+    return new Promise((r) => this.http.close(r));
   }
 }
 
@@ -145,7 +152,7 @@ describe("DashStreamClient on v2 (scripted server)", () => {
         json(ws, { type: "replay_complete", totalReplayed: 1, capped: false, mode: "cursor", lastOffsetsByPartition: { 0: "13" } });
       }
     });
-    await new Promise((r) => srv.wss.once("listening", r));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
     const store = new MemoryCursorStore();
     store.save("v2:", { 0: "9", 1: "3" });
     const got = [];
@@ -203,7 +210,7 @@ describe("DashStreamClient on v2 (scripted server)", () => {
         json(ws, { type: "replay_complete", totalReplayed: 1, capped: false, mode: "cursor", lastOffsetsByPartition: { 0: "0", 2: "41" } });
       }
     });
-    await new Promise((r) => srv.wss.once("listening", r));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
     const got = [];
     const stale = [];
     const reconnects = [];
@@ -248,7 +255,7 @@ describe("DashStreamClient on v1 (scripted server)", () => {
       }
       if (n === 2) json(ws, { type: "replay_complete", totalReplayed: 1, capped: false, mode: "cursor", lastOffsetsByPartition: { 0: "4" } });
     }, { v2: false });
-    await new Promise((r) => srv.wss.once("listening", r));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
     const got = [];
     const errors = [];
     const c = new DashStreamClient({ url: srv.url, WebSocket, versionUrl: null, backoff: { initialMs: 10, maxMs: 20 } });
@@ -272,7 +279,7 @@ describe("DashStreamClient on v1 (scripted server)", () => {
         ws.send(v);
       }
     }, { v2: false });
-    await new Promise((r) => srv.wss.once("listening", r));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
     const applied = [];
     let failOnce = true;
     const c = new DashStreamClient({ url: srv.url, WebSocket, versionUrl: null, backoff: { initialMs: 10 } });
@@ -302,7 +309,7 @@ describe("DashStreamClient on v1 (scripted server)", () => {
         ws.send(v);
       }
     }, { v2: false });
-    await new Promise((r) => srv.wss.once("listening", r));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
     const store = new MemoryCursorStore();
     const run = async (stopAt) => {
       const seen = [];
@@ -316,5 +323,42 @@ describe("DashStreamClient on v1 (scripted server)", () => {
     assert.deepEqual(await run("2"), ["0", "1", "2"]);
     assert.deepEqual(store.load("default:"), { 0: "1" });
     assert.deepEqual(await run("5"), ["2", "3", "4", "5"]);
+  });
+
+  it("keys cursors by resume_namespace: a new namespace gets the old cursor with its namespace, then a cursor of its own", async () => {
+    const v = vec("event_node_end_plain.bin");
+    await srv?.close();
+    srv = new ScriptServer((ws, resume, n) => {
+      if (n === 0) {
+        json(ws, { type: "cursor", partition: 0, offset: "5" });
+        ws.send(v);
+        json(ws, { type: "replay_complete", totalReplayed: 1, capped: false, mode: "cursor", lastOffsetsByPartition: { 0: "5" } });
+        srv.namespace = "bbbb"; // the topic was re-created
+        setTimeout(() => ws.close(1012, "topic re-created"), 20);
+      } else {
+        json(ws, { type: "cursor_stale", partition: 0, requested: "5", oldest: "0" });
+        json(ws, { type: "cursor", partition: 0, offset: "0" });
+        ws.send(v);
+        json(ws, { type: "replay_complete", totalReplayed: 1, capped: false, mode: "cursor", lastOffsetsByPartition: { 0: "0" } });
+      }
+    }, { v2: false, namespace: "aaaa" });
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
+    const items = new Map();
+    const storage = { getItem: (k) => items.get(k) ?? null, setItem: (k, val) => items.set(k, val), removeItem: (k) => items.delete(k) };
+    const store = new LocalStorageCursorStore({ storage });
+    store.save("default:aaaa", { 0: "4" });
+    const got = [];
+    const c = new DashStreamClient({ url: srv.url, WebSocket, store, from: "earliest" });
+    c.on("record", (r) => got.push(r.offset));
+    c.start();
+    await waitFor("the record of the new topic", () => got.length === 2 && c.cursor().offsets["0"] === "0");
+    await c.close();
+    assert.deepEqual(got, ["5", "0"]);
+    assert.deepEqual(srv.resumes[0], { type: "resume", from: "cursor", lastOffsetsByPartition: { 0: "4" }, namespace: "aaaa" });
+    assert.deepEqual(srv.resumes[1], { type: "resume", from: "cursor", lastOffsetsByPartition: { 0: "5" }, namespace: "aaaa" },
+      "the old cursor goes with the namespace it belongs to (the gateway answers cursor_stale)");
+    assert.equal(c.cursor().namespace, "bbbb");
+    assert.deepEqual(JSON.parse(items.get("dashstream.cursor.default:aaaa")), { 0: "5" });
+    assert.deepEqual(JSON.parse(items.get("dashstream.cursor.default:bbbb")), { 0: "0" });
   });
 });
