@@ -361,4 +361,28 @@ describe("DashStreamClient on v1 (scripted server)", () => {
     assert.deepEqual(JSON.parse(items.get("dashstream.cursor.default:aaaa")), { 0: "5" });
     assert.deepEqual(JSON.parse(items.get("dashstream.cursor.default:bbbb")), { 0: "0" });
   });
+
+  it("a silent connection (no answer to ping) is closed and resumed; the token can travel as ?token=", async () => {
+    await srv?.close();
+    srv = new ScriptServer((ws, resume, n) => {
+      if (n === 0) json(ws, { type: "replay_complete", totalReplayed: 0, capped: false, mode: "latest", lastOffsetsByPartition: { 0: "7" } });
+      // then silence: pings are not answered (a half-open connection)
+    }, { v2: false });
+    const urls = [];
+    srv.wss.on("connection", (ws, req) => urls.push(req.url));
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
+    const reconnects = [];
+    const c = new DashStreamClient({
+      url: srv.url, WebSocket, versionUrl: null, token: "q-tok", tokenTransport: "query",
+      pingIntervalMs: 100, pongTimeoutMs: 200, backoff: { initialMs: 10 },
+    });
+    c.on("reconnect", (r) => reconnects.push(r));
+    c.start();
+    await waitFor("a second connection", () => srv.resumes.length >= 2, 5000);
+    await c.close();
+    assert.equal(reconnects[0].code, 4002, JSON.stringify(reconnects[0]));
+    assert.deepEqual(srv.resumes[1].lastOffsetsByPartition, { 0: "7" });
+    assert.equal(urls[0], "/ws?token=q-tok");
+    assert.equal(srv.headers[0], "");
+  });
 });
