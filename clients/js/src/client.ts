@@ -39,6 +39,9 @@ export interface WebSocketLike {
   onmessage: ((ev: { data: unknown }) => void) | null;
   onclose: ((ev: { code: number; reason: string }) => void) | null;
   onerror: ((ev: unknown) => void) | null;
+  /** `ws` only: stop and restart reading the socket. */
+  pause?(): void;
+  resume?(): void;
 }
 
 /** A WebSocket constructor: globalThis.WebSocket, or `ws`'s (which takes options with headers). */
@@ -90,6 +93,13 @@ export interface ClientOptions {
   maxPayloadBytes?: number;
   /** Reconnect backoff: initial and max delay (ms) and relative jitter (default 250, 10 000, 0.2). */
   backoff?: { initialMs?: number; maxMs?: number; jitter?: number };
+  /**
+   * Frames received but not applied yet, above which the client stops reading
+   * the socket until half of them are applied (default 10 000). Only where the
+   * WebSocket can pause (the `ws` package): the gateway then treats the client
+   * as slow and lets it catch up (docs/PROTOCOL.md §3.6). Browsers queue.
+   */
+  maxQueuedFrames?: number;
   /** Application-level ping interval in ms (default 25 000; 0: none); no answer within pongTimeoutMs closes. */
   pingIntervalMs?: number;
   pongTimeoutMs?: number;
@@ -149,6 +159,7 @@ type Item =
 interface Conn {
   ws: WebSocketLike;
   dead: boolean; // frames after a protocol or handler error are ignored
+  paused: boolean; // reading stopped while the queue is full
   pending: { partition: number; offset: string } | null; // v1: the cursor awaiting its binary frame
   lastFrameAt: number;
   closed: Promise<{ code: number; reason: string }>;
@@ -160,7 +171,10 @@ interface Conn {
 const NODE = typeof (globalThis as { process?: { versions?: { node?: unknown } } }).process?.versions?.node === "string";
 
 /** Options after defaults. */
-type Resolved = Required<Pick<ClientOptions, "protocol" | "format" | "from" | "decode" | "name" | "refreshMarginMs" | "pingIntervalMs" | "pongTimeoutMs">> & ClientOptions;
+type Resolved = Required<
+  Pick<ClientOptions, "protocol" | "format" | "from" | "decode" | "name" | "refreshMarginMs" | "pingIntervalMs" | "pongTimeoutMs" | "maxQueuedFrames">
+> &
+  ClientOptions;
 
 export class DashStreamClient {
   private readonly o: Resolved;
@@ -203,6 +217,7 @@ export class DashStreamClient {
       refreshMarginMs: 60_000,
       pingIntervalMs: 25_000,
       pongTimeoutMs: 10_000,
+      maxQueuedFrames: 10_000,
       ...options,
     };
     this.store = options.store ?? new MemoryCursorStore();
@@ -465,6 +480,7 @@ export class DashStreamClient {
     const conn: Conn = {
       ws,
       dead: false,
+      paused: false,
       pending: null,
       lastFrameAt: Date.now(),
       opened: new Promise<void>((r) => (resolveOpen = r)),
@@ -612,7 +628,20 @@ export class DashStreamClient {
 
   private push(item: Item): void {
     this.queue.push(item);
+    const c = item.conn;
+    if (!c.paused && this.queue.length >= this.o.maxQueuedFrames && typeof c.ws.pause === "function") {
+      c.paused = true;
+      c.ws.pause();
+    }
     if (!this.draining) this.draining = this.drain();
+  }
+
+  private resumeReading(): void {
+    const c = this.conn;
+    if (c?.paused && this.queue.length <= this.o.maxQueuedFrames / 2) {
+      c.paused = false;
+      c.ws.resume?.();
+    }
   }
 
   private idle(): Promise<void> {
@@ -624,6 +653,7 @@ export class DashStreamClient {
       for (let item = this.queue.shift(); item; item = this.queue.shift()) {
         try {
           await this.apply(item);
+          this.resumeReading();
         } catch (err) {
           // A handler failed: the record is not applied. Drop what is queued
           // and reconnect; the resume brings it back.
@@ -777,6 +807,10 @@ export class DashStreamClient {
     this.pingTimer = setInterval(() => {
       if (conn.dead) return;
       const now = Date.now();
+      if (conn.paused || this.queue.length > 0) {
+        conn.lastFrameAt = now; // busy applying, not silent
+        return;
+      }
       if (pingAt && conn.lastFrameAt < pingAt && now - pingAt > this.o.pongTimeoutMs) {
         this.emit("error", new Error("no answer to ping: the connection is dead"));
         this.closeConn(conn, 4002, "ping timeout");

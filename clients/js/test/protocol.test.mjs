@@ -385,4 +385,34 @@ describe("DashStreamClient on v1 (scripted server)", () => {
     assert.equal(urls[0], "/ws?token=q-tok");
     assert.equal(srv.headers[0], "");
   });
+
+  it("stops reading while too many frames wait to be applied, and loses nothing", async () => {
+    const v = vec("event_node_end_plain.bin");
+    await srv?.close();
+    srv = new ScriptServer((ws) => {
+      for (let o = 0; o < 60; o++) {
+        json(ws, { type: "cursor", partition: 0, offset: String(o) });
+        ws.send(v);
+      }
+    }, { v2: false });
+    await new Promise((r) => (srv.http.listening ? r() : srv.http.once("listening", r)));
+    let pauses = 0;
+    class CountingWebSocket extends WebSocket {
+      pause() {
+        pauses++;
+        super.pause();
+      }
+    }
+    const got = [];
+    const c = new DashStreamClient({ url: srv.url, WebSocket: CountingWebSocket, versionUrl: null, maxQueuedFrames: 8 });
+    c.on("record", async (r) => {
+      await new Promise((res) => setTimeout(res, 2));
+      got.push(Number(r.offset));
+    });
+    c.start();
+    await waitFor("60 records", () => got.length >= 60, 10000);
+    await c.close();
+    assert.deepEqual(got, [...Array(60).keys()]);
+    assert.ok(pauses >= 1, "the socket was paused");
+  });
 });
