@@ -234,12 +234,15 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     assert.deepEqual(seen.filter((r) => !threadsOf(r).includes(thread)).map((r) => `${r.partition}/${r.offset}`), [], `only ${thread}`);
   });
 
-  it("v2: join at the last full state starts each thread with a full-state record", async (t) => {
+  // todo: the hub branch serves v2 and filters but not join yet; this test
+  // runs and reports, and fails the run once the todo is removed.
+  it("v2: join at the last full state starts each thread with a full-state record", { todo: "join:checkpoint is not in the gateway yet" }, async (t) => {
     if (v2.skip) return t.skip(v2.skip);
     const first = new Map(); // thread -> first record
     const c = client({ protocol: 2, from: "latest", join: "checkpoint", name: "v2join" });
     let complete = null;
     c.on("record", (r) => {
+      if (complete) return; // live records: the join's replay is over
       for (const id of r.type === "event_batch" ? [] : [r.header?.threadId]) if (id && !first.has(id)) first.set(id, r);
     });
     c.on("replay_complete", (f) => (complete ??= f));
