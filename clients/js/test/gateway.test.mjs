@@ -179,7 +179,7 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     if (!(await speaksV2(gw.ws, jwt(30)))) v2.skip = "the gateway does not speak dashstream.v2 yet";
   });
 
-  it("v2: binary and JSON records agree, exactly once across a cut; a thread filter admits only its thread", async (t) => {
+  it("v2: binary and JSON records agree, exactly once across a cut; thread and type filters admit only theirs", async (t) => {
     if (v2.skip) return t.skip(v2.skip);
     const bin = new Recorder(), js = new Recorder();
     const msgs = new Map(); // "p/o" -> canonical JSON of the binary record's message
@@ -221,17 +221,24 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     // A thread filter: only that thread's records (a batch whole when any event matches).
     const thread = [...msgs.values()].map((m) => Object.values(m)[0]?.header?.threadId).find(Boolean);
     assert.ok(thread, "a thread id to follow");
-    const seen = [];
+    // And a type filter (v1 resumes take filters too), at the same time.
+    const seen = [], typed = [];
     const f = client({ protocol: 2, format: "json", from: "earliest", name: "v2thread", filter: { threads: [thread] } });
+    const g = client({ from: "earliest", name: "v1types", filter: { types: ["token_chunk", "checkpoint"] } });
     f.on("record", (r) => seen.push(r));
+    g.on("record", (r) => typed.push(r));
     f.start();
+    g.start();
     try {
-      await waitFor("records of the thread", () => seen.length >= 5, 30000);
+      await waitFor("records of the thread and of the types", () => seen.length >= 5 && typed.length >= 5, 30000);
     } finally {
       await f.close();
+      await g.close();
     }
     const threadsOf = (r) => r.type === "event_batch" ? r.message.message.value.events.map((e) => e.header?.threadId) : [r.header?.threadId];
     assert.deepEqual(seen.filter((r) => !threadsOf(r).includes(thread)).map((r) => `${r.partition}/${r.offset}`), [], `only ${thread}`);
+    assert.deepEqual([...new Set(typed.map((r) => r.type))].filter((x) => x !== "token_chunk" && x !== "checkpoint"), [], "only the filter's types");
+    assert.ok(typed.some((r) => r.type === "token_chunk"));
   });
 
   // todo: the hub branch serves v2 and filters but not join yet; this test
