@@ -29,12 +29,13 @@ const BUNDLE = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../di
 const PAGE = `<!doctype html><meta charset="utf-8"><title>client test</title>
 <script type="module">
 import { DashStreamClient, LocalStorageCursorStore } from "/dashstream-client.js";
-window.startClient = (url) => {
+window.startClient = (url, extra = {}) => {
   const c = new DashStreamClient({
     url, from: "earliest", store: new LocalStorageCursorStore(), versionUrl: "/version",
-    token: () => window.__token(), refreshMarginMs: 3000, backoff: { initialMs: 100, maxMs: 1000 },
+    token: () => window.__token(), refreshMarginMs: 3000, backoff: { initialMs: 100, maxMs: 1000 }, ...extra,
   });
-  c.on("record", (r) => window.__record(r.partition, r.offset, r.type || "", r.framing || "", r.decodeError ? r.decodeError.message : ""));
+  c.on("record", (r) => window.__record(r.partition, r.offset, r.type || "", r.framing || (r.json ? "json" : ""),
+    r.decodeError ? r.decodeError.message : r.message ? "" : "no message"));
   for (const k of ["gap", "skipped", "cursor_stale", "server_error", "refresh_complete", "reconnect"]) c.on(k, (f) => window.__event(k, JSON.stringify(f)));
   c.on("error", (e) => window.__event("error", e.message));
   c.start();
@@ -86,6 +87,12 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     producer?.cleanup();
   });
 
+  // v2 needs a gateway that selects dashstream.v2 (docs/PROTOCOL.md §3.8).
+  const v2 = { skip: false };
+  before(async () => {
+    if (!(await speaksV2(gw.ws, jwt(30)))) v2.skip = "the gateway does not speak dashstream.v2 yet";
+  });
+
   // client builds a client of the gateway behind the proxy with short-lived
   // JWTs (6 s, leeway 0): it must refresh them on the open connection.
   function client(extra = {}) {
@@ -127,14 +134,12 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     const rec = new Recorder();
     const ev = {};
     const problems = [];
-    const protocols = [];
     try {
       const page = await (await browser.newContext()).newPage();
       page.on("pageerror", (e) => problems.push("pageerror: " + e.message));
       await page.exposeFunction("__record", (p, o, type, framing, err) => rec.add({ partition: p, offset: o, type, framing, decodeError: err ? new Error(err) : undefined }));
       await page.exposeFunction("__event", (k, v) => (ev[k] ??= []).push(v));
       await page.exposeFunction("__token", () => jwt(6));
-      page.on("websocket", (ws) => protocols.push(ws.url()));
       const pageUrl = `http://127.0.0.1:${srv.address().port}/`;
       const open = async () => {
         await page.goto(pageUrl, { waitUntil: "load", timeout: 10000 });
@@ -156,11 +161,22 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
       await waitFor("a token refresh", () => (ev.refresh_complete?.length ?? 0) >= 1, 15000);
       await page.evaluate(() => window.client.close());
       const version = await (await fetch(gw.http + "version")).json();
-      t.diagnostic(`browser: records ${rec.records}, stored ${JSON.stringify(stored)}, sockets ${protocols.length}`);
+      const v1problems = rec.problems(Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"])));
+      const v1records = rec.records, v1zstd = rec.framings.get("zstd") ?? 0;
+      if (!v2.skip) {
+        // v2 in the browser: "dashstream.v2, bearer, <token>" offered, JSON records typed.
+        rec.byPartition.clear();
+        await page.evaluate((url) => window.startClient(url, { protocol: 2, format: "json", name: "v2" }), proxy.ws);
+        await grow("v2 JSON records in the browser");
+        await page.evaluate(() => window.client.close());
+        assert.deepEqual(rec.problems(Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"]))), [], "v2: every offset once, in order");
+        assert.ok((rec.framings.get("json") ?? 0) >= 20, "v2 JSON records");
+      }
+      t.diagnostic(`browser: records ${rec.records}, stored ${JSON.stringify(stored)}, framings ${JSON.stringify(Object.fromEntries(rec.framings))}`);
       assert.ok(Object.keys(stored).some((k) => k.endsWith(":" + version.resume_namespace)), "the cursor is stored under the resume_namespace");
-      assert.deepEqual(rec.problems(Object.fromEntries([...Array(PARTITIONS).keys()].map((p) => [p, "0"]))), [], "every offset once, in order");
+      assert.deepEqual(v1problems, [], "every offset once, in order");
       assert.deepEqual(rec.decodeErrors, []);
-      assert.ok((rec.framings.get("zstd") ?? 0) > 0, "zstd records decoded in the browser");
+      assert.ok(v1zstd > 0, `zstd records decoded in the browser (of ${v1records})`);
       assert.deepEqual(ev.gap ?? [], []);
       assert.deepEqual(ev.server_error ?? [], []);
       assert.deepEqual(problems, []);
@@ -171,12 +187,6 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
       await browser.close();
       srv.close();
     }
-  });
-
-  // v2 needs a gateway that selects dashstream.v2 (docs/PROTOCOL.md §3.8).
-  const v2 = { skip: false };
-  before(async () => {
-    if (!(await speaksV2(gw.ws, jwt(30)))) v2.skip = "the gateway does not speak dashstream.v2 yet";
   });
 
   it("v2: binary and JSON records agree, exactly once across a cut; thread and type filters admit only theirs", async (t) => {
