@@ -251,9 +251,7 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     assert.ok(typed.some((r) => r.type === "token_chunk"));
   });
 
-  // todo: the hub branch serves v2 and filters but not join yet; this test
-  // runs and reports, and fails the run once the todo is removed.
-  it("v2: join at the last full state starts each thread with a full-state record", { todo: "join:checkpoint is not in the gateway yet" }, async (t) => {
+  it("v2: join at the last full state starts each thread with a full-state record", async (t) => {
     if (v2.skip) return t.skip(v2.skip);
     const first = new Map(); // thread -> first record
     const c = client({ protocol: 2, from: "latest", join: "checkpoint", name: "v2join" });
@@ -269,7 +267,9 @@ describe("DashStreamClient against the gateway", { skip: missing() || false }, (
     } finally {
       await c.close();
     }
+    t.diagnostic(`join: ${first.size} thread(s), totalReplayed ${complete.totalReplayed}: ${[...first.values()].map((r) => r.type).join(", ")}`);
     assert.ok(first.size >= 1, "the join replayed active threads");
+    assert.ok(complete.totalReplayed >= first.size, "the join's records are replay");
     const fullState = (r) => {
       const b = r.message?.message;
       if (!b) return false;
