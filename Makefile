@@ -9,7 +9,7 @@ GO    ?= go
 FUZZTIME ?= 30s
 export FUZZTIME
 
-.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser chaos proto build demo \
+.PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser js-client chaos proto build demo \
 	image release-snapshot deploy-check
 
 ## test: everything CI checks; services are stopped even when a phase fails
@@ -22,6 +22,11 @@ unit:
 
 fmt-check vet staticcheck services-up services-down fuzz browser:
 	@bash scripts/test.sh $@
+
+## js-client: the JavaScript client's checks and tests (clients/js), on the
+## services of `make services-up`
+js-client:
+	@bash scripts/test.sh js-client
 
 ## chaos: the whole fault-injection suite (internal/chaos, at most 15 min);
 ## `make test` runs its fast part

@@ -5,14 +5,15 @@
 #                                  (golangci-lint, staticcheck included),
 #                                  ShellCheck of scripts/, cross-build, vulncheck,
 #                                  services-up, go test -race with integration
-#                                  tests, the fast chaos scenarios, the browser
+#                                  tests, the JavaScript client's tests (js-client),
+#                                  the fast chaos scenarios, the browser
 #                                  test of the UI, deploy-check, fuzz;
 #                                  services-down always, even on failure
 #   scripts/test.sh chaos          every chaos scenario (make chaos)
 #   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
 #                                  staticcheck shellcheck cross-build vulncheck
-#                                  services-up services-down go-test chaos-fast
-#                                  browser deploy-check fuzz
+#                                  services-up services-down go-test js-client
+#                                  chaos-fast browser deploy-check fuzz
 #
 # Environment (all optional):
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
@@ -181,6 +182,37 @@ go_test() {
 	return "$status"
 }
 
+# js_client checks clients/js, the JavaScript client: npm ci from its lock
+# file (skipped when node_modules was made from this very lock file; npm's
+# cache makes a repeat work offline), src/gen up to date with proto/, tsc and
+# the browser bundle, then node --test: the decoder on testdata/dashstream,
+# the protocol on a scripted server, and the client against a gateway built
+# here on the services of services-up, in Node and in Chromium (installed by
+# scripts/browser.sh install when missing).
+js_client() {
+	[[ -f "$SERVICES_ENV" ]] || { echo "no $SERVICES_ENV: run services-up first" >&2; return 1; }
+	command -v npm >/dev/null 2>&1 || { echo "js-client: npm is not installed (Node >= 20 needed)" >&2; return 1; }
+	local dir=clients/js stamp=clients/js/node_modules/.test-sh-lock work status=0
+	if [[ -f "$stamp" ]] && cmp -s "$stamp" "$dir/package-lock.json"; then
+		echo "js-client: clients/js/node_modules up to date" >&2
+	else
+		(cd "$dir" && npm ci --prefer-offline --no-audit --no-fund --loglevel=error >&2) || return
+		cp "$dir/package-lock.json" "$stamp" || return
+	fi
+	[[ -x "${CHROMIUM:-/usr/bin/chromium}" ]] || bash scripts/browser.sh install || return
+	(cd "$dir" && npm run -s check-generated && npm run -s build) || return
+	work="$(mktemp -d "${TMPDIR:-/tmp}/dashstream-js.XXXXXX")" || return
+	go build -o "$work/dashstream" ./cmd/dashstream || { rm -rf "$work"; return 1; }
+	(
+		# shellcheck source=/dev/null
+		source "$SERVICES_ENV" && cd "$dir" &&
+			DASHSTREAM_BIN="$work/dashstream" timeout 300 node --test --test-concurrency=1 --test-timeout=180000 \
+				test/decode.test.mjs test/protocol.test.mjs test/gateway.test.mjs
+	) || status=$?
+	rm -rf "$work"
+	return "$status"
+}
+
 fuzz() {
 	local target name pkg div time status=0
 	for target in "${FUZZ_TARGETS[@]}"; do
@@ -261,6 +293,7 @@ all() {
 	phase vulncheck vulncheck
 	phase services-up services_up
 	phase go-test go_test || status=$?
+	((status != 0)) || phase js-client js_client || status=$?
 	if ((status != 0)); then
 		dump_logs
 		echo "==> fuzz skipped: tests failed" >&2
@@ -287,13 +320,14 @@ vulncheck) phase vulncheck vulncheck ;;
 services-up) phase services-up services_up ;;
 services-down) phase services-down services_down ;;
 go-test) phase go-test go_test ;;
+js-client) phase js-client js_client ;;
 chaos-fast) phase chaos-fast chaos fast ;;
 chaos) phase chaos chaos full ;;
 fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
 deploy-check) phase deploy-check deploy_check ;;
 *)
-	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
+	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|js-client|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
 	exit 2
 	;;
 esac
