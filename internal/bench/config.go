@@ -57,6 +57,12 @@ type Config struct {
 	// Threads>"]}: each client follows one thread, and is checked for
 	// exactly that thread's records. Needs Threads >= 1.
 	FilterPerClient bool
+	// Format "json" makes v2 clients ask for JSON record frames
+	// (docs/PROTOCOL.md §3.8); "" or "binary": binary frames. Needs V2.
+	Format string
+	// FilterIndex names, for the report only, the gateway's
+	// WEBSOCKET_FILTER_INDEX ("on", "off"; "": not known).
+	FilterIndex string
 	// SSE makes the clients read GET /sse (base64 records) instead of
 	// WebSocket; V2 is then ignored.
 	SSE bool
@@ -89,6 +95,8 @@ func (c *Config) withDefaults() (Config, error) {
 	check(cfg.Partitions >= 0, "partitions %d: want >= 0", cfg.Partitions)
 	check(cfg.Threads >= 0 && cfg.Threads <= 1_000_000, "threads %d: want 0..1000000", cfg.Threads)
 	check(!cfg.FilterPerClient || cfg.Threads >= 1, "a filter per client needs threads >= 1")
+	check(cfg.Format == "" || cfg.Format == "binary" || cfg.Format == "json", "format %q: want binary or json", cfg.Format)
+	check(cfg.Format != "json" || (cfg.V2 && !cfg.SSE), "format json needs v2 WebSocket clients")
 	planned := float64(cfg.Rate) * (cfg.Duration + cfg.Warmup).Seconds()
 	check(planned <= float64(cfg.MaxRecords), "rate × (warmup + duration) = %.0f records: above the bound of %d", planned, cfg.MaxRecords)
 	return cfg, errors.Join(errs...)
