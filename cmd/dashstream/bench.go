@@ -50,6 +50,7 @@ type benchOptions struct {
 	v2, sse, filterPerClient  bool
 	format, filterIndex       string
 	compareV1                 bool
+	joinClients, fullEvery    int
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
 	cpuProfile                string
@@ -73,6 +74,8 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.StringVar(&o.format, "format", "binary", "v2 record frames: binary or json (needs --v2)")
 	fs.StringVar(&o.filterIndex, "filter-index", "on", "embedded gateway: on, or off to have thread filters scan every record (WEBSOCKET_FILTER_INDEX)")
 	fs.BoolVar(&o.compareV1, "compare-v1", false, "run the same load twice, v1 then v2, and compare gateway CPU per delivery")
+	fs.IntVar(&o.joinClients, "join-clients", 0, "halfway through the window, N v2 clients join (from latest, join checkpoint) one of the --threads runs each")
+	fs.IntVar(&o.fullEvery, "full-state-every", 100, "with --join-clients: records of a run between its Checkpoints")
 	fs.IntVar(&o.threads, "threads", 0, "spread records over N thread ids (0: one thread per partition)")
 	fs.BoolVar(&o.filterPerClient, "filter-per-client", false, "each client follows one thread with a filter (needs --threads)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
@@ -103,6 +106,10 @@ func (o benchOptions) check() error {
 		return fmt.Errorf("--filter-index %q: want on or off", o.filterIndex)
 	case o.filterIndex == "off" && o.url != "":
 		return errors.New("--filter-index off configures the embedded gateway: not with --url")
+	case o.joinClients < 0 || (o.joinClients > 0 && o.threads < 1):
+		return errors.New("--join-clients needs --threads R >= 1, the active runs")
+	case o.joinClients > 0 && o.compareV1:
+		return errors.New("--join-clients is not run with --compare-v1")
 	case o.compareV1 && (o.sse || o.format == "json"):
 		return errors.New("--compare-v1 compares binary WebSocket clients: not with --sse or --format json")
 	}
@@ -113,6 +120,7 @@ func (o benchOptions) config(log *slog.Logger) bench.Config {
 	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
 		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log,
 		V2: o.v2, SSE: o.sse, Threads: o.threads, FilterPerClient: o.filterPerClient,
+		JoinClients: o.joinClients, FullStateEvery: o.fullEvery,
 		Format: o.format, FilterIndex: map[bool]string{true: o.filterIndex}[o.url == ""]}
 }
 
@@ -225,7 +233,7 @@ func splitList(s string) []string {
 // process environment is deliberately not read (a KAFKA_BROKERS there must
 // not turn the benchmark against a real cluster).
 func embeddedEnv(o benchOptions) map[string]string {
-	conns := strconv.Itoa(o.clients + o.idle + 10)
+	conns := strconv.Itoa(o.clients + o.idle + o.joinClients + 10)
 	return map[string]string{
 		"WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": "0",
 		"EMBEDDED_KAFKA_ADDR":              "127.0.0.1:0",

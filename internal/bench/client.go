@@ -18,14 +18,16 @@ import (
 // client is one measuring WebSocket client. Its fields are owned by its
 // goroutine until done is closed; applied is read concurrently.
 type client struct {
-	conn    *wsclient.Lean
-	sse     *sseclient.Stream // instead of conn for an SSE client (sse.go)
-	cursor  *wsclient.Cursor
-	win     *window
-	hist    Histogram
-	applied atomic.Int64 // records that were not duplicates
-	ready   chan struct{}
-	done    chan struct{}
+	conn   *wsclient.Lean
+	sse    *sseclient.Stream // instead of conn for an SSE client (sse.go)
+	cursor *wsclient.Cursor
+	win    *window
+	hist   Histogram
+	// before and during split hist's live latencies around a join burst.
+	before, during Histogram
+	applied        atomic.Int64 // records that were not duplicates
+	ready          chan struct{}
+	done           chan struct{}
 
 	// thread is the only thread a filtered client may receive (nil: no
 	// filter); want how many records of it the run produced.
@@ -122,6 +124,7 @@ func (c *client) record(r wsclient.Record, now int64) {
 	if ts, ok := headerTimestamp(r.Value); ok && c.win.contains(ts) {
 		c.delivered++
 		c.hist.Record(now - ts)
+		c.phaseRecord(now, now-ts)
 	}
 }
 
@@ -136,6 +139,7 @@ func (c *client) recordJSON(r wsclient.Record, now int64) {
 	if ok && c.win.contains(ts) {
 		c.delivered++
 		c.hist.Record(now - ts)
+		c.phaseRecord(now, now-ts)
 	}
 }
 

@@ -68,6 +68,14 @@ func (r *Result) writeGateway(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  cpu         gateway %.3f cores, %.2f µs per delivery%s\n", *r.GatewayCPUCores, per, note)
 	}
+	if j := r.Join; j != nil {
+		fmt.Fprintf(w, "  join        %d clients at once over %d runs: first full state p50 %.3f ms  p99 %.3f ms  max %.3f ms, %d failed, burst %.0f ms\n",
+			j.Clients, j.Runs, j.FirstFullMs.P50, j.FirstFullMs.P99, j.FirstFullMs.Max, j.Failed, j.BurstMs)
+		fmt.Fprintf(w, "  live p99    %.3f ms before the burst, %.3f ms during it\n", j.LiveP99BeforeMs, j.LiveP99DuringMs)
+		if j.FirstError != "" {
+			fmt.Fprintf(w, "  join error  %s\n", j.FirstError)
+		}
+	}
 	if r.JSONEncodesPerSec != nil && r.Format == "json" {
 		fmt.Fprintf(w, "  json        %.0f encodes/s for %.0f records/s produced\n", *r.JSONEncodesPerSec, r.RateProduced)
 	}

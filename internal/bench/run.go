@@ -60,6 +60,13 @@ func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *win
 	start := time.Now()
 	win.from.Store(start.Add(cfg.Warmup).UnixMicro())
 	win.to.Store(start.Add(cfg.Warmup + cfg.Duration).UnixMicro())
+	var joined <-chan *JoinResult
+	if cfg.JoinClients > 0 {
+		win.startBurst(start.Add(cfg.Warmup + cfg.Duration/2))
+		ch := make(chan *JoinResult, 1)
+		go func() { ch <- joinBurst(cctx, t.URL, cfg, win) }()
+		joined = ch
+	}
 	gauges := windowGauges(ctx, t, start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration))
 	cfg.Log.Info("producing", "rate", cfg.Rate, "size", cfg.Size, "warmup", cfg.Warmup, "duration", cfg.Duration)
 	pr.run(ctx, start, cfg.Warmup+cfg.Duration)
@@ -67,9 +74,15 @@ func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *win
 		return err
 	}
 	res.setRSS(t)
+	if joined != nil {
+		res.Join = <-joined
+	}
 	awaitDelivered(ctx, clients, cfg.Grace)
 	stopClients(cancel, clients)
 	res.collect(clients, pr)
+	if res.Join != nil {
+		res.Join.setLivePhases(clients)
+	}
 	res.setGauges(<-gauges, t.InProcess)
 	return ctx.Err()
 }
@@ -124,8 +137,10 @@ type Result struct {
 	// JSONEncodesPerSec is the rise of the gateway's
 	// websocket_json_encodes_total over the window, per second.
 	JSONEncodesPerSec *float64 `json:"json_encodes_per_sec,omitempty"`
-	GoVersion         string   `json:"go_version"`
-	CPUs              int      `json:"cpus"`
+	// Join is the join burst's measurements (JoinClients > 0).
+	Join      *JoinResult `json:"join,omitempty"`
+	GoVersion string      `json:"go_version"`
+	CPUs      int         `json:"cpus"`
 }
 
 // Latency is the producer-to-client latency distribution in milliseconds.
