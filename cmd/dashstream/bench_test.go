@@ -62,6 +62,8 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--filter-index", "off"}, 2, "not with --url"},
 		{[]string{"--compare-v1", "--sse"}, 2, "not with --sse"},
 		{[]string{"--compare-v1", "--format", "json"}, 2, "not with --sse or --format json"},
+		{[]string{"--join-clients", "5"}, 2, "--join-clients needs --threads"},
+		{[]string{"--join-clients", "5", "--threads", "2", "--compare-v1"}, 2, "not run with --compare-v1"},
 		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {
@@ -83,6 +85,9 @@ func TestBenchFlags(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut.String())
 	}
 	cfg := o.config(nil)
+	if cfg.JoinClients != 0 || cfg.FullStateEvery != 100 {
+		t.Fatalf("join defaults %+v", cfg)
+	}
 	if cfg.Format != "json" || !cfg.V2 || cfg.FilterIndex != "off" || cfg.Threads != 4 || !cfg.FilterPerClient {
 		t.Fatalf("config %+v", cfg)
 	}
@@ -95,5 +100,13 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if env := embeddedEnv(o); env["WEBSOCKET_FILTER_INDEX"] != "on" {
 		t.Fatalf("embedded env %v", env)
+	}
+	o, code = parseBenchFlags([]string{"--v2", "--threads", "3", "--join-clients", "7", "--full-state-every", "20", "--clients", "5"},
+		testEnv(nil, &out, &errOut, nil))
+	if cfg := o.config(nil); code >= 0 || cfg.JoinClients != 7 || cfg.FullStateEvery != 20 || cfg.Threads != 3 {
+		t.Fatalf("exit %d, config %+v", code, cfg)
+	}
+	if env := embeddedEnv(o); env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"] != "22" {
+		t.Fatalf("connections per IP %v, want clients + join clients + 10", env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"])
 	}
 }
