@@ -32,11 +32,19 @@ machine, producing to --brokers/--topic (memory is reported with
 --v2 makes the clients speak protocol v2. --threads N spreads the records
 over N thread ids; --filter-per-client then has each client follow one of
 them with a server-side filter, and checks it got exactly that thread's
-records (lost, duplicated, and "foreign": records its filter excludes).
+records (lost, duplicated, and "foreign": records its filter excludes);
+--filter-index off runs the embedded gateway with the thread index disabled.
+--format json: v2 JSON record frames, with the gateway's JSON encodes/s.
+--compare-v1 runs the load with v1 then v2 clients and compares the
+gateway's CPU per delivery. --join-clients N: halfway through, N clients
+join the --threads runs at their last full state; reports the time to it
+and the others' live p99 before and during the burst.
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
 		"dashstream bench --clients 1000 --rate 1000 --size 512 --duration 20s",
-		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000",
+		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000 --filter-index off",
+		"dashstream bench --compare-v1 --clients 1000 --rate 2000",
+		"dashstream bench --v2 --threads 100 --join-clients 200 --clients 200",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
 }
