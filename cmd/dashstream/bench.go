@@ -41,10 +41,8 @@ join the --threads runs at their last full state; reports the time to it
 and the others' live p99 before and during the burst.
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
-		"dashstream bench --clients 1000 --rate 1000 --size 512 --duration 20s",
 		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000 --filter-index off",
 		"dashstream bench --compare-v1 --clients 1000 --rate 2000",
-		"dashstream bench --v2 --threads 100 --join-clients 200 --clients 200",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
 }
