@@ -10,7 +10,7 @@ FUZZTIME ?= 30s
 export FUZZTIME
 
 .PHONY: test unit fmt-check vet staticcheck services-up services-down fuzz browser js-client chaos proto build demo \
-	image release-snapshot deploy-check
+	image release-snapshot deploy-check bench-subscriptions
 
 ## test: everything CI checks; services are stopped even when a phase fails
 test:
@@ -56,6 +56,11 @@ image:
 GORELEASER := github.com/goreleaser/goreleaser/v2@v2.15.1
 release-snapshot:
 	CGO_ENABLED=0 $(GO) run $(GORELEASER) release --snapshot --clean --skip=publish
+
+## bench-subscriptions: the four subscription benchmarks at full size, one summary table
+## (BENCH_ARGS=--quick: small sizes; run the full sizes on a quiet machine)
+bench-subscriptions:
+	bash scripts/bench-subscriptions.sh $(BENCH_ARGS)
 
 ## deploy-check: goreleaser, Helm chart, alert rules, systemd unit, dashboard metrics, image
 deploy-check:

@@ -32,11 +32,17 @@ machine, producing to --brokers/--topic (memory is reported with
 --v2 makes the clients speak protocol v2. --threads N spreads the records
 over N thread ids; --filter-per-client then has each client follow one of
 them with a server-side filter, and checks it got exactly that thread's
-records (lost, duplicated, and "foreign": records its filter excludes).
+records (lost, duplicated, and "foreign": records its filter excludes);
+--filter-index off runs the embedded gateway with the thread index disabled.
+--format json: v2 JSON record frames, with the gateway's JSON encodes/s.
+--compare-v1 runs the load with v1 then v2 clients and compares the
+gateway's CPU per delivery. --join-clients N: halfway through, N clients
+join the --threads runs at their last full state; reports the time to it
+and the others' live p99 before and during the burst.
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
-		"dashstream bench --clients 1000 --rate 1000 --size 512 --duration 20s",
-		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000",
+		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000 --filter-index off",
+		"dashstream bench --compare-v1 --clients 1000 --rate 2000",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
 }
@@ -48,6 +54,9 @@ type benchOptions struct {
 	clients, idle, rate, size int
 	partitions, threads       int
 	v2, sse, filterPerClient  bool
+	format, filterIndex       string
+	compareV1                 bool
+	joinClients, fullEvery    int
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
 	cpuProfile                string
@@ -68,6 +77,11 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.IntVar(&o.partitions, "partitions", 0, "partitions to produce to (0: all; embedded: the topic gets max(P, 4))")
 	fs.BoolVar(&o.v2, "v2", false, "clients speak protocol v2 (subprotocol dashstream.v2)")
 	fs.BoolVar(&o.sse, "sse", false, "clients read Server-Sent Events from /sse instead of WebSocket")
+	fs.StringVar(&o.format, "format", "binary", "v2 record frames: binary or json (needs --v2)")
+	fs.StringVar(&o.filterIndex, "filter-index", "on", "embedded gateway: on, or off to have thread filters scan every record (WEBSOCKET_FILTER_INDEX)")
+	fs.BoolVar(&o.compareV1, "compare-v1", false, "run the same load twice, v1 then v2, and compare gateway CPU per delivery")
+	fs.IntVar(&o.joinClients, "join-clients", 0, "halfway through the window, N v2 clients join (from latest, join checkpoint) one of the --threads runs each")
+	fs.IntVar(&o.fullEvery, "full-state-every", 100, "with --join-clients: records of a run between its Checkpoints")
 	fs.IntVar(&o.threads, "threads", 0, "spread records over N thread ids (0: one thread per partition)")
 	fs.BoolVar(&o.filterPerClient, "filter-per-client", false, "each client follows one thread with a filter (needs --threads)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
@@ -77,13 +91,43 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
-	return o, fs.parse(args, e, 0)
+	code := fs.parse(args, e, 0)
+	if code < 0 {
+		if err := o.check(); err != nil {
+			fmt.Fprintf(e.stderr, "dashstream bench: %v\n", err)
+			return o, 2
+		}
+	}
+	return o, code
+}
+
+// check refuses flag combinations that cannot run.
+func (o benchOptions) check() error {
+	switch {
+	case o.format != "binary" && o.format != "json":
+		return fmt.Errorf("--format %q: want binary or json", o.format)
+	case o.format == "json" && !o.v2 && !o.compareV1:
+		return errors.New("--format json needs --v2")
+	case o.filterIndex != "on" && o.filterIndex != "off":
+		return fmt.Errorf("--filter-index %q: want on or off", o.filterIndex)
+	case o.filterIndex == "off" && o.url != "":
+		return errors.New("--filter-index off configures the embedded gateway: not with --url")
+	case o.joinClients < 0 || (o.joinClients > 0 && o.threads < 1):
+		return errors.New("--join-clients needs --threads R >= 1, the active runs")
+	case o.joinClients > 0 && o.compareV1:
+		return errors.New("--join-clients is not run with --compare-v1")
+	case o.compareV1 && (o.sse || o.format == "json"):
+		return errors.New("--compare-v1 compares binary WebSocket clients: not with --sse or --format json")
+	}
+	return nil
 }
 
 func (o benchOptions) config(log *slog.Logger) bench.Config {
 	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
 		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log,
-		V2: o.v2, SSE: o.sse, Threads: o.threads, FilterPerClient: o.filterPerClient}
+		V2: o.v2, SSE: o.sse, Threads: o.threads, FilterPerClient: o.filterPerClient,
+		JoinClients: o.joinClients, FullStateEvery: o.fullEvery,
+		Format: o.format, FilterIndex: map[bool]string{true: o.filterIndex}[o.url == ""]}
 }
 
 // runBench implements `dashstream bench`.
@@ -107,9 +151,14 @@ func runBench(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
 		return 1
 	}
-	res, err := bench.Run(ctx, o.config(log), target)
+	var res any
+	if o.compareV1 {
+		res, err = runCompare(ctx, o.config(log), target)
+	} else {
+		res, err = bench.Run(ctx, o.config(log), target)
+	}
 	stop()
-	if res != nil {
+	if !isNilResult(res) {
 		if perr := printBench(stdout, res, o.asJSON); perr != nil && err == nil {
 			err = perr
 		}
@@ -128,9 +177,35 @@ func benchLogger(stderr io.Writer, quiet bool) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
-func printBench(w io.Writer, res *bench.Result, asJSON bool) error {
+// runCompare runs the load with v1 clients, then with v2 clients, against
+// the same gateway.
+func runCompare(ctx context.Context, cfg bench.Config, t bench.Target) (*bench.Comparison, error) {
+	cfg.V2 = false
+	v1, err := bench.Run(ctx, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	cfg.V2 = true
+	v2, err := bench.Run(ctx, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	return bench.Compare(v1, v2), nil
+}
+
+func isNilResult(res any) bool {
+	switch r := res.(type) {
+	case *bench.Result:
+		return r == nil
+	case *bench.Comparison:
+		return r == nil
+	}
+	return res == nil
+}
+
+func printBench(w io.Writer, res any, asJSON bool) error {
 	if !asJSON {
-		return res.WriteText(w)
+		return res.(interface{ WriteText(io.Writer) error }).WriteText(w)
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -164,7 +239,7 @@ func splitList(s string) []string {
 // process environment is deliberately not read (a KAFKA_BROKERS there must
 // not turn the benchmark against a real cluster).
 func embeddedEnv(o benchOptions) map[string]string {
-	conns := strconv.Itoa(o.clients + o.idle + 10)
+	conns := strconv.Itoa(o.clients + o.idle + o.joinClients + 10)
 	return map[string]string{
 		"WEBSOCKET_HOST": "127.0.0.1", "WEBSOCKET_PORT": "0",
 		"EMBEDDED_KAFKA_ADDR":              "127.0.0.1:0",
@@ -175,6 +250,7 @@ func embeddedEnv(o benchOptions) map[string]string {
 		"WEBSOCKET_CONNECT_BURST_PER_IP":   conns,
 		"SHUTDOWN_TIMEOUT_SECS":            "5",
 		"LOG_LEVEL":                        "warn",
+		"WEBSOCKET_FILTER_INDEX":           o.filterIndex,
 	}
 }
 

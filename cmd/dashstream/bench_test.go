@@ -56,6 +56,14 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--clients", "0", "--quiet"}, 1, "clients 0"},
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--filter-per-client", "--quiet"}, 1, "a filter per client needs threads"},
 		{[]string{"--url", "ws://127.0.0.1:1/ws", "--threads", "-1", "--quiet"}, 1, "threads -1"},
+		{[]string{"--format", "xml"}, 2, "want binary or json"},
+		{[]string{"--format", "json"}, 2, "--format json needs --v2"},
+		{[]string{"--filter-index", "maybe"}, 2, "want on or off"},
+		{[]string{"--url", "ws://127.0.0.1:1/ws", "--filter-index", "off"}, 2, "not with --url"},
+		{[]string{"--compare-v1", "--sse"}, 2, "not with --sse"},
+		{[]string{"--compare-v1", "--format", "json"}, 2, "not with --sse or --format json"},
+		{[]string{"--join-clients", "5"}, 2, "--join-clients needs --threads"},
+		{[]string{"--join-clients", "5", "--threads", "2", "--compare-v1"}, 2, "not run with --compare-v1"},
 		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {
@@ -64,5 +72,41 @@ func TestBenchUsage(t *testing.T) {
 		if code != tc.code || !strings.Contains(errOut.String()+out.String(), tc.err) {
 			t.Errorf("%v: exit %d, stderr %q", tc.args, code, errOut.String())
 		}
+	}
+}
+
+// TestBenchFlags: the subscription benchmark flags reach the run's
+// configuration and the embedded gateway's environment.
+func TestBenchFlags(t *testing.T) {
+	var out, errOut bytes.Buffer
+	o, code := parseBenchFlags([]string{"--v2", "--format", "json", "--filter-index", "off", "--threads", "4", "--filter-per-client"},
+		testEnv(nil, &out, &errOut, nil))
+	if code >= 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	cfg := o.config(nil)
+	if cfg.JoinClients != 0 || cfg.FullStateEvery != 100 {
+		t.Fatalf("join defaults %+v", cfg)
+	}
+	if cfg.Format != "json" || !cfg.V2 || cfg.FilterIndex != "off" || cfg.Threads != 4 || !cfg.FilterPerClient {
+		t.Fatalf("config %+v", cfg)
+	}
+	if env := embeddedEnv(o); env["WEBSOCKET_FILTER_INDEX"] != "off" {
+		t.Fatalf("embedded env %v", env)
+	}
+	o, code = parseBenchFlags([]string{"--compare-v1", "--url", "ws://127.0.0.1:1/ws"}, testEnv(nil, &out, &errOut, nil))
+	if code >= 0 || !o.compareV1 || o.format != "binary" || o.config(nil).FilterIndex != "" {
+		t.Fatalf("exit %d, options %+v", code, o)
+	}
+	if env := embeddedEnv(o); env["WEBSOCKET_FILTER_INDEX"] != "on" {
+		t.Fatalf("embedded env %v", env)
+	}
+	o, code = parseBenchFlags([]string{"--v2", "--threads", "3", "--join-clients", "7", "--full-state-every", "20", "--clients", "5"},
+		testEnv(nil, &out, &errOut, nil))
+	if cfg := o.config(nil); code >= 0 || cfg.JoinClients != 7 || cfg.FullStateEvery != 20 || cfg.Threads != 3 {
+		t.Fatalf("exit %d, config %+v", code, cfg)
+	}
+	if env := embeddedEnv(o); env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"] != "22" {
+		t.Fatalf("connections per IP %v, want clients + join clients + 10", env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"])
 	}
 }

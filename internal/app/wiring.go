@@ -29,6 +29,7 @@ func (a *App) hubConfig() hub.Config {
 		ResumeWait:     c.Server.ResumeWait,
 		LatestJoin:     c.Server.LatestJoin,
 		JoinWindow:     c.Server.JoinWindow,
+		ScanFilters:    c.Server.FilterIndex == "off",
 		MaxPayload:     c.Server.MaxPayloadBytes,
 		ReplayTimeout:  c.Replay.Timeout,
 		ReplayMaxTotal: c.Replay.MaxTotal,

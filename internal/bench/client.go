@@ -18,14 +18,16 @@ import (
 // client is one measuring WebSocket client. Its fields are owned by its
 // goroutine until done is closed; applied is read concurrently.
 type client struct {
-	conn    *wsclient.Lean
-	sse     *sseclient.Stream // instead of conn for an SSE client (sse.go)
-	cursor  *wsclient.Cursor
-	win     *window
-	hist    Histogram
-	applied atomic.Int64 // records that were not duplicates
-	ready   chan struct{}
-	done    chan struct{}
+	conn   *wsclient.Lean
+	sse    *sseclient.Stream // instead of conn for an SSE client (sse.go)
+	cursor *wsclient.Cursor
+	win    *window
+	hist   Histogram
+	// before and during split hist's live latencies around a join burst.
+	before, during Histogram
+	applied        atomic.Int64 // records that were not duplicates
+	ready          chan struct{}
+	done           chan struct{}
 
 	// thread is the only thread a filtered client may receive (nil: no
 	// filter); want how many records of it the run produced.
@@ -48,7 +50,8 @@ func connectOptions(i int, resume *wsclient.Resume) wsclient.Options {
 type clientSpec struct {
 	i      int
 	v2     bool
-	thread int // the thread it follows with a filter; -1: none
+	format string // "json": v2 JSON record frames
+	thread int    // the thread it follows with a filter; -1: none
 }
 
 func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, win *window) (*client, error) {
@@ -61,6 +64,9 @@ func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, 
 		res.Filter = json.RawMessage(`{"threads":[` + strconv.Quote(id) + `]}`)
 		c.thread = []byte(id)
 		c.want = func() int64 { return pr.threadExpected(spec.thread) }
+	}
+	if spec.format == "json" {
+		res.Format = "json"
 	}
 	opts := connectOptions(spec.i, res)
 	opts.V2 = spec.v2
@@ -104,6 +110,10 @@ func (c *client) record(r wsclient.Record, now int64) {
 	if c.cursor.Apply(r) == wsclient.Duplicate {
 		return // counted by the cursor; neither delivered nor timed
 	}
+	if r.Value == nil && r.JSON != nil {
+		c.recordJSON(r, now)
+		return
+	}
 	if c.thread != nil {
 		if th, ok := headerThread(r.Value); !ok || !bytes.Equal(th, c.thread) {
 			c.foreign++ // the filter let through what it should have held back
@@ -114,6 +124,22 @@ func (c *client) record(r wsclient.Record, now int64) {
 	if ts, ok := headerTimestamp(r.Value); ok && c.win.contains(ts) {
 		c.delivered++
 		c.hist.Record(now - ts)
+		c.phaseRecord(now, now-ts)
+	}
+}
+
+// recordJSON accounts a v2 JSON record (already not a duplicate).
+func (c *client) recordJSON(r wsclient.Record, now int64) {
+	ts, th, ok := jsonHeader(r.JSON)
+	if c.thread != nil && (!ok || th != string(c.thread)) {
+		c.foreign++
+		return
+	}
+	c.applied.Add(1)
+	if ok && c.win.contains(ts) {
+		c.delivered++
+		c.hist.Record(now - ts)
+		c.phaseRecord(now, now-ts)
 	}
 }
 
@@ -169,7 +195,7 @@ func startClients(ctx context.Context, url string, cfg Config, pr *producer, win
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i := range clients {
-		spec := clientSpec{i: i, v2: cfg.V2, thread: -1}
+		spec := clientSpec{i: i, v2: cfg.V2, format: cfg.Format, thread: -1}
 		if cfg.FilterPerClient {
 			spec.thread = i % cfg.Threads
 		}

@@ -57,9 +57,25 @@ type Config struct {
 	// Threads>"]}: each client follows one thread, and is checked for
 	// exactly that thread's records. Needs Threads >= 1.
 	FilterPerClient bool
+	// Format "json" makes v2 clients ask for JSON record frames
+	// (docs/PROTOCOL.md §3.8); "" or "binary": binary frames. Needs V2.
+	Format string
+	// FilterIndex names, for the report only, the gateway's
+	// WEBSOCKET_FILTER_INDEX ("on", "off"; "": not known).
+	FilterIndex string
 	// SSE makes the clients read GET /sse (base64 records) instead of
 	// WebSocket; V2 is then ignored.
 	SSE bool
+	// JoinClients > 0 makes the Threads threads active runs (a GRAPH_START
+	// full state first, then a Checkpoint every FullStateEvery records) and,
+	// halfway through the measured window, connects that many more v2
+	// clients at once with from "latest" and join "checkpoint", client j
+	// filtered to run j mod Threads. Their time to the first full state is
+	// reported, and the live latency of the other clients before and
+	// during that burst. Needs Threads >= 1.
+	JoinClients int
+	// FullStateEvery is the records of a run between its Checkpoints. 0: 100.
+	FullStateEvery int
 	// Log receives progress lines. Nil: discarded.
 	Log *slog.Logger
 }
@@ -71,6 +87,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxRecords <= 0 {
 		cfg.MaxRecords = 10_000_000
+	}
+	if cfg.FullStateEvery <= 0 {
+		cfg.FullStateEvery = 100
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -89,6 +108,10 @@ func (c *Config) withDefaults() (Config, error) {
 	check(cfg.Partitions >= 0, "partitions %d: want >= 0", cfg.Partitions)
 	check(cfg.Threads >= 0 && cfg.Threads <= 1_000_000, "threads %d: want 0..1000000", cfg.Threads)
 	check(!cfg.FilterPerClient || cfg.Threads >= 1, "a filter per client needs threads >= 1")
+	check(cfg.JoinClients >= 0 && cfg.JoinClients <= 100_000, "join clients %d: want 0..100000", cfg.JoinClients)
+	check(cfg.JoinClients == 0 || (cfg.Threads >= 1 && !cfg.SSE), "join clients need threads >= 1 (the runs) and WebSocket clients")
+	check(cfg.Format == "" || cfg.Format == "binary" || cfg.Format == "json", "format %q: want binary or json", cfg.Format)
+	check(cfg.Format != "json" || (cfg.V2 && !cfg.SSE), "format json needs v2 WebSocket clients")
 	planned := float64(cfg.Rate) * (cfg.Duration + cfg.Warmup).Seconds()
 	check(planned <= float64(cfg.MaxRecords), "rate × (warmup + duration) = %.0f records: above the bound of %d", planned, cfg.MaxRecords)
 	return cfg, errors.Join(errs...)

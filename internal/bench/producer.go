@@ -18,6 +18,8 @@ import (
 // the first record is produced and read by every client.
 type window struct {
 	from, to atomic.Int64
+	// burstFrom and burstTo bound the join burst (0: none).
+	burstFrom, burstTo atomic.Int64
 }
 
 func (w *window) contains(ts int64) bool { return ts >= w.from.Load() && ts < w.to.Load() }
@@ -34,6 +36,9 @@ type producer struct {
 	// the acknowledged records of each.
 	threads   int
 	perThread []atomic.Int64
+	// fullEvery > 0 makes each thread a run: a GRAPH_START first, then a
+	// Checkpoint every fullEvery records (the join benchmark).
+	fullEvery int
 	build     *recordBuilder
 	rate      int
 	max       int64
@@ -55,6 +60,9 @@ func newProducer(ctx context.Context, t Target, cfg Config, win *window) (*produ
 		return nil, fmt.Errorf("bench: kafka client: %w", err)
 	}
 	pr := &producer{cl: cl, build: build, rate: cfg.Rate, max: cfg.MaxRecords, win: win, threads: cfg.Threads}
+	if cfg.JoinClients > 0 {
+		pr.fullEvery = cfg.FullStateEvery
+	}
 	if err := pr.plan(ctx, t.Topic, cfg.Partitions); err != nil {
 		cl.Close()
 		return nil, err
@@ -152,7 +160,7 @@ func (pr *producer) produce(ctx context.Context, i int64) {
 	*seq++
 	now := time.Now()
 	thread := threadID(p, t)
-	v, err := pr.build.build(thread, *seq, now.UnixMicro())
+	v, err := pr.build.buildFull(thread, *seq, now.UnixMicro(), fullKind(*seq, pr.fullEvery))
 	if err != nil {
 		pr.fail(err)
 		return

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -62,6 +63,56 @@ func (b *recordBuilder) build(thread string, seq uint64, ts int64) ([]byte, erro
 		return nil, fmt.Errorf("bench: encode record: %w", err)
 	}
 	return v, nil
+}
+
+// Kinds of full-state records a run's thread carries (join benchmark).
+const (
+	fullNone       = iota // a NODE_PROGRESS event
+	fullGraphStart        // GRAPH_START with initial_state_json: the run begins
+	fullCheckpoint        // a Checkpoint: the run's whole state again
+)
+
+// buildFull encodes record seq of thread as the given kind, about the
+// builder's size: the pad is the attribute, the initial state or the
+// checkpoint's state.
+func (b *recordBuilder) buildFull(thread string, seq uint64, ts int64, kind int) ([]byte, error) {
+	if kind == fullNone {
+		return b.build(thread, seq, ts)
+	}
+	h := &pb.Header{TimestampUs: ts, TenantId: "bench", ThreadId: thread, Sequence: seq, SchemaVersion: 1}
+	var m *pb.DashStreamMessage
+	if kind == fullGraphStart {
+		h.Type = pb.MessageType_MESSAGE_TYPE_EVENT
+		m = &pb.DashStreamMessage{Message: &pb.DashStreamMessage_Event{Event: &pb.Event{Header: h,
+			EventType: pb.EventType_EVENT_TYPE_GRAPH_START, NodeId: "bench",
+			Attributes: map[string]*pb.AttributeValue{
+				"graph_name":         {Value: &pb.AttributeValue_StringValue{StringValue: "bench"}},
+				"initial_state_json": {Value: &pb.AttributeValue_StringValue{StringValue: `{"pad":"` + b.pad + `"}`}},
+			}}}}
+	} else {
+		h.Type = pb.MessageType_MESSAGE_TYPE_CHECKPOINT
+		m = &pb.DashStreamMessage{Message: &pb.DashStreamMessage_Checkpoint{Checkpoint: &pb.Checkpoint{Header: h,
+			CheckpointId: []byte(thread + "/" + strconv.FormatUint(seq, 10)), State: []byte(b.pad), StateType: "json"}}}
+	}
+	v, err := dashstream.Encode(m, dashstream.FramingPlain)
+	if err != nil {
+		return nil, fmt.Errorf("bench: encode record: %w", err)
+	}
+	return v, nil
+}
+
+// fullKind is the kind of record seq (from 1) of a run's thread when the
+// runs carry full states every 'every' records (0: never).
+func fullKind(seq uint64, every int) int {
+	switch {
+	case every <= 0:
+		return fullNone
+	case seq == 1:
+		return fullGraphStart
+	case seq%uint64(every) == 0:
+		return fullCheckpoint
+	}
+	return fullNone
 }
 
 // headerTimestamp reads header.timestamp_us of a plain-framed record without
@@ -136,4 +187,26 @@ func varintField(b []byte, want protowire.Number) (int64, bool) {
 		b = b[n:]
 	}
 	return 0, false
+}
+
+// jsonHeader reads header.timestampUs and header.threadId of a record in
+// protobuf's canonical JSON mapping (a v2 JSON record frame's "message"):
+// {"event":{"header":{"timestampUs":"…","threadId":"…"}}} (any body kind).
+func jsonHeader(msg []byte) (ts int64, thread string, ok bool) {
+	var m map[string]struct {
+		Header struct {
+			TimestampUs json.Number `json:"timestampUs"`
+			ThreadID    string      `json:"threadId"`
+		} `json:"header"`
+	}
+	if json.Unmarshal(msg, &m) != nil {
+		return 0, "", false
+	}
+	for _, body := range m {
+		ts, err := body.Header.TimestampUs.Int64()
+		if err == nil && body.Header.TimestampUs != "" {
+			return ts, body.Header.ThreadID, true
+		}
+	}
+	return 0, "", false
 }

@@ -21,6 +21,7 @@ func (r *Result) WriteText(w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	r.writeGateway(w)
 	r.writeMemory(w)
 	if r.FirstError != "" {
 		fmt.Fprintf(w, "  first error %s\n", r.FirstError)
@@ -35,6 +36,8 @@ func (r *Result) protocol() string {
 	switch {
 	case r.SSE:
 		s = "SSE (base64 records)"
+	case r.V2 && r.Format == "json":
+		s = "v2 JSON records"
 	case r.V2:
 		s = "v2"
 	}
@@ -46,7 +49,36 @@ func (r *Result) protocol() string {
 	default:
 		s += ", one thread per partition, unfiltered"
 	}
+	if r.FilterIndex == "off" {
+		s += ", thread index off (scan)"
+	}
 	return s
+}
+
+// writeGateway prints the gateway's CPU and JSON encodes over the window.
+func (r *Result) writeGateway(w io.Writer) {
+	if r.GatewayCPUCores != nil {
+		note := ""
+		if r.CPUIncludesLoad {
+			note = " (gateway and load generator together)"
+		}
+		per := 0.0
+		if r.CPUMicrosPerDelivery != nil {
+			per = *r.CPUMicrosPerDelivery
+		}
+		fmt.Fprintf(w, "  cpu         gateway %.3f cores, %.2f µs per delivery%s\n", *r.GatewayCPUCores, per, note)
+	}
+	if j := r.Join; j != nil {
+		fmt.Fprintf(w, "  join        %d clients at once over %d runs: first full state p50 %.3f ms  p99 %.3f ms  max %.3f ms, %d failed, burst %.0f ms\n",
+			j.Clients, j.Runs, j.FirstFullMs.P50, j.FirstFullMs.P99, j.FirstFullMs.Max, j.Failed, j.BurstMs)
+		fmt.Fprintf(w, "  live p99    %.3f ms before the burst, %.3f ms during it\n", j.LiveP99BeforeMs, j.LiveP99DuringMs)
+		if j.FirstError != "" {
+			fmt.Fprintf(w, "  join error  %s\n", j.FirstError)
+		}
+	}
+	if r.JSONEncodesPerSec != nil && r.Format == "json" {
+		fmt.Fprintf(w, "  json        %.0f encodes/s for %.0f records/s produced\n", *r.JSONEncodesPerSec, r.RateProduced)
+	}
 }
 
 func (r *Result) writeMemory(w io.Writer) {

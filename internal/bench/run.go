@@ -60,15 +60,30 @@ func loadPhase(ctx context.Context, cfg Config, t Target, pr *producer, win *win
 	start := time.Now()
 	win.from.Store(start.Add(cfg.Warmup).UnixMicro())
 	win.to.Store(start.Add(cfg.Warmup + cfg.Duration).UnixMicro())
+	var joined <-chan *JoinResult
+	if cfg.JoinClients > 0 {
+		win.startBurst(start.Add(cfg.Warmup + cfg.Duration/2))
+		ch := make(chan *JoinResult, 1)
+		go func() { ch <- joinBurst(cctx, t.URL, cfg, win) }()
+		joined = ch
+	}
+	gauges := windowGauges(ctx, t, start.Add(cfg.Warmup), start.Add(cfg.Warmup+cfg.Duration))
 	cfg.Log.Info("producing", "rate", cfg.Rate, "size", cfg.Size, "warmup", cfg.Warmup, "duration", cfg.Duration)
 	pr.run(ctx, start, cfg.Warmup+cfg.Duration)
 	if err := pr.flush(ctx); err != nil {
 		return err
 	}
 	res.setRSS(t)
+	if joined != nil {
+		res.Join = <-joined
+	}
 	awaitDelivered(ctx, clients, cfg.Grace)
 	stopClients(cancel, clients)
 	res.collect(clients, pr)
+	if res.Join != nil {
+		res.Join.setLivePhases(clients)
+	}
+	res.setGauges(<-gauges, t.InProcess)
 	return ctx.Err()
 }
 
@@ -80,6 +95,8 @@ type Result struct {
 	SSE             bool    `json:"sse"`
 	Threads         int     `json:"threads"`
 	FilterPerClient bool    `json:"filter_per_client"`
+	Format          string  `json:"format,omitempty"`
+	FilterIndex     string  `json:"filter_index,omitempty"`
 	Partitions      int     `json:"partitions"`
 	RateTarget      int     `json:"rate_target"`
 	RateProduced    float64 `json:"rate_produced"`
@@ -110,8 +127,20 @@ type Result struct {
 	ServerRSSBytes      *int64 `json:"server_rss_bytes,omitempty"`
 	IdleClients         int    `json:"idle_clients"`
 	RSSPerIdleConnBytes *int64 `json:"rss_per_idle_conn_bytes,omitempty"`
-	GoVersion           string `json:"go_version"`
-	CPUs                int    `json:"cpus"`
+	// GatewayCPUCores is the gateway process's CPU over the window (cores);
+	// CPUMicrosPerDelivery that CPU per record delivered in the window to
+	// one client. CPUIncludesLoad: the gateway runs in this process, so the
+	// load generator's CPU is included.
+	GatewayCPUCores      *float64 `json:"gateway_cpu_cores,omitempty"`
+	CPUMicrosPerDelivery *float64 `json:"cpu_us_per_delivery,omitempty"`
+	CPUIncludesLoad      bool     `json:"cpu_includes_load,omitempty"`
+	// JSONEncodesPerSec is the rise of the gateway's
+	// websocket_json_encodes_total over the window, per second.
+	JSONEncodesPerSec *float64 `json:"json_encodes_per_sec,omitempty"`
+	// Join is the join burst's measurements (JoinClients > 0).
+	Join      *JoinResult `json:"join,omitempty"`
+	GoVersion string      `json:"go_version"`
+	CPUs      int         `json:"cpus"`
 }
 
 // Latency is the producer-to-client latency distribution in milliseconds.
@@ -123,7 +152,7 @@ type Latency struct {
 }
 
 func newResult(cfg Config, t Target, parts int) *Result {
-	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, SSE: cfg.SSE, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
+	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, SSE: cfg.SSE, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Format: cfg.Format, FilterIndex: cfg.FilterIndex, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), IdleClients: cfg.IdleClients,
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU()}
 }

@@ -236,3 +236,29 @@ func TestRunThreads(t *testing.T) {
 		}
 	}
 }
+
+// TestRunJoinAndJSON: runs with full states are joined by a burst of
+// clients, each of which gets its run's full state first, while the other
+// clients (v2 JSON records) receive everything exactly; CPU is measured.
+func TestRunJoinAndJSON(t *testing.T) {
+	tg := startGateway(t, 3)
+	cfg := Config{Clients: 4, Rate: 150, Size: 256, Duration: 2 * time.Second, Warmup: 300 * time.Millisecond,
+		Grace: 5 * time.Second, Threads: 5, V2: true, Format: "json", JoinClients: 12, FullStateEvery: 10}
+	res, err := Run(context.Background(), cfg, tg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.OutOfOrder != 0 || res.ClientErrors != 0 || res.DeliveredTotal == 0 {
+		t.Fatalf("inexact delivery: %+v", *res)
+	}
+	j := res.Join
+	if j == nil || j.Clients != 12 || j.Runs != 5 || j.Failed != 0 || j.FirstFullMs.P50 <= 0 || j.FirstFullMs.Max > 15000 {
+		t.Fatalf("join %+v", j)
+	}
+	if j.LiveP99BeforeMs <= 0 || j.LiveP99DuringMs <= 0 {
+		t.Fatalf("live phases not measured: %+v", j)
+	}
+	if res.GatewayCPUCores == nil || res.CPUMicrosPerDelivery == nil || !res.CPUIncludesLoad || res.Format != "json" {
+		t.Fatalf("cpu %v per delivery %v, format %q", res.GatewayCPUCores, res.CPUMicrosPerDelivery, res.Format)
+	}
+}

@@ -30,7 +30,7 @@ func (d *delivery) setFilter(spec []byte) *wsproto.Error {
 	d.filter = f.WithTenant(d.tenant)
 	d.all = d.filter.AdmitsAll()
 	d.threads = nil
-	if scope := d.filter.ThreadScope(); scope.Exact != nil {
+	if scope := d.filter.ThreadScope(); scope.Exact != nil && !d.h.cfg.ScanFilters {
 		d.threads = scope.Exact
 	}
 	d.path = pathScan

@@ -113,6 +113,10 @@ type Config struct {
 	// it does not.
 	LatestJoin string
 	JoinWindow time.Duration // a thread with a record this recent is active; 0 = 300 s
+	// ScanFilters turns the thread index off: a client filtered to named
+	// threads is woken by every publish and scans every record, as any
+	// other filter (WEBSOCKET_FILTER_INDEX=off, for benchmark comparisons).
+	ScanFilters bool
 	// Tokens verifies the token of a refresh frame. Nil: refresh refused
 	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
 	Tokens TokenVerifier

@@ -371,26 +371,30 @@ func count(m map[int32][]int64) int {
 // client receives every matching record once and nothing else — in the
 // replay, live, and after a reconnect that resumes from the positions it
 // was given — with replay_complete reporting the heads as for anyone and no
-// gap or skipped frame for what it was not sent. An EventBatch matches when
+// gap or skipped frame for what it was not sent (also with the thread index
+// off, when thread filters scan). An EventBatch matches when
 // any one of its inner events matches (and is sent whole).
 func TestFilterExactness(t *testing.T) {
 	cases := []struct {
 		name string
 		spec filter.Spec
 		path string
+		scan bool // Config.ScanFilters: the thread index off
 	}{
-		{"threads", filter.Spec{Threads: []string{"a"}}, pathIndex},
-		{"two threads", filter.Spec{Threads: []string{"b2", "c"}}, pathIndex},
-		{"thread_prefix", filter.Spec{ThreadPrefix: "b"}, pathScan},
-		{"types", filter.Spec{Types: []string{"state_diff", "token_chunk"}}, pathScan},
-		{"event_types", filter.Spec{EventTypes: []string{"NODE_END"}}, pathScan},
-		{"batch inner event", filter.Spec{Threads: []string{"b2"}, EventTypes: []string{"NODE_END"}}, pathIndex},
-		{"nothing matches", filter.Spec{Threads: []string{"zz"}}, pathIndex},
+		{"threads", filter.Spec{Threads: []string{"a"}}, pathIndex, false},
+		{"two threads", filter.Spec{Threads: []string{"b2", "c"}}, pathIndex, false},
+		{"thread_prefix", filter.Spec{ThreadPrefix: "b"}, pathScan, false},
+		{"types", filter.Spec{Types: []string{"state_diff", "token_chunk"}}, pathScan, false},
+		{"event_types", filter.Spec{EventTypes: []string{"NODE_END"}}, pathScan, false},
+		{"batch inner event", filter.Spec{Threads: []string{"b2"}, EventTypes: []string{"NODE_END"}}, pathIndex, false},
+		{"nothing matches", filter.Spec{Threads: []string{"zz"}}, pathIndex, false},
+		{"threads, index off", filter.Spec{Threads: []string{"a"}}, pathScan, true},
+		{"two threads, index off", filter.Spec{Threads: []string{"b2", "c"}}, pathScan, true},
 	}
 	for _, tc := range cases {
 		for _, v2 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/v2=%v", tc.name, v2), func(t *testing.T) {
-				th := newTestHub(t, Config{}, replay.MemoryConfig{})
+				th := newTestHub(t, Config{ScanFilters: tc.scan}, replay.MemoryConfig{})
 				recs := filterFixture(t, th, 0)
 				dial := func() *client {
 					if v2 {
@@ -430,6 +434,9 @@ func TestFilterExactness(t *testing.T) {
 				matched := testutil.ToFloat64(th.m.FilterRecordsMatched.WithLabelValues(tc.path))
 				if tc.path == pathIndex && scanned >= float64(len(recs)*3) {
 					t.Errorf("index path scanned %v records of %d published", scanned, len(recs)*3)
+				}
+				if indexed := testutil.ToFloat64(th.m.FilterRecordsScanned.WithLabelValues(pathIndex)); tc.scan && indexed != 0 {
+					t.Errorf("index off: %v records read through the thread index", indexed)
 				}
 				if matched > scanned || (tc.path == pathScan && scanned == 0) {
 					t.Errorf("path %s: matched %v of %v scanned", tc.path, matched, scanned)

@@ -1,0 +1,118 @@
+package bench
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/dashflow/dashstream-gateway/internal/dashstream"
+	"github.com/dashflow/dashstream-gateway/internal/wsclient"
+)
+
+func TestParseStatCPU(t *testing.T) {
+	line := []byte("4242 (dash stream (x)) S 1 4242 4242 0 -1 4194560 1234 0 0 0 250 75 0 0 20 0 12 0 100 1000000 500\n")
+	if got, ok := parseStatCPU(line); !ok || got != 3.25 {
+		t.Fatalf("parseStatCPU = %v %v, want 3.25 (325 ticks)", got, ok)
+	}
+	for _, bad := range []string{"", "4242 (x) S 1 2", "4242 (x) S 1 2 3 4 5 6 7 8 9 10 ten 12"} {
+		if _, ok := parseStatCPU([]byte(bad)); ok {
+			t.Errorf("parseStatCPU(%q) accepted", bad)
+		}
+	}
+	if _, ok := cpuSeconds(0); ok {
+		t.Error("cpuSeconds(0) measured something")
+	}
+}
+
+func TestFindCounter(t *testing.T) {
+	expo := `# HELP websocket_json_encodes_total_x other
+websocket_json_encodes_total_x 7
+websocket_json_encodes_total{a="b"} 9
+websocket_json_encodes_total 1.5e+06
+`
+	if got, ok := findCounter(strings.NewReader(expo), "websocket_json_encodes_total"); !ok || got != 1.5e6 {
+		t.Fatalf("findCounter = %v %v", got, ok)
+	}
+	if _, ok := findCounter(strings.NewReader("other 1\n"), "websocket_json_encodes_total"); ok {
+		t.Fatal("found a counter that is not there")
+	}
+	if u, err := metricsURL("ws://127.0.0.1:3002/ws?x=1"); err != nil || u != "http://127.0.0.1:3002/metrics" {
+		t.Fatalf("metricsURL = %q %v", u, err)
+	}
+	if u, _ := metricsURL("wss://localhost:1/ws"); u != "https://localhost:1/metrics" {
+		t.Fatalf("metricsURL = %q", u)
+	}
+}
+
+// TestSetGauges: CPU per delivery and JSON encodes per second are the
+// window's differences; a missing reading leaves them unreported.
+func TestSetGauges(t *testing.T) {
+	r := &Result{DurationS: 10, DeliveredTotal: 200_000}
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, jsonEncodes: 100, jsonEncodeOK: true},
+		{cpu: 7, cpuOK: true, jsonEncodes: 10_100, jsonEncodeOK: true}}, false)
+	if r.GatewayCPUCores == nil || *r.GatewayCPUCores != 0.2 || r.CPUMicrosPerDelivery == nil || *r.CPUMicrosPerDelivery != 10 {
+		t.Fatalf("cpu %v per delivery %v", r.GatewayCPUCores, r.CPUMicrosPerDelivery)
+	}
+	if r.JSONEncodesPerSec == nil || *r.JSONEncodesPerSec != 1000 {
+		t.Fatalf("json encodes/s %v", r.JSONEncodesPerSec)
+	}
+	r = &Result{DurationS: 10}
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true}, {}}, true)
+	if r.GatewayCPUCores != nil || r.CPUMicrosPerDelivery != nil || r.JSONEncodesPerSec != nil {
+		t.Fatalf("reported without readings: %+v", r)
+	}
+}
+
+func TestCompare(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	v1 := &Result{CPUMicrosPerDelivery: f(10), LatencyMs: Latency{P99: 20}}
+	v2 := &Result{V2: true, CPUMicrosPerDelivery: f(7), LatencyMs: Latency{P99: 10}, Lost: 3}
+	c := Compare(v1, v2)
+	if c.CPURatio == nil || *c.CPURatio != 0.7 || c.P99Ratio == nil || *c.P99Ratio != 0.5 {
+		t.Fatalf("ratios %v %v", c.CPURatio, c.P99Ratio)
+	}
+	var out bytes.Buffer
+	if err := c.WriteText(&out); err != nil || !strings.Contains(out.String(), "v2/v1 0.70") || !strings.Contains(out.String(), "lost 0 vs 3") {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if c := Compare(&Result{}, v2); c.CPURatio != nil || c.P99Ratio != nil {
+		t.Fatalf("ratios without v1 figures: %v %v", c.CPURatio, c.P99Ratio)
+	}
+}
+
+// TestClientAccountingJSON: a v2 JSON record (protobuf's JSON mapping of
+// the record, as the gateway sends it) is timed and checked against the
+// client's thread like a binary one.
+func TestClientAccountingJSON(t *testing.T) {
+	win := &window{}
+	win.from.Store(100)
+	win.to.Store(200)
+	c := &client{cursor: wsclient.NewCursor(), win: win, thread: []byte("bench-t3"), want: func() int64 { return 2 }}
+	c.cursor.Set(0, -1)
+	rb, _ := newRecordBuilder(128)
+	dec := dashstream.NewDecoder(dashstream.DecoderConfig{})
+	rec := func(thread string, o, ts int64) {
+		v, _ := rb.build(thread, 1, ts)
+		d, err := dec.Decode(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, err := protojson.Marshal(d.Message)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.record(wsclient.Record{Partition: 0, Offset: o, JSON: js}, time.Now().UnixMicro())
+	}
+	rec("bench-t3", 0, 150)
+	rec("bench-t4", 1, 150) // not its thread
+	rec("bench-t3", 2, 250) // outside the window
+	if c.foreign != 1 || c.applied.Load() != 2 || c.delivered != 1 || c.hist.Count() != 1 {
+		t.Fatalf("foreign %d applied %d delivered %d timed %d", c.foreign, c.applied.Load(), c.delivered, c.hist.Count())
+	}
+	if _, _, ok := jsonHeader([]byte(`{"event":{"header":{}}}`)); ok {
+		t.Fatal("jsonHeader accepted a header without a timestamp")
+	}
+}
