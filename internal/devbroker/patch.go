@@ -10,6 +10,12 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 )
 
+// ApplyDiff is what a consumer does with a StateDiff: it returns the state
+// after d (see applyDiff), so that a client outside this package (the
+// end-to-end join test) rebuilds a run's state exactly as the workload
+// computed the state_hash it publishes.
+func ApplyDiff(state any, d *dashstreampb.StateDiff) (any, error) { return applyDiff(state, d) }
+
 // applyDiff returns the state after d: its full_state when set, then its
 // JSON-patch operations (RFC 6902) applied in order. Maps inside state may be
 // modified in place; the result must be used instead of state.

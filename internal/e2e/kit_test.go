@@ -61,6 +61,7 @@ type gatewayOptions struct {
 	processEnv string                           // variables with this prefix not in env come from the process
 	unready    bool                             // return once HTTP listens, before Kafka is reachable
 	check      func(testing.TB, *config.Config) // sees the configuration before the gateway starts
+	demo       bool                             // also produce the demo workload (dashstream demo)
 }
 
 // gatewayOption is one of startGateway's options.
@@ -85,6 +86,10 @@ func processEnv(prefix string) gatewayOption {
 func checkConfig(f func(testing.TB, *config.Config)) gatewayOption {
 	return func(o *gatewayOptions) { o.check = f }
 }
+
+// demo also runs the synthetic DashFlow workload into the topic, as
+// `dashstream demo` does (app.Options.Demo).
+func demo() gatewayOption { return func(o *gatewayOptions) { o.demo = true } }
 
 // unready returns as soon as HTTP listens, without waiting for Kafka.
 func unready() gatewayOption { return func(o *gatewayOptions) { o.unready = true } }
@@ -140,7 +145,7 @@ func (g *gateway) start() {
 	if g.opts.wrapLog != nil {
 		h = g.opts.wrapLog(h)
 	}
-	a, err := app.New(cfg, slog.New(h), app.Options{})
+	a, err := app.New(cfg, slog.New(h), app.Options{Demo: g.opts.demo})
 	if err != nil {
 		g.t.Fatalf("app.New: %v", err)
 	}

@@ -49,6 +49,11 @@ type delivery struct {
 	lag       lagState         // slow-client catch-up accounting
 	recs      []*replay.Record // reused storage of one memory-tier page
 	turn      int              // round-robin start over partitions
+
+	// joinLate holds, after a join, the threads whose newest full-state
+	// record is past the heads it joined at: their records before it are
+	// not sent live (join.go).
+	joinLate map[string]replay.Ref
 }
 
 // newDelivery returns the delivery of a client restricted to tenant ("":

@@ -61,7 +61,9 @@ func (d *delivery) countFiltered(b *batch) {
 }
 
 // wants tells whether r of p is delivered: a thread-mode replay, and after it
-// was capped the records up to its targets, carry only the listed threads.
+// was capped the records up to its targets, carry only the listed threads;
+// after a join, a late-joined thread's records before its full state are
+// not delivered.
 func (d *delivery) wants(p int32, r *replay.Record) bool {
 	if d.rp != nil {
 		return d.rp.wantsRecord(r)
@@ -71,7 +73,7 @@ func (d *delivery) wants(p int32, r *replay.Record) bool {
 			return d.remainder.wantsRecord(r)
 		}
 	}
-	return true
+	return d.joinLate == nil || !joinsLater(d.joinLate, r)
 }
 
 // wantsRecord applies the thread filter of a thread-mode replay and the

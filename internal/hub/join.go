@@ -23,7 +23,11 @@ func (d *delivery) joins(r *wsproto.Resume) bool {
 // (wantsRecord), and live delivery follows from the heads. Active: a
 // record within JoinWindow and no GRAPH_END or GRAPH_ERROR since its
 // GRAPH_START. A thread without a full-state record in memory is not
-// replayed.
+// replayed. A thread whose newest full-state record is past the heads (it
+// was published after the resume read them, e.g. while it waited for a
+// replay slot) is not replayed, and its live records before that full
+// state are not sent (joinLate): the first record of an active thread the
+// client gets is a full state either way.
 func (d *delivery) joinCheckpoints(hs *heads) {
 	since := time.Now().Add(-d.h.cfg.JoinWindow).UnixMicro()
 	join := map[string]replay.Ref{}
@@ -34,6 +38,10 @@ func (d *delivery) joinCheckpoints(hs *heads) {
 		}
 		head, ok := hs.offsets[ref.Partition]
 		if !ok || ref.Offset > head {
+			if d.joinLate == nil {
+				d.joinLate = map[string]replay.Ref{}
+			}
+			d.joinLate[run.Thread] = *ref
 			return
 		}
 		join[run.Thread] = *ref
@@ -75,4 +83,16 @@ func (rp *replayRun) wantsJoined(r *replay.Record) bool {
 		}
 	}
 	return false
+}
+
+// joinsLater reports whether r is, for every thread it carries, a record
+// before that thread's late full state (joinCheckpoints): one a joining
+// client cannot apply yet.
+func joinsLater(late map[string]replay.Ref, r *replay.Record) bool {
+	for _, t := range r.Threads {
+		if ref, ok := late[t.Thread]; !ok || ref.Partition != r.Partition || r.Offset >= ref.Offset {
+			return false
+		}
+	}
+	return len(r.Threads) > 0
 }

@@ -88,6 +88,7 @@ func (d *delivery) resume(ctx context.Context, r *wsproto.Resume) ([][]byte, *cl
 	hs := d.h.heads.Load()
 	frames := d.cancelReplay()
 	d.remainder = nil
+	d.joinLate = nil
 	d.lag = lagState{}
 	d.pos = make(map[int32]int64, len(hs.offsets))
 	d.resumed = hs.offsets
