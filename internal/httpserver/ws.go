@@ -38,7 +38,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 // shutdown, origin, authentication, the global session cap and the per-IP
 // limits, in that order. A refusal is written as a JSON error and ok is
 // false; otherwise the caller owns release, which frees the session place
-// and the per-IP slot. kind names the transport in the debug log.
+// and the per-IP slot. kind names the transport
+// ("websocket" or "sse") in the debug log.
 func (s *Server) admit(w http.ResponseWriter, r *http.Request, kind string) (id auth.Identity, release func(), ok bool) {
 	if s.status().ShuttingDown {
 		s.reject(w, r, http.StatusServiceUnavailable, metrics.RejectShutdown, "server is shutting down")
@@ -50,7 +51,7 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, kind string) (id 
 	}
 	id, err := s.deps.Auth.Authenticate(r)
 	if err != nil {
-		s.log.Debug(kind+" authentication failed", "err", err)
+		s.log.Debug("authentication failed", "transport", kind, "err", err)
 		w.Header().Set("WWW-Authenticate", `Bearer realm="dashstream"`)
 		s.reject(w, r, http.StatusUnauthorized, metrics.RejectAuth, "missing or invalid credentials")
 		return id, nil, false
