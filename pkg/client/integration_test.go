@@ -13,6 +13,7 @@ import (
 	"github.com/dashflow/dashstream-gateway/internal/config"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
@@ -86,8 +87,7 @@ func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
 	const n = 240
 	url, k, topic := realGateway(t, 20)
 	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws")
-	px := newProxy(host)
-	t.Cleanup(px.Close)
+	px := hubtest.NewProxy(t, host)
 
 	want := map[int32][]int64{}
 	produce := func(from, to int) {
@@ -124,7 +124,7 @@ func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
 	caughtUp := func() { read(len(want[0]) + len(want[1]) - 20 - len(got[0]) - len(got[1])) }
 	caughtUp()             // through Redis and Kafka, then memory
 	for round := range 4 { // each round's records need a new connection
-		px.cut()
+		px.Cut()
 		produce(n/2+round*n/8, n/2+(round+1)*n/8)
 		caughtUp()
 	}
