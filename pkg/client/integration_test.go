@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,7 +9,7 @@ import (
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/app"
-	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/app/apptest"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
 	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
@@ -36,31 +35,7 @@ func realGateway(t *testing.T, memSize int) (url string, k *testenv.KafkaEnv, to
 		"SHUTDOWN_TIMEOUT_SECS": "10", "EXPECTED_SCHEMAS_PATH": filepath.Join(t.TempDir(), "schemas.json"),
 		"INSTANCE_ID": "client-" + strconv.FormatInt(time.Now().UnixNano(), 36), "LOG_LEVEL": "error",
 	}
-	cfg, err := config.Load(nil, func(key string) string { return env[key] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("gateway stopped before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway not ready within 60s")
-	}
+	a := apptest.Start(t, env, app.Options{})
 	return "ws://" + a.HTTPAddr() + "/ws", k, topic
 }
 
