@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -15,7 +14,7 @@ import (
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/app"
-	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/app/apptest"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
@@ -222,32 +221,7 @@ func startGateway(t *testing.T, vars map[string]string) *app.App {
 	env := map[string]string{"WEBSOCKET_PORT": "0", "EMBEDDED_KAFKA_ADDR": "127.0.0.1:0",
 		"SHUTDOWN_TIMEOUT_SECS": "5", "LOG_LEVEL": "warn"}
 	maps.Copy(env, vars)
-	cfg, err := config.Load(nil, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{Demo: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("gateway stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway not ready within 60s")
-	}
-	return a
+	return apptest.Start(t, env, app.Options{Demo: true})
 }
 
 // closedURL is a ws:// URL on a loopback port nothing listens on.

@@ -16,8 +16,10 @@ import (
 
 // v2Gateway stands in for a gateway that speaks v2, at the codec level: it
 // records the subprotocols offered and the resume sent, then sends one JSON
-// record built by wsproto and replay_complete. A mock until the hub's v2 is
-// merged; the v1 paths of tail run against the real hub in tail_test.go.
+// record built by wsproto and replay_complete. A mock because what is
+// checked is what the client sent (the real hub does not report the
+// subprotocols offered or the resume it read); tail against the real hub
+// runs in tail_test.go.
 func v2Gateway(t *testing.T) (url string, offered chan []string, resumes chan map[string]any) {
 	t.Helper()
 	offered, resumes = make(chan []string, 4), make(chan map[string]any, 4)

@@ -15,41 +15,25 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
+
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/dashflow/dashstream-gateway/internal/auth/oidctest"
 )
 
-// clock is a settable time for the key source's rate limit.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // jwtClock is the test's time (at testNow): the key source's rate limit
 // reads it, so a test moves past the 10 s refresh interval without sleeping.
-func jwtClock() *clock { return &clock{t: testNow} }
+func jwtClock() *testenv.Clock { return testenv.NewClock(testNow) }
 
-func clockedAuth(t *testing.T, cfg AuthConfig, clk *clock) *Authenticator {
+func clockedAuth(t *testing.T, cfg AuthConfig, clk *testenv.Clock) *Authenticator {
 	t.Helper()
 	a, err := NewAuthenticator(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.now = clk.now
+	a.now = clk.Now
 	return a
 }
 
@@ -202,12 +186,12 @@ func TestJWKSRotation(t *testing.T) {
 		tok := keyB.WithMethod("random-"+strconv.Itoa(i), jwt.SigningMethodES256).Sign(t, claims(nil))
 		step("random kid", tok, false, 1)
 	}
-	clk.advance(DefaultJWKSMinRefresh - time.Second)
+	clk.Advance(DefaultJWKSMinRefresh - time.Second)
 	step("new kid 9 s later", tokB, false, 1)
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	step("new kid 10 s later is fetched", tokB, true, 2)
 	step("removed kid", tokA, false, 2)
-	clk.advance(DefaultJWKSMinRefresh)
+	clk.Advance(DefaultJWKSMinRefresh)
 	step("removed kid after another interval", tokA, false, 3)
 	step("rotated key still good", tokB, true, 3)
 }
@@ -225,7 +209,7 @@ func TestJWKSOutage(t *testing.T) {
 		t.Fatal("token refused before the outage")
 	}
 	p.SetDown(true)
-	clk.advance(DefaultJWKSMinRefresh)
+	clk.Advance(DefaultJWKSMinRefresh)
 	if _, ok := accepts(t, a, tokB); ok {
 		t.Fatal("unknown kid accepted during the outage")
 	}
@@ -324,7 +308,7 @@ func TestOIDCDocumentIssuerMismatch(t *testing.T) {
 		t.Fatalf("discovery %d, jwks %d fetches; want 1 and 0", p.DiscoveryFetches(), p.JWKSFetches())
 	}
 	p.SetDocumentIssuer("")
-	clk.advance(DefaultJWKSMinRefresh)
+	clk.Advance(DefaultJWKSMinRefresh)
 	if _, ok := accepts(t, a, tok); !ok {
 		t.Fatal("token refused once the document is right")
 	}
@@ -376,7 +360,7 @@ func TestJWKSConcurrentUnknownKid(t *testing.T) {
 		t.Fatal("first token refused")
 	}
 	p.Publish(keyA, keyB)
-	clk.advance(DefaultJWKSMinRefresh)
+	clk.Advance(DefaultJWKSMinRefresh)
 	tokB := keyB.Sign(t, claims(nil))
 	var wg sync.WaitGroup
 	var mu sync.Mutex

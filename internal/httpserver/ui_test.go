@@ -19,13 +19,22 @@ func TestBuiltinUI(t *testing.T) {
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "DashStream") || w.Header().Get("Content-Security-Policy") == "" {
 		t.Fatalf("index: %d %q", w.Code, w.Header())
 	}
-	for _, p := range []string{"/app.js", "/style.css"} {
+	for _, p := range []string{"/app.js", "/ui.js", "/style.css"} {
 		if w := f.do(t, "GET", p, "", nil); w.Code != 200 {
 			t.Errorf("%s: %d", p, w.Code)
 		}
 	}
+	if index := w.Body.String(); !strings.Contains(index, `<script src="ui.js"></script>`) ||
+		strings.Index(index, `src="ui.js"`) > strings.Index(index, `src="app.js"`) {
+		t.Errorf("index does not load ui.js before app.js")
+	}
+	// The /ws URL is built in ui.js, shared by the live view and the run view.
+	shared := f.do(t, "GET", "/ui.js", "", nil).Body.String()
+	if !strings.Contains(shared, `new URL("ws"`) {
+		t.Errorf("ui.js lacks %q", `new URL("ws"`)
+	}
 	js := f.do(t, "GET", "/app.js", "", nil).Body.String()
-	for _, want := range []string{`new URL("ws"`, "lastOffsetsByPartition", `from: "latest"`, `from: "cursor"`} {
+	for _, want := range []string{"UI.wsURL()", "lastOffsetsByPartition", `from: "latest"`, `from: "cursor"`} {
 		if !strings.Contains(js, want) {
 			t.Errorf("app.js lacks %q", want)
 		}

@@ -126,7 +126,7 @@ func (f *fakeSource) ReadThreads(_ int32, after int64, _ []string, _ replay.Limi
 
 // Runs and Run: the fake keeps no run index (nothing to join).
 func (f *fakeSource) Runs(replay.RunQuery) ([]replay.Run, bool) { return nil, false }
-func (f *fakeSource) Run(string) (replay.Run, bool)             { return replay.Run{}, false }
+func (f *fakeSource) RunOf(string) (replay.Run, bool)           { return replay.Run{}, false }
 
 func (f *fakeSource) setFail(err error) {
 	f.mu.Lock()

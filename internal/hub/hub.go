@@ -77,10 +77,10 @@ type Source interface {
 	// (replay.Memory.ReadThreads): when covered, nothing else of those
 	// threads lies in (after, through]. Not covered: read Page and filter.
 	ReadThreads(p int32, after int64, threads []string, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
-	// Runs and Run answer the memory tier's run index (no I/O): a joining
+	// Runs and RunOf answer the memory tier's run index (no I/O): a joining
 	// client finds there each active thread's latest full-state record.
 	Runs(q replay.RunQuery) (runs []replay.Run, more bool)
-	Run(thread string) (replay.Run, bool)
+	RunOf(thread string) (replay.Run, bool)
 }
 
 // Tiers is the replay tiers as the hub uses them (replay.Tiers): Publish

@@ -52,7 +52,7 @@ func (d *delivery) joinCheckpoints(hs *heads) {
 	scope := d.filter.ThreadScope()
 	if scope.Exact != nil { // a few threads: one look-up each
 		for _, t := range scope.Exact {
-			if run, ok := d.h.source.Run(t); ok {
+			if run, ok := d.h.source.RunOf(t); ok {
 				add(run)
 			}
 		}

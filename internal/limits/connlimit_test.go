@@ -7,26 +7,11 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dashflow/dashstream-gateway/internal/testenv"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newClock() *clock { return &clock{t: time.Unix(1_700_000_000, 0)} }
+func newClock() *testenv.Clock { return testenv.NewClock(time.Unix(1_700_000_000, 0)) }
 
 var ip1 = netip.MustParseAddr("203.0.113.1")
 
@@ -61,7 +46,7 @@ func TestPerIPLimit(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	clk := newClock()
-	l := NewConnLimiter(LimiterConfig{RatePerIP: 1, BurstPerIP: 3, Now: clk.now})
+	l := NewConnLimiter(LimiterConfig{RatePerIP: 1, BurstPerIP: 3, Now: clk.Now})
 	for i := range 3 {
 		rel, err := l.Acquire(ip1)
 		if err != nil {
@@ -75,7 +60,7 @@ func TestRateLimit(t *testing.T) {
 	if l.Tracked() != 1 {
 		t.Fatal("entry with a partial bucket must be remembered")
 	}
-	clk.advance(time.Second)
+	clk.Advance(time.Second)
 	rel, err := l.Acquire(ip1)
 	if err != nil {
 		t.Fatalf("after refill: %v", err)
@@ -105,7 +90,7 @@ func TestIPv6GroupedBy64(t *testing.T) {
 
 func TestTrackedCap(t *testing.T) {
 	clk := newClock()
-	l := NewConnLimiter(LimiterConfig{MaxPerIP: 5, RatePerIP: 1, BurstPerIP: 1, MaxTracked: 4, Now: clk.now})
+	l := NewConnLimiter(LimiterConfig{MaxPerIP: 5, RatePerIP: 1, BurstPerIP: 1, MaxTracked: 4, Now: clk.Now})
 	var held []func()
 	for i := range 4 {
 		rel, err := l.Acquire(netip.AddrFrom4([4]byte{198, 51, 100, byte(i)}))
@@ -135,7 +120,7 @@ func TestTrackedCap(t *testing.T) {
 // rejections, and checks every count returns to zero and the map empties.
 func TestNoLeak(t *testing.T) {
 	clk := newClock()
-	l := NewConnLimiter(LimiterConfig{MaxPerIP: 3, RatePerIP: 1000, BurstPerIP: 50, Now: clk.now})
+	l := NewConnLimiter(LimiterConfig{MaxPerIP: 3, RatePerIP: 1000, BurstPerIP: 50, Now: clk.Now})
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	outcomes := map[string]int{}
@@ -163,9 +148,9 @@ func TestNoLeak(t *testing.T) {
 			t.Fatalf("key %d still holds %d", i, n)
 		}
 	}
-	clk.advance(time.Minute)
+	clk.Advance(time.Minute)
 	l.mu.Lock()
-	l.sweep(clk.now(), false)
+	l.sweep(clk.Now(), false)
 	l.mu.Unlock()
 	if n := l.Tracked(); n != 0 {
 		t.Fatalf("tracked after refill = %d", n)

@@ -123,10 +123,10 @@ func (m *Memory) Runs(q RunQuery) (runs []Run, more bool) {
 	return runs, more
 }
 
-// Run returns the run-index entry of one thread, if memory holds records
+// RunOf returns the run-index entry of one thread, if memory holds records
 // of it: a single look-up (a joining reader's way to the thread's latest
 // full-state position).
-func (m *Memory) Run(thread string) (Run, bool) {
+func (m *Memory) RunOf(thread string) (Run, bool) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	tl := m.threads[thread]

@@ -66,10 +66,10 @@ func TestRunsContents(t *testing.T) {
 			t.Fatalf("run %d:\n got  %+v (full %v)\n want %+v (full %v)", i, runs[i], runs[i].FullState, w, w.FullState)
 		}
 	}
-	if one, ok := m.Run("b"); !ok || !sameRun(one, want[1]) {
+	if one, ok := m.RunOf("b"); !ok || !sameRun(one, want[1]) {
 		t.Fatalf("Run(b) = %+v, %v", one, ok)
 	}
-	if _, ok := m.Run("nobody"); ok {
+	if _, ok := m.RunOf("nobody"); ok {
 		t.Fatal("Run of an unknown thread")
 	}
 	for _, tc := range []struct {

@@ -252,5 +252,5 @@ func (t *Tiers) ReadThreads(p int32, after int64, threads []string, lim Limit, b
 // Runs answers the run index from the memory tier (Memory.Runs).
 func (t *Tiers) Runs(q RunQuery) (runs []Run, more bool) { return t.memory.Runs(q) }
 
-// Run returns one thread's run-index entry (Memory.Run).
-func (t *Tiers) Run(thread string) (Run, bool) { return t.memory.Run(thread) }
+// RunOf returns one thread's run-index entry (Memory.RunOf).
+func (t *Tiers) RunOf(thread string) (Run, bool) { return t.memory.RunOf(thread) }

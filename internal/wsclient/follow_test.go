@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 )
 
@@ -22,7 +23,7 @@ var errEnough = errors.New("enough records")
 func TestFollowerResumesAcrossCuts(t *testing.T) {
 	const perPartition = 400
 	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
-	px := newProxy(t, strings.TrimPrefix(th.Base, "http://"))
+	px := hubtest.NewProxy(t, th.Addr())
 	th.publish(0, 0, 50) // history before the follower starts
 	th.publish(1, 0, 50)
 
@@ -30,7 +31,7 @@ func TestFollowerResumesAcrossCuts(t *testing.T) {
 	got := map[int32][]int64{}
 	var total, disconnects int
 	f := &Follower{
-		URL: "ws://" + px.ln.Addr().String() + "/ws", From: FromEarliest,
+		URL: px.URL(), From: FromEarliest,
 		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 		OnRecord: func(r Record, v Verdict) error {
 			mu.Lock()
@@ -54,7 +55,7 @@ func TestFollowerResumesAcrossCuts(t *testing.T) {
 		th.publish(1, o, 10)
 		time.Sleep(5 * time.Millisecond)
 		if o%100 == 0 {
-			px.cut()
+			px.Cut()
 		}
 	}
 	select {
@@ -92,12 +93,12 @@ func checkOffsets(t *testing.T, p int32, got []int64, from, to int64) {
 // replay history from before it started.
 func TestFollowerLatestThenCursor(t *testing.T) {
 	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
-	px := newProxy(t, strings.TrimPrefix(th.Base, "http://"))
+	px := hubtest.NewProxy(t, th.Addr())
 	th.publish(0, 0, 20)
 	ready := make(chan struct{})
 	var got []int64
 	f := &Follower{
-		URL: "ws://" + px.ln.Addr().String() + "/ws", From: FromLatest, MinBackoff: 10 * time.Millisecond,
+		URL: px.URL(), From: FromLatest, MinBackoff: 10 * time.Millisecond,
 		OnControl: func(c Control) error {
 			if c.Type == "replay_complete" && ready != nil {
 				close(ready)
@@ -116,7 +117,7 @@ func TestFollowerLatestThenCursor(t *testing.T) {
 	wait := ready
 	go func() { done <- f.Run(context.Background()) }()
 	<-wait
-	px.cut()
+	px.Cut()
 	th.publish(0, 20, 5)
 	if err := <-done; !errors.Is(err, errEnough) {
 		t.Fatalf("Run = %v", err)

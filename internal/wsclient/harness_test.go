@@ -2,10 +2,6 @@ package wsclient
 
 import (
 	"context"
-	"io"
-	"net"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,23 +25,11 @@ func newTestHub(t *testing.T, cfg hub.Config, mem replay.MemoryConfig) *testHub 
 
 func (th *testHub) url() string { return th.URL }
 
-// value is the payload the harness publishes at (p, o).
-func value(p int32, o int64) string {
-	return "v-" + strconv.Itoa(int(p)) + "-" + strconv.FormatInt(o, 10)
-}
+// value is the payload publish puts at (p, o).
+func value(p int32, o int64) string { return hubtest.Value(p, o) }
 
 // publish hands n records of partition p, offsets from..from+n-1, to the hub.
-func (th *testHub) publish(p int32, from int64, n int) {
-	vals := make([][]byte, n)
-	for i := range vals {
-		vals[i] = []byte(value(p, from+int64(i)))
-	}
-	th.publishValues(p, from, vals)
-}
-
-func (th *testHub) publishValues(p int32, from int64, vals [][]byte) {
-	th.Publish(p, from, vals, nil)
-}
+func (th *testHub) publish(p int32, from int64, n int) { th.PublishN(p, from, n) }
 
 // nexter is what both transports offer.
 type nexter interface {
@@ -163,65 +147,4 @@ func head(s []int64) []int64 {
 		return s[:10]
 	}
 	return s
-}
-
-// proxy is a TCP relay whose connections a test can cut, like a network
-// failure between client and gateway.
-type proxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	conns  []net.Conn
-	wg     sync.WaitGroup
-}
-
-func newProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := &proxy{ln: ln, target: target}
-	px.wg.Add(1)
-	go px.accept()
-	t.Cleanup(func() { ln.Close(); px.cut(); px.wg.Wait() })
-	return px
-}
-
-func (px *proxy) accept() {
-	defer px.wg.Done()
-	for {
-		c, err := px.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", px.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		px.mu.Lock()
-		px.conns = append(px.conns, c, up)
-		px.mu.Unlock()
-		px.wg.Add(2)
-		go px.pipe(c, up)
-		go px.pipe(up, c)
-	}
-}
-
-func (px *proxy) pipe(dst, src net.Conn) {
-	defer px.wg.Done()
-	io.Copy(dst, src)
-	dst.Close()
-	src.Close()
-}
-
-// cut closes every relayed connection.
-func (px *proxy) cut() {
-	px.mu.Lock()
-	defer px.mu.Unlock()
-	for _, c := range px.conns {
-		c.Close()
-	}
-	px.conns = nil
 }

@@ -13,15 +13,18 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/internal/wsproto"
 )
 
 // v2Server stands in for a v2 gateway at the codec level: it selects
 // dashstream.v2, hands the client's resume to check, then sends frames
-// built by wsproto (the gateway's own encoders). A mock, because the hub
-// of this branch does not speak v2 yet; the v1 side is tested against the
-// real hub below and in the rest of this package.
+// built by wsproto (the gateway's own encoders). A mock, because these
+// tests check the resume the client sent and frames the real hub only
+// sends in rare states (a binary v2 record beside JSON ones, a cursor after
+// replay_complete); the client against the real hub is tested below and in
+// the rest of this package.
 func v2Server(t *testing.T, frames func(*websocket.Conn), resume chan<- []byte) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,16 +109,24 @@ func TestV2MalformedRecord(t *testing.T) {
 	}
 }
 
-// TestV2FallsBackToV1: a gateway that does not select dashstream.v2 (the
-// real hub of this branch) is read as v1.
+// TestV2FallsBackToV1: a gateway that does not select dashstream.v2 is
+// read as v1. The real hub, behind a proxy-like wrap that drops the
+// Sec-WebSocket-Protocol header (an old gateway or an intermediary that
+// does not pass it on), answers without a subprotocol.
 func TestV2FallsBackToV1(t *testing.T) {
-	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
-	th.publish(0, 0, 3)
+	gw := hubtest.New(hub.Config{}, replay.MemoryConfig{}, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			r.Header.Del("Sec-WebSocket-Protocol")
+			next.ServeHTTP(w, r)
+		})
+	})
+	t.Cleanup(gw.Close)
+	gw.PublishN(0, 0, 3)
 	for _, tr := range transports {
 		t.Run(tr.name, func(t *testing.T) {
-			c := dialT(t, tr, th.url(), Options{V2: true, Resume: &Resume{From: FromEarliest}})
+			c := dialT(t, tr, gw.URL, Options{V2: true, Resume: &Resume{From: FromEarliest}})
 			if c.(interface{ V2() bool }).V2() {
-				t.Skip("the hub speaks v2 now: covered by the v2 tests")
+				t.Fatal("v2 selected although the gateway was not offered it")
 			}
 			recs := readRecords(t, c, 3)
 			for i, r := range recs {

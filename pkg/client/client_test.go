@@ -17,6 +17,9 @@ import (
 	"github.com/coder/websocket"
 	"go.uber.org/goleak"
 
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
@@ -31,9 +34,12 @@ func TestMain(m *testing.M) {
 	)
 }
 
-func testGateway(t *testing.T, wrap func(http.Handler) http.Handler) *gateway {
+// testGateway is a real hub over a memory replay tier behind httptest
+// (hubtest): what memory evicts is gone (no Kafka). wrap, when set, wraps
+// its handler (an authentication check, say).
+func testGateway(t *testing.T, wrap func(http.Handler) http.Handler) *hubtest.Server {
 	t.Helper()
-	gw := startGateway(wrap)
+	gw := hubtest.New(hub.Config{}, replay.MemoryConfig{}, wrap)
 	t.Cleanup(gw.Close)
 	return gw
 }
@@ -56,10 +62,9 @@ func dial(t *testing.T, url string, opts client.Options) *client.Client {
 func TestExactAcrossCuts(t *testing.T) {
 	const perPartition = 600
 	gw := testGateway(t, nil)
-	px := newProxy(gw.addr())
-	t.Cleanup(px.Close)
-	gw.publishN(0, 0, 100) // history before the client starts
-	gw.publishN(1, 0, 100)
+	px := hubtest.NewProxy(t, gw.Addr())
+	gw.PublishN(0, 0, 100) // history before the client starts
+	gw.PublishN(1, 0, 100)
 
 	var disconnects atomic.Int64
 	c := dial(t, px.URL(), client.Options{From: client.FromEarliest,
@@ -74,10 +79,10 @@ func TestExactAcrossCuts(t *testing.T) {
 	go func() { // publish the rest while cutting the network
 		defer wg.Done()
 		for o := int64(100); o < perPartition; o += 50 {
-			gw.publishN(0, o, 50)
-			gw.publishN(1, o, 50)
+			gw.PublishN(0, o, 50)
+			gw.PublishN(1, o, 50)
 			if o%100 == 0 {
-				px.cut()
+				px.Cut()
 			}
 			select {
 			case <-stop:
@@ -95,7 +100,7 @@ func TestExactAcrossCuts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("after %d records: %v", n, err)
 		}
-		if r.Offset != next[r.Partition] || string(r.Value) != value(r.Partition, r.Offset) || r.Hole {
+		if r.Offset != next[r.Partition] || string(r.Value) != hubtest.Value(r.Partition, r.Offset) || r.Hole {
 			t.Fatalf("p%d@%d (%q, hole %v): want offset %d", r.Partition, r.Offset, r.Value, r.Hole, next[r.Partition])
 		}
 		next[r.Partition]++
@@ -113,7 +118,7 @@ func TestExactAcrossCuts(t *testing.T) {
 // applied only once Next is called again (or Close).
 func TestStoreHoldsAppliedRecords(t *testing.T) {
 	gw := testGateway(t, nil)
-	gw.publishN(0, 0, 5)
+	gw.PublishN(0, 0, 5)
 	store := &client.MemoryStore{}
 	c := dial(t, gw.URL, client.Options{From: client.FromEarliest, Store: store, SaveInterval: time.Nanosecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -145,7 +150,7 @@ func TestStoreHoldsAppliedRecords(t *testing.T) {
 // partitions that moved while it was away.
 func TestFileStoreResume(t *testing.T) {
 	gw := testGateway(t, nil)
-	gw.publishN(0, 0, 10)
+	gw.PublishN(0, 0, 10)
 	store := client.FileStore{Path: filepath.Join(t.TempDir(), "cursor.json")}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -162,8 +167,8 @@ func TestFileStoreResume(t *testing.T) {
 	if err := c1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	gw.publishN(0, 10, 5)
-	gw.publishN(2, 0, 3)
+	gw.PublishN(0, 10, 5)
+	gw.PublishN(2, 0, 3)
 
 	c2 := dial(t, gw.URL, client.Options{From: client.FromLatest, Store: store}) // the file wins over From
 	got := map[int32][]int64{}
@@ -212,9 +217,8 @@ func TestTokenPerConnection(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	px := newProxy(gw.addr())
-	t.Cleanup(px.Close)
-	gw.publishN(0, 0, 1)
+	px := hubtest.NewProxy(t, gw.Addr())
+	gw.PublishN(0, 0, 1)
 
 	var n atomic.Int64
 	source := func(context.Context) (string, error) { return "tok-" + strconv.FormatInt(n.Add(1), 10), nil }
@@ -224,8 +228,8 @@ func TestTokenPerConnection(t *testing.T) {
 	if _, err := c.Next(ctx); err != nil {
 		t.Fatal(err)
 	}
-	px.cut()
-	gw.publishN(0, 1, 1) // only a new connection can bring it
+	px.Cut()
+	gw.PublishN(0, 1, 1) // only a new connection can bring it
 	if r, err := c.Next(ctx); err != nil || r.Offset != 1 {
 		t.Fatalf("after the cut: %+v %v", r, err)
 	}

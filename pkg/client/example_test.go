@@ -7,15 +7,18 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dashflow/dashstream-gateway/internal/hub"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
+	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
 // Follow a gateway from the oldest record it retains and print what
 // arrives.
 func Example() {
-	gw := startGateway(nil) // a gateway in this process, for the example
+	gw := hubtest.New(hub.Config{}, replay.MemoryConfig{}, nil) // a gateway in this process, for the example
 	defer gw.Close()
-	gw.publishN(0, 0, 3)
+	gw.PublishN(0, 0, 3)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -41,9 +44,9 @@ func Example() {
 
 // Records is the same loop as a Go iterator.
 func ExampleClient_Records() {
-	gw := startGateway(nil)
+	gw := hubtest.New(hub.Config{}, replay.MemoryConfig{}, nil)
 	defer gw.Close()
-	gw.publishN(1, 40, 2)
+	gw.PublishN(1, 40, 2)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -72,9 +75,9 @@ func ExampleClient_Records() {
 // A FileStore keeps the cursor across restarts: the second client goes on
 // where the first one stopped, with nothing lost and nothing repeated.
 func ExampleFileStore() {
-	gw := startGateway(nil)
+	gw := hubtest.New(hub.Config{}, replay.MemoryConfig{}, nil)
 	defer gw.Close()
-	gw.publishN(0, 0, 4)
+	gw.PublishN(0, 0, 4)
 	dir, err := os.MkdirTemp("", "cursor")
 	if err != nil {
 		fmt.Println(err)

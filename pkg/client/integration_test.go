@@ -2,7 +2,6 @@ package client_test
 
 import (
 	"context"
-	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,9 +9,10 @@ import (
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/app"
-	"github.com/dashflow/dashstream-gateway/internal/config"
+	"github.com/dashflow/dashstream-gateway/internal/app/apptest"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/testenv"
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
@@ -35,31 +35,7 @@ func realGateway(t *testing.T, memSize int) (url string, k *testenv.KafkaEnv, to
 		"SHUTDOWN_TIMEOUT_SECS": "10", "EXPECTED_SCHEMAS_PATH": filepath.Join(t.TempDir(), "schemas.json"),
 		"INSTANCE_ID": "client-" + strconv.FormatInt(time.Now().UnixNano(), 36), "LOG_LEVEL": "error",
 	}
-	cfg, err := config.Load(nil, func(key string) string { return env[key] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.New(cfg, slog.New(slog.DiscardHandler), app.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	select {
-	case <-a.Ready():
-	case err := <-done:
-		done <- err
-		t.Fatalf("gateway stopped before ready: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("gateway not ready within 60s")
-	}
+	a := apptest.Start(t, env, app.Options{})
 	return "ws://" + a.HTTPAddr() + "/ws", k, topic
 }
 
@@ -86,8 +62,7 @@ func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
 	const n = 240
 	url, k, topic := realGateway(t, 20)
 	host := strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/ws")
-	px := newProxy(host)
-	t.Cleanup(px.Close)
+	px := hubtest.NewProxy(t, host)
 
 	want := map[int32][]int64{}
 	produce := func(from, to int) {
@@ -124,7 +99,7 @@ func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
 	caughtUp := func() { read(len(want[0]) + len(want[1]) - 20 - len(got[0]) - len(got[1])) }
 	caughtUp()             // through Redis and Kafka, then memory
 	for round := range 4 { // each round's records need a new connection
-		px.cut()
+		px.Cut()
 		produce(n/2+round*n/8, n/2+(round+1)*n/8)
 		caughtUp()
 	}

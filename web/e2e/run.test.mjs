@@ -18,31 +18,15 @@ import crypto from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import vm from "node:vm";
 import { chromium } from "playwright-core";
+import { loadStatic, waitFor } from "./support.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "../..");
 const URL_ = process.env.DASHSTREAM_URL;
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const SHOTS = process.env.SCREENSHOT_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "dashstream-ui-"));
 
-async function waitFor(what, fn, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error("timed out after " + timeout + " ms waiting for " + what + " (last: " + JSON.stringify(last) + ")");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function loadModel() {
-  const ctx = vm.createContext({ TextDecoder, TextEncoder, atob, structuredClone });
-  vm.runInContext(fs.readFileSync(path.join(REPO, "web/static/runmodel.js"), "utf8"), ctx, { filename: "runmodel.js" });
-  return ctx.DashStreamRun;
+  return loadStatic("runmodel.js", { TextDecoder, TextEncoder, atob, structuredClone }, "DashStreamRun");
 }
 
 async function getJSON(rel) {

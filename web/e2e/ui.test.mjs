@@ -15,12 +15,9 @@ import { execFile } from "node:child_process";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import vm from "node:vm";
 import { chromium } from "playwright-core";
+import { REPO, loadStatic, waitFor } from "./support.mjs";
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO = path.resolve(HERE, "../..");
 const URL_ = process.env.DASHSTREAM_URL;
 const BIN = process.env.DASHSTREAM_BIN || "";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
@@ -30,22 +27,8 @@ const TYPES = new Set(["event", "state_diff", "token_chunk", "tool_execution", "
 
 // ---- helpers ----------------------------------------------------------------
 
-// waitFor polls fn (sync or async) until it returns a truthy value.
-async function waitFor(what, fn, timeout = 10000) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last) return last;
-    if (Date.now() > deadline) throw new Error("timed out after " + timeout + " ms waiting for " + what + " (last: " + JSON.stringify(last) + ")");
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 function loadDecoder() {
-  const ctx = vm.createContext({ TextDecoder });
-  vm.runInContext(fs.readFileSync(path.join(REPO, "web/static/decode.js"), "utf8"), ctx, { filename: "decode.js" });
-  return ctx.DashStreamDecode;
+  return loadStatic("decode.js", { TextDecoder }, "DashStreamDecode");
 }
 
 // cursorsOf returns the (partition, offset, binary) records a socket received,

@@ -7,7 +7,7 @@
 // compared as BigInt.
 "use strict";
 (() => {
-  const D = globalThis.DashStreamDecode;
+  const D = globalThis.DashStreamDecode, UI = globalThis.DashStreamUI;
   const MAX_ROWS = 100, MAX_LOG = 200, MAX_THREADS = 500, SHOWN_THREADS = 20, THREAD_ROWS = 50;
   const SEEN_MAX = 5000;          // applied offsets kept per partition (test hook)
   const ACTIVE_MS = 60000;        // a run is active when it sent something this recently
@@ -47,11 +47,7 @@
         localStorage.removeItem(LEGACY_KEY);
       }
     } catch (_) { /* corrupt storage: start fresh */ }
-    const offsets = saved && typeof saved.offsets === "object" && saved.offsets !== null ? saved.offsets : {};
-    st.cursor = {};
-    for (const [p, o] of Object.entries(offsets)) {
-      if (/^\d+$/.test(p) && /^-?\d+$/.test(String(o))) st.cursor[p] = String(o);
-    }
+    st.cursor = UI.cleanOffsets(saved && saved.offsets);
   }
 
   function saveCursor() { saveCursorAs(st.namespace); }
@@ -72,12 +68,6 @@
   }
 
   // ---- connection -------------------------------------------------------------
-
-  function wsURL() {
-    const u = new URL("ws", document.baseURI);
-    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    return u.toString();
-  }
 
   // authToken is the client token when the gateway requires one: given once
   // as #token=… in the page URL (a fragment never reaches the server or its
@@ -106,10 +96,7 @@
 
   function setConn(state, text) {
     st.conn = state;
-    const el = $("conn");
-    el.textContent = text;
-    el.className = "state " + state;
-    el.dataset.state = state;
+    UI.showConn(state, text);
   }
 
   // reconnect checks that the gateway still serves the same stream (a
@@ -134,7 +121,7 @@
     let ws;
     try {
       const token = authToken();
-      ws = token ? new WebSocket(wsURL(), ["bearer", token]) : new WebSocket(wsURL());
+      ws = token ? new WebSocket(UI.wsURL(), ["bearer", token]) : new WebSocket(UI.wsURL());
     } catch (e) {
       logEvent("error", "cannot open WebSocket: " + e.message);
       scheduleReconnect();
@@ -165,8 +152,7 @@
     };
     ws.onclose = (ev) => {
       if (st.ws !== ws) return;
-      logEvent(ev.code === 1000 || ev.code === 1001 ? "info" : "disconnect",
-        "connection closed (code " + ev.code + (ev.reason ? ", " + ev.reason : "") + ")");
+      logEvent(...UI.closeEvent(ev));
       drop();
     };
   }
@@ -176,10 +162,7 @@
     const ws = st.ws;
     st.ws = null;
     st.pending = null;
-    if (ws && ws.readyState <= WebSocket.OPEN) {
-      ws.onclose = null;
-      try { ws.close(); } catch (_) { /* already closing */ }
-    }
+    UI.closeQuietly(ws);
     st.reconnects++;
     st.dirty = true;
     saveCursor();
@@ -188,8 +171,7 @@
 
   function scheduleReconnect() {
     if (st.retryTimer) return;
-    const delay = Math.round(st.backoff * (0.5 + Math.random()));
-    st.backoff = Math.min(st.backoff * 2, 10000);
+    const delay = UI.nextDelay(st);
     setConn("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s…");
     st.retryTimer = setTimeout(reconnect, delay);
   }
@@ -344,17 +326,7 @@
 
   // ---- rendering ------------------------------------------------------------------
 
-  function logEvent(kind, text) {
-    const li = document.createElement("li");
-    li.className = kind;
-    li.dataset.kind = kind;
-    const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString();
-    li.append(time, " ", text);
-    const ul = $("events");
-    ul.prepend(li);
-    while (ul.children.length > MAX_LOG) ul.lastChild.remove();
-  }
+  function logEvent(kind, text) { UI.logEvent(kind, text, MAX_LOG); }
 
   // syncRows keeps n rows in tbody and lets fill update each in place:
   // rows are reused, not rebuilt, so a row under the pointer stays put.
@@ -514,8 +486,7 @@
     try {
       const v = await fetchJSON("version", 3000);
       st.namespace = v.resume_namespace || null;
-      $("version").textContent = v.component + " " + (v.git_sha || "dev") + " · topic " + v.kafka_topic +
-        " · namespace " + (st.namespace || "?");
+      $("version").textContent = UI.versionLine(v, st.namespace);
     } catch (_) {
       // Keep what we knew: the stream works without /version.
       if (!st.namespace) $("version").textContent = "version unavailable";

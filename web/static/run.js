@@ -13,7 +13,7 @@
 // twice.
 "use strict";
 (() => {
-  const R = globalThis.DashStreamRun;
+  const R = globalThis.DashStreamRun, UI = globalThis.DashStreamUI;
   const SUBPROTOCOL = "dashstream.v2";
   const PING_EVERY = 20, SILENT_MAX_MS = 50000, MAX_LOG = 200, HISTORY_PAGE = 500, HISTORY_PAGES = 40;
   const $ = (id) => document.getElementById(id);
@@ -49,8 +49,7 @@
       const saved = JSON.parse(sessionStorage.getItem(storeKey()) || "null");
       if (!saved || !saved.model || saved.model.thread !== thread) return false;
       st.model = R.RunModel.restore(saved.model);
-      st.cursor = {};
-      for (const [p, o] of Object.entries(saved.cursor || {})) if (/^\d+$/.test(p) && /^-?\d+$/.test(String(o))) st.cursor[p] = String(o);
+      st.cursor = UI.cleanOffsets(saved.cursor);
       st.joined = true;
       return true;
     } catch (_) {
@@ -61,12 +60,6 @@
   // ---- connection -------------------------------------------------------------
 
   function token() { return sessionStorage.getItem("dashstream.token") || ""; }
-
-  function wsURL() {
-    const u = new URL("ws", document.baseURI);
-    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
-    return u.toString();
-  }
 
   // resumeFrame joins the run at its latest full state the first time, and
   // resumes from the cursor once a join has completed.
@@ -80,10 +73,7 @@
 
   function setConn(state, text) {
     st.conn = state;
-    const el = $("conn");
-    el.textContent = text;
-    el.className = "state " + state;
-    el.dataset.state = state;
+    UI.showConn(state, text);
   }
 
   function connect() {
@@ -92,7 +82,7 @@
     let ws;
     try {
       const t = token();
-      ws = new WebSocket(wsURL(), t ? [SUBPROTOCOL, "bearer", t] : [SUBPROTOCOL]);
+      ws = new WebSocket(UI.wsURL(), t ? [SUBPROTOCOL, "bearer", t] : [SUBPROTOCOL]);
     } catch (e) {
       logEvent("error", "cannot open WebSocket: " + e.message);
       scheduleReconnect();
@@ -127,8 +117,7 @@
     };
     ws.onclose = (ev) => {
       if (st.ws !== ws) return;
-      logEvent(ev.code === 1000 || ev.code === 1001 ? "info" : "disconnect",
-        "connection closed (code " + ev.code + (ev.reason ? ", " + ev.reason : "") + ")");
+      logEvent(...UI.closeEvent(ev));
       drop();
     };
   }
@@ -136,10 +125,7 @@
   function drop() {
     const ws = st.ws;
     st.ws = null;
-    if (ws && ws.readyState <= WebSocket.OPEN) {
-      ws.onclose = null;
-      try { ws.close(); } catch (_) { /* closing */ }
-    }
+    UI.closeQuietly(ws);
     st.reconnects++;
     st.dirty = true;
     save();
@@ -148,8 +134,7 @@
 
   function scheduleReconnect() {
     if (st.retryTimer) return;
-    const delay = Math.round(st.backoff * (0.5 + Math.random()));
-    st.backoff = Math.min(st.backoff * 2, 10000);
+    const delay = UI.nextDelay(st);
     setConn("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s…");
     st.retryTimer = setTimeout(reconnect, delay);
   }
@@ -314,17 +299,7 @@
 
   // ---- rendering ------------------------------------------------------------------
 
-  function logEvent(kind, text) {
-    const li = document.createElement("li");
-    li.className = kind;
-    li.dataset.kind = kind;
-    const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString();
-    li.append(time, " ", text);
-    const ul = $("events");
-    ul.prepend(li);
-    while (ul.children.length > MAX_LOG) ul.lastChild.remove();
-  }
+  function logEvent(kind, text) { UI.logEvent(kind, text, MAX_LOG); }
 
   function fmtOffsets(m) {
     const ps = Object.keys(m).sort((a, b) => Number(a) - Number(b));
@@ -514,7 +489,7 @@
       const r = await fetch("version", { cache: "no-store" });
       const v = await r.json();
       st.namespace = v.resume_namespace || null;
-      $("version").textContent = v.component + " " + (v.git_sha || "dev") + " · topic " + v.kafka_topic + " · namespace " + (st.namespace || "?");
+      $("version").textContent = UI.versionLine(v, st.namespace);
     } catch (_) {
       if (!st.namespace) $("version").textContent = "version unavailable";
     }

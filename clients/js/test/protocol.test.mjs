@@ -2,8 +2,8 @@
 // frames, control frames and protocol errors. The server here is a `ws`
 // server that writes frames built from docs/PROTOCOL.md §3.1–§3.8 by hand — a
 // stand-in where the real gateway cannot produce the case (it never breaks
-// the protocol, and its v2 is not in this build yet); the real gateway is
-// exercised in gateway.test.mjs.
+// the protocol, and frames in an exact order or state are hard to provoke);
+// the real gateway is exercised in gateway.test.mjs.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";

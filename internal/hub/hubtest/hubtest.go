@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +66,7 @@ type Server struct {
 	// URL is the WebSocket URL of /ws; Base the server's http://host:port.
 	URL, Base string
 
+	srv  *httptest.Server
 	mu   sync.Mutex // serializes Publish (Prev chains)
 	prev map[int32]int64
 }
@@ -73,6 +75,19 @@ type Server struct {
 // tier bounded by mem, and shuts it down at cleanup.
 func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	t.Helper()
+	s := New(cfg, mem, nil)
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("hub shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+// New is Start for callers without a testing.TB (Example functions): the
+// caller closes the server. wrap, when not nil, wraps the /ws handler (an
+// authentication check, say).
+func New(cfg hub.Config, mem replay.MemoryConfig, wrap func(http.Handler) http.Handler) *Server {
 	if cfg.ResumeWait == 0 {
 		cfg.ResumeWait = 200 * time.Millisecond
 	}
@@ -82,19 +97,45 @@ func Start(t testing.TB, cfg hub.Config, mem replay.MemoryConfig) *Server {
 	h := hub.New(cfg, tiers, topo, metrics.New(nil), slog.New(slog.DiscardHandler))
 	tiers.SetKafka(replaytest.WindowKafka{Memory: m, Heads: h.Heads}) // no broker: "Kafka" retains what memory does
 
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeWS(w, r, auth.Identity{}, nil) // every client admitted, unrestricted
-	}))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := h.Shutdown(ctx); err != nil {
-			t.Errorf("hub shutdown: %v", err)
-		}
-		srv.Close()
 	})
+	if wrap != nil {
+		handler = wrap(handler)
+	}
+	srv := httptest.NewServer(handler)
 	return &Server{Hub: h, Memory: m, Topo: topo, URL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws",
-		Base: srv.URL, prev: map[int32]int64{}}
+		Base: srv.URL, srv: srv, prev: map[int32]int64{}}
+}
+
+// Close shuts the hub down (5 s bound) and stops the server; a shutdown
+// error is dropped (Start reports it to its test).
+func (s *Server) Close() { _ = s.shutdown() }
+
+func (s *Server) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.Hub.Shutdown(ctx)
+	s.srv.Close()
+	return err
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return strings.TrimPrefix(s.Base, "http://") }
+
+// Value is the payload PublishN publishes at (p, o): "v-<p>-<o>".
+func Value(p int32, o int64) string {
+	return "v-" + strconv.Itoa(int(p)) + "-" + strconv.FormatInt(o, 10)
+}
+
+// PublishN publishes n records of partition p, offsets from..from+n-1,
+// each carrying Value(p, offset).
+func (s *Server) PublishN(p int32, from int64, n int) {
+	vals := make([][]byte, n)
+	for i := range vals {
+		vals[i] = []byte(Value(p, from+int64(i)))
+	}
+	s.Publish(p, from, vals, nil)
 }
 
 // Publish hands values to the hub as partition p, offsets from, from+1, …;
