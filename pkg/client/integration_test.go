@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/dashflow/dashstream-gateway/internal/app"
 	"github.com/dashflow/dashstream-gateway/internal/app/apptest"
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
@@ -110,5 +112,44 @@ func TestRealGatewayExactAcrossTiersAndCuts(t *testing.T) {
 	}
 	if st := c.Stats(); st.Connects < 5 || st.Gaps != 0 || st.Duplicates != 0 {
 		t.Fatalf("stats %+v: the cuts did not reach the client, or records were lost", st)
+	}
+}
+
+// TestRealGatewayV2JSONFilter: against the real gateway, a v2 JSON client
+// following one thread from the oldest retained record gets exactly that
+// thread's records, also those read back from Redis and Kafka.
+func TestRealGatewayV2JSONFilter(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway on the real Kafka and Redis")
+	}
+	url, k, topic := realGateway(t, 10)
+	var want []int64
+	for _, p := range []int32{0, 1} {
+		vals := make([][]byte, 60)
+		for i := range vals {
+			vals[i] = event(t, p, uint64(i+1))
+		}
+		offs := k.Produce(t, topic, p, vals...)
+		if p == 1 {
+			want = offs
+		}
+	}
+	c := dial(t, url, client.Options{From: client.FromEarliest, V2: true, JSON: true, Filter: client.Filter{Threads: []string{"t1"}}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var got []int64
+	for len(got) < len(want) {
+		r, err := c.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %v: %v", got, err)
+		}
+		var m pb.DashStreamMessage
+		if r.Partition != 1 || protojson.Unmarshal(r.JSON, &m) != nil || m.GetEvent().GetHeader().GetThreadId() != "t1" {
+			t.Fatalf("p%d@%d: %s", r.Partition, r.Offset, r.JSON)
+		}
+		got = append(got, r.Offset)
+	}
+	if join(got) != join(want) {
+		t.Fatalf("got %v\nwant %v", got, want)
 	}
 }
