@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: the project's checks, as `make test` and CI (.ci/run) run them.
 #
-#   scripts/test.sh all            check-tree, fmt-check, vet, lint
+#   scripts/test.sh all            toolchain, check-tree, fmt-check, vet, lint
 #                                  (golangci-lint, staticcheck included),
 #                                  ShellCheck of scripts/, cross-build, vulncheck,
 #                                  services-up, go test -race with integration
@@ -9,10 +9,13 @@
 #                                  test of the UI, deploy-check, fuzz;
 #                                  services-down always, even on failure
 #   scripts/test.sh chaos          every chaos scenario (make chaos)
-#   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
+#   scripts/test.sh PHASE          one of: toolchain check-tree fmt-check vet lint
 #                                  staticcheck shellcheck cross-build vulncheck
 #                                  services-up services-down go-test chaos-fast
 #                                  browser deploy-check fuzz
+#
+# Every go command runs the toolchain of go.mod's toolchain line, exported as
+# GOTOOLCHAIN by scripts/toolchain.sh (fetched from the Go module proxy once).
 #
 # Environment (all optional):
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
@@ -27,6 +30,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh
 SERVICES_ENV=.state/services.env
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT=github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -64,13 +69,25 @@ phase() {
 # The phase functions run under `||` (see phase), where set -e is off: each
 # checks its commands itself.
 
+# toolchain fails unless the go command runs go.mod's toolchain (fetching it
+# the first time), so a failed download is one clear line, not a failure of
+# whichever phase came first.
+toolchain() {
+	local have
+	have="$(go env GOVERSION)" || { echo "toolchain: the go command cannot run $GO_TOOLCHAIN (GOTOOLCHAIN=$GOTOOLCHAIN; it is fetched from the Go module proxy)" >&2; return 1; }
+	[[ "$have" == "$GO_TOOLCHAIN" ]] || { echo "toolchain: go runs $have, want $GO_TOOLCHAIN (go.mod's toolchain line)" >&2; return 1; }
+	echo "toolchain: $have" >&2
+}
+
 # check_tree fails on tracked build outputs and large files (after proving
 # that the check itself catches them).
 check_tree() { bash scripts/check-tree.sh selftest && bash scripts/check-tree.sh; }
 
+# fmt_check runs the toolchain's own gofmt (the one on PATH may be older).
 fmt_check() {
-	local files
-	files="$(gofmt -l .)" || return
+	local files gofmt
+	gofmt="$(go env GOROOT)/bin/gofmt" || return
+	files="$("$gofmt" -l .)" || return
 	[[ -z "$files" ]] && return 0
 	echo "gofmt needed on:" >&2
 	echo "$files" >&2
@@ -242,6 +259,7 @@ all() {
 	trap 'phase services-down services_down || true; print_summary' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	phase toolchain toolchain
 	phase check-tree check_tree
 	phase fmt-check fmt_check
 	phase vet vet
@@ -266,6 +284,7 @@ all() {
 
 case "${1:-all}" in
 all) all ;;
+toolchain) phase toolchain toolchain ;;
 check-tree) phase check-tree check_tree ;;
 fmt-check) phase fmt-check fmt_check ;;
 vet) phase vet vet ;;
@@ -283,7 +302,7 @@ fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
 deploy-check) phase deploy-check deploy_check ;;
 *)
-	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
+	echo "usage: $0 [all|toolchain|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
 	exit 2
 	;;
 esac
