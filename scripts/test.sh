@@ -73,11 +73,13 @@ phase() {
 
 # toolchain fails unless the go command runs go.mod's toolchain (fetching it
 # the first time), so a failed download is one clear line, not a failure of
-# whichever phase came first.
+# whichever phase came first; and when the docs tell another release to export.
 toolchain() {
-	local have
+	local have stale
 	have="$(go env GOVERSION)" || { echo "toolchain: the go command cannot run $GO_TOOLCHAIN (GOTOOLCHAIN=$GOTOOLCHAIN; it is fetched from the Go module proxy)" >&2; return 1; }
 	[[ "$have" == "$GO_TOOLCHAIN" ]] || { echo "toolchain: go runs $have, want $GO_TOOLCHAIN (go.mod's toolchain line)" >&2; return 1; }
+	stale="$(grep -noE 'GOTOOLCHAIN=go[0-9]+(\.[0-9]+)*((rc|beta)[0-9]+)?' README.md docs/OPERATIONS.md | grep -v "=$GO_TOOLCHAIN\$")" || true
+	[[ -z "$stale" ]] || { printf 'toolchain: the docs name another release than go.mod (%s):\n%s\n' "$GO_TOOLCHAIN" "$stale" >&2; return 1; }
 	echo "toolchain: $have" >&2
 }
 
