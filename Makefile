@@ -5,6 +5,15 @@
 SHELL := /bin/bash
 GO    ?= go
 
+# Every go command here and in scripts/ runs the Go release of go.mod's toolchain
+# line, exported as GOTOOLCHAIN (scripts/toolchain.sh says why; the go command
+# fetches it from the Go module proxy once).
+GO_TOOLCHAIN := $(shell awk '$$1 == "toolchain" { print $$2; exit }' go.mod)
+ifeq ($(GO_TOOLCHAIN),)
+$(error go.mod has no toolchain line (toolchain go1.N.P))
+endif
+export GOTOOLCHAIN := $(GO_TOOLCHAIN)
+
 # Each fuzz target's run time in `make test` and `make fuzz`.
 FUZZTIME ?= 30s
 export FUZZTIME

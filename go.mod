@@ -2,6 +2,8 @@ module github.com/dashflow/dashstream-gateway
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	github.com/MicahParks/jwkset v0.11.4
 	github.com/Shopify/toxiproxy/v2 v2.12.0

@@ -10,6 +10,8 @@ MODULE=github.com/dashflow/dashstream-gateway
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh
 
 if ! command -v protoc >/dev/null; then
 	echo "generate.sh: installing protoc (Debian protobuf-compiler)" >&2

@@ -22,6 +22,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/toolchain.sh
+source "$REPO_ROOT/scripts/toolchain.sh"
 E2E_DIR="$REPO_ROOT/web/e2e"
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 READY_TIMEOUT="${READY_TIMEOUT:-30}"

@@ -19,6 +19,8 @@
 #   MAX_EXPOSURE    highest accepted `systemd-analyze security` exposure (2.0)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh || exit 1
 
 TOOLS_DIR="${TOOLS_DIR:-$HOME/.cache/dashstream/tools}"
 MAX_EXPOSURE="${MAX_EXPOSURE:-2.0}"
@@ -84,9 +86,14 @@ release() {
 	# One target (this machine's), into a scratch dist directory.
 	local dist="$WORK/dist" out
 	sed "s#^project_name: dashstream#&\ndist: $dist#" .goreleaser.yaml >"$WORK/goreleaser.yaml"
-	GOOS="$(go env GOOS)" GOARCH="$(go env GOARCH)" "$GORELEASER" build --snapshot --single-target --clean \
+	# Without this script's GOTOOLCHAIN, so the toolchain comes from .goreleaser.yaml
+	# as in a release run by hand.
+	GOOS="$(go env GOOS)" GOARCH="$(go env GOARCH)" env -u GOTOOLCHAIN "$GORELEASER" build --snapshot --single-target --clean \
 		--config "$WORK/goreleaser.yaml" --output "$WORK/dashstream" >"$WORK/goreleaser-build.log" 2>&1 ||
 		{ tail -30 "$WORK/goreleaser-build.log" >&2; fail "release: goreleaser snapshot build failed"; return; }
+	out="$(go version "$WORK/dashstream" | awk '{print $2}')"
+	[[ $out == "$GO_TOOLCHAIN" ]] ||
+		{ fail "release: the snapshot binary was built by '$out', want $GO_TOOLCHAIN (go.mod's toolchain line; builds.env of .goreleaser.yaml)"; return; }
 	file "$WORK/dashstream" 2>/dev/null | grep -q "statically linked" ||
 		{ fail "release: the snapshot binary is not statically linked: $(file "$WORK/dashstream")"; return; }
 	out="$("$WORK/dashstream" version)"

@@ -4,12 +4,14 @@
 #
 #   scripts/image.sh [IMAGE]     build IMAGE (default dashstream:dev)
 #
-# The binary is built on this host: CGO_ENABLED=0, -tags timetzdata (Go's embedded
-# time-zone database, so the image needs no /usr/share/zoneinfo), version stamped
-# from `git describe`. Needs root (buildah with the vfs storage driver and chroot
+# The binary is built on this host with go.mod's toolchain (scripts/toolchain.sh):
+# CGO_ENABLED=0, -tags timetzdata (Go's embedded time-zone database, so the image
+# needs no /usr/share/zoneinfo), version stamped from `git describe`. Needs root (buildah with the vfs storage driver and chroot
 # isolation); installs buildah with apt-get when it is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh
 
 IMAGE="${1:-dashstream:dev}"
 BUILDINFO=github.com/dashflow/dashstream-gateway/internal/buildinfo

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test.sh: the project's checks, as `make test` and CI (.ci/run) run them.
 #
-#   scripts/test.sh all            check-tree, fmt-check, vet, lint
+#   scripts/test.sh all            toolchain, check-tree, fmt-check, vet, lint
 #                                  (golangci-lint, staticcheck included),
 #                                  ShellCheck of scripts/, cross-build, vulncheck,
 #                                  services-up, go test -race with integration
@@ -10,12 +10,17 @@
 #                                  test of the UI, deploy-check, fuzz;
 #                                  services-down always, even on failure
 #   scripts/test.sh chaos          every chaos scenario (make chaos)
-#   scripts/test.sh PHASE          one of: check-tree fmt-check vet lint
+#   scripts/test.sh PHASE          one of: toolchain check-tree fmt-check vet lint
 #                                  staticcheck shellcheck cross-build vulncheck
 #                                  services-up services-down go-test js-client
 #                                  chaos-fast browser deploy-check fuzz
 #
+# Every go command runs the toolchain of go.mod's toolchain line, exported as
+# GOTOOLCHAIN by scripts/toolchain.sh (fetched from the Go module proxy once).
+#
 # Environment (all optional):
+#   VULNCHECK_STRICT  1 (default): a reachable vulnerability of the standard
+#                   library fails vulncheck like one of a module; 0 reports it
 #   GO_TEST_FLAGS   flags of the go test phase (-race -count=1 -timeout 40m)
 #   GO_TEST_PKGS    packages of the go test phase (./...)
 #   FUZZTIME        duration of each fuzz target (30s; a target listed with
@@ -29,6 +34,8 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/toolchain.sh
+source scripts/toolchain.sh
 SERVICES_ENV=.state/services.env
 STATICCHECK=honnef.co/go/tools/cmd/staticcheck@v0.8.2
 GOLANGCI_LINT=github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
@@ -69,13 +76,27 @@ phase() {
 # The phase functions run under `||` (see phase), where set -e is off: each
 # checks its commands itself.
 
+# toolchain fails unless the go command runs go.mod's toolchain (fetching it
+# the first time), so a failed download is one clear line, not a failure of
+# whichever phase came first; and when the docs tell another release to export.
+toolchain() {
+	local have stale
+	have="$(go env GOVERSION)" || { echo "toolchain: the go command cannot run $GO_TOOLCHAIN (GOTOOLCHAIN=$GOTOOLCHAIN; it is fetched from the Go module proxy)" >&2; return 1; }
+	[[ "$have" == "$GO_TOOLCHAIN" ]] || { echo "toolchain: go runs $have, want $GO_TOOLCHAIN (go.mod's toolchain line)" >&2; return 1; }
+	stale="$(grep -noE 'GOTOOLCHAIN=go[0-9]+(\.[0-9]+)*((rc|beta)[0-9]+)?' README.md docs/OPERATIONS.md | grep -v "=$GO_TOOLCHAIN\$")" || true
+	[[ -z "$stale" ]] || { printf 'toolchain: the docs name another release than go.mod (%s):\n%s\n' "$GO_TOOLCHAIN" "$stale" >&2; return 1; }
+	echo "toolchain: $have" >&2
+}
+
 # check_tree fails on tracked build outputs and large files (after proving
 # that the check itself catches them).
 check_tree() { bash scripts/check-tree.sh selftest && bash scripts/check-tree.sh; }
 
+# fmt_check runs the toolchain's own gofmt (the one on PATH may be older).
 fmt_check() {
-	local files
-	files="$(gofmt -l .)" || return
+	local files gofmt
+	gofmt="$(go env GOROOT)/bin/gofmt" || return
+	files="$("$gofmt" -l .)" || return
 	[[ -z "$files" ]] && return 0
 	echo "gofmt needed on:" >&2
 	echo "$files" >&2
@@ -128,11 +149,12 @@ vulndb() {
 }
 
 # vulncheck fails when the code calls a vulnerable symbol of a required
-# module; standard-library findings are reported (tools/vulncheck).
+# module or (VULNCHECK_STRICT=1, the default) of the standard library of the
+# toolchain it runs (tools/vulncheck).
 vulncheck() {
 	local db
 	db="$(vulndb)" || { echo "vulncheck: could not build the vulnerability database" >&2; return 1; }
-	go run "$GOVULNCHECK" -db "file://$db" -format json ./... | go run ./tools/vulncheck
+	go run "$GOVULNCHECK" -db "file://$db" -format json ./... | VULNCHECK_STRICT="${VULNCHECK_STRICT:-1}" go run ./tools/vulncheck
 }
 
 # kafka VERB: scripts/kafka.sh with SASL_PLAINTEXT, SASL_SSL and SSL
@@ -284,6 +306,7 @@ all() {
 	trap 'phase services-down services_down || true; print_summary' EXIT
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
+	phase toolchain toolchain
 	phase check-tree check_tree
 	phase fmt-check fmt_check
 	phase vet vet
@@ -309,6 +332,7 @@ all() {
 
 case "${1:-all}" in
 all) all ;;
+toolchain) phase toolchain toolchain ;;
 check-tree) phase check-tree check_tree ;;
 fmt-check) phase fmt-check fmt_check ;;
 vet) phase vet vet ;;
@@ -327,7 +351,7 @@ fuzz) phase fuzz fuzz ;;
 browser) phase browser browser_test ;;
 deploy-check) phase deploy-check deploy_check ;;
 *)
-	echo "usage: $0 [all|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|js-client|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
+	echo "usage: $0 [all|toolchain|check-tree|fmt-check|vet|lint|staticcheck|shellcheck|cross-build|vulncheck|services-up|services-down|go-test|js-client|chaos-fast|chaos|browser|deploy-check|fuzz]" >&2
 	exit 2
 	;;
 esac

@@ -24,6 +24,8 @@ set -euo pipefail
 SERVICE=toxiproxy
 # shellcheck source=scripts/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=scripts/toolchain.sh
+source "$(dirname "${BASH_SOURCE[0]}")/toolchain.sh"
 
 MODULE=github.com/Shopify/toxiproxy/v2
 PORT="${TOXIPROXY_PORT:-18474}"

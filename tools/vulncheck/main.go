@@ -14,6 +14,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -108,13 +109,65 @@ func report(w io.Writer, found []called, strict bool) int {
 			kind, c.id, c.module, c.version, orNone(c.fixed), c.symbol, c.summary)
 	}
 	fmt.Fprintf(w, "vulncheck: %d called vulnerabilities in required modules, %d in the standard library\n", modules, stdlib)
-	if stdlib > 0 && !strict {
-		fmt.Fprintln(w, "vulncheck: standard-library findings are fixed by a newer Go toolchain (build releases with it); they do not fail the check")
+	if stdlib > 0 {
+		goVersion, fixed := stdlibVersions(found)
+		if fixed != "" {
+			fmt.Fprintf(w, "vulncheck: the standard library of go%s is fixed in go%s: move go.mod's toolchain line there "+
+				"(go get toolchain@go%s; make and scripts/ export it as GOTOOLCHAIN)\n", goVersion, fixed, fixed)
+		} else {
+			fmt.Fprintf(w, "vulncheck: no Go release fixes every finding in the standard library of go%s yet "+
+				"(VULNCHECK_STRICT=0 reports them without failing)\n", goVersion)
+		}
+		if !strict {
+			fmt.Fprintln(w, "vulncheck: standard-library findings do not fail the check without VULNCHECK_STRICT=1")
+		}
 	}
 	if modules > 0 || (strict && stdlib > 0) {
 		return 1
 	}
 	return 0
+}
+
+// stdlibVersions returns the standard library's version in the findings and
+// the highest version that fixes all of them (without the "v"); fixed is
+// empty when one of them has no fixed release.
+func stdlibVersions(found []called) (goVersion, fixed string) {
+	unfixed := false
+	for _, c := range found {
+		if c.module != "stdlib" {
+			continue
+		}
+		goVersion = strings.TrimPrefix(c.version, "v")
+		f := strings.TrimPrefix(c.fixed, "v")
+		if f == "" {
+			unfixed = true
+		} else if fixed == "" || versionLess(fixed, f) {
+			fixed = f
+		}
+	}
+	if unfixed {
+		return goVersion, ""
+	}
+	return goVersion, fixed
+}
+
+// versionLess compares dotted release numbers (1.26.9 < 1.26.10); a part
+// that is not a number (a pre-release's "0-rc") compares as text.
+func versionLess(a, b string) bool {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) && i < len(bs); i++ {
+		ai, aerr := strconv.Atoi(as[i])
+		bi, berr := strconv.Atoi(bs[i])
+		switch {
+		case aerr != nil || berr != nil:
+			if as[i] != bs[i] {
+				return as[i] < bs[i]
+			}
+		case ai != bi:
+			return ai < bi
+		}
+	}
+	return len(as) < len(bs)
 }
 
 func orNone(s string) string {
