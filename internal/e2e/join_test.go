@@ -315,7 +315,7 @@ func runsUpTo(t testing.TB, log map[int32][]*kgo.Record, heads map[int32]int64) 
 	runs := map[string]*logRun{}
 	for p, recs := range log {
 		for _, r := range recs {
-			if r.Offset > heads[p] {
+			if r.Offset > headOf(heads, p) {
 				break
 			}
 			d, err := joinDecoder.Decode(r.Value)
@@ -355,7 +355,7 @@ func lateFull(t testing.TB, log map[int32][]*kgo.Record, heads map[int32]int64) 
 	out := map[string]bool{}
 	for p, recs := range log {
 		for _, r := range recs {
-			if r.Offset <= heads[p] {
+			if r.Offset <= headOf(heads, p) {
 				continue
 			}
 			d, err := joinDecoder.Decode(r.Value)
@@ -368,6 +368,16 @@ func lateFull(t testing.TB, log map[int32][]*kgo.Record, heads map[int32]int64) 
 		}
 	}
 	return out
+}
+
+// headOf is the head of p in heads, -1 when heads has none: a partition
+// still empty when the gateway read its heads (not 0, the map's zero
+// value, which would count the partition's first record as below them).
+func headOf(heads map[int32]int64, p int32) int64 {
+	if o, ok := heads[p]; ok {
+		return o
+	}
+	return -1
 }
 
 // lastOffsets is the last offset per partition of a log snapshot.

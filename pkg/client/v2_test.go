@@ -13,42 +13,38 @@ import (
 
 	"github.com/dashflow/dashstream-gateway/internal/dashstream"
 	pb "github.com/dashflow/dashstream-gateway/internal/dashstream/dashstreampb"
+	"github.com/dashflow/dashstream-gateway/internal/hub/hubtest"
 	"github.com/dashflow/dashstream-gateway/internal/replay"
 	"github.com/dashflow/dashstream-gateway/pkg/client"
 )
 
-// publishMessages is publishEncoded for a test.
-func (g *gateway) publishMessages(t *testing.T, p int32, from int64, msgs ...*pb.DashStreamMessage) {
+// publishMessages publishes msgs as partition p from offset from (see
+// records).
+func publishMessages(t *testing.T, gw *hubtest.Server, p int32, from int64, msgs ...*pb.DashStreamMessage) {
 	t.Helper()
-	if err := g.publishEncoded(p, from, msgs...); err != nil {
+	recs, err := records(msgs...)
+	if err != nil {
 		t.Fatal(err)
 	}
+	gw.PublishRecords(p, from, recs)
 }
 
-// publishEncoded encodes msgs (zstd frames) and publishes them as partition
-// p from offset from, with the facts the Kafka consumer computes once per
-// record (threads, tenant, type, event types).
-func (g *gateway) publishEncoded(p int32, from int64, msgs ...*pb.DashStreamMessage) error {
+// records encodes msgs (zstd frames) as records carrying the facts the
+// Kafka consumer computes once per record (threads, tenant, type, event
+// types, run facts).
+func records(msgs ...*pb.DashStreamMessage) ([]*replay.Record, error) {
 	dec := dashstream.NewDecoder(dashstream.DecoderConfig{})
 	recs := make([]*replay.Record, len(msgs))
-	g.mu.Lock()
 	for i, m := range msgs {
 		v, err := dashstream.Encode(m, dashstream.FramingZstd)
 		if err != nil {
-			g.mu.Unlock()
-			return err
+			return nil, err
 		}
 		d, err := dec.Decode(v)
 		if err != nil {
-			g.mu.Unlock()
-			return err
+			return nil, err
 		}
-		o := from + int64(i)
-		prev, ok := g.prev[p]
-		if !ok {
-			prev = o - 1
-		}
-		r := &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v, Tenant: d.Tenant(), Type: uint8(d.Type()), EventTypes: d.EventTypes()}
+		r := &replay.Record{Value: v, Tenant: d.Tenant(), Type: uint8(d.Type()), EventTypes: d.EventTypes()}
 		r.GraphName, r.FullState = d.RunFacts()
 		for _, h := range d.Headers {
 			r.Threads = append(r.Threads, replay.ThreadSeq{Thread: h.ThreadID, Sequence: h.Sequence})
@@ -57,14 +53,8 @@ func (g *gateway) publishEncoded(p int32, from int64, msgs ...*pb.DashStreamMess
 			r.TimestampUs = d.Headers[0].TimestampUs
 		}
 		recs[i] = r
-		g.prev[p] = o
 	}
-	g.mu.Unlock()
-	g.topo.mu.Lock()
-	g.topo.hwm[p] = from + int64(len(msgs))
-	g.topo.mu.Unlock()
-	g.hub.Publish(recs)
-	return nil
+	return recs, nil
 }
 
 func ev(thread string, seq uint64, typ pb.EventType) *pb.Event {
@@ -98,7 +88,7 @@ func TestJoinCheckpoint(t *testing.T) {
 	}
 	start := event("run-1", 1, pb.EventType_EVENT_TYPE_GRAPH_START)
 	start.GetEvent().Attributes = map[string]*pb.AttributeValue{"initial_state_json": {Value: &pb.AttributeValue_StringValue{StringValue: "{}"}}}
-	gw.publishMessages(t, 0, 0,
+	publishMessages(t, gw, 0, 0,
 		start, // 0: run-1's first full state
 		event("run-1", 2, pb.EventType_EVENT_TYPE_NODE_START),  // 1
 		diff("run-1", 3, true),                                 // 2: run-1's latest full state
@@ -123,7 +113,7 @@ func TestJoinCheckpoint(t *testing.T) {
 	if !slices.Equal(got, []int64{2, 4, 6}) {
 		t.Fatalf("join replayed %v, want run-1 from its latest full state: [2 4 6]", got)
 	}
-	gw.publishMessages(t, 0, 7, event("run-1", 6, pb.EventType_EVENT_TYPE_NODE_START))
+	publishMessages(t, gw, 0, 7, event("run-1", 6, pb.EventType_EVENT_TYPE_NODE_START))
 	if r, err := c.Next(ctx); err != nil || r.Offset != 7 {
 		t.Fatalf("live after the join: %+v %v", r, err)
 	}
@@ -176,15 +166,14 @@ func matchesThread(m *pb.DashStreamMessage, th string) bool {
 func TestFilterExactV1V2JSON(t *testing.T) {
 	gw := testGateway(t, nil)
 	msgs := workload(90)
-	gw.publishMessages(t, 0, 0, msgs[:45]...)
+	publishMessages(t, gw, 0, 0, msgs[:45]...)
 	var want []int64
 	for i, m := range msgs {
 		if matchesThread(m, "run-b") {
 			want = append(want, int64(i))
 		}
 	}
-	px := newProxy(gw.addr())
-	t.Cleanup(px.Close)
+	px := hubtest.NewProxy(t, gw.Addr())
 	published := false
 	for _, mode := range []struct {
 		name     string
@@ -201,9 +190,9 @@ func TestFilterExactV1V2JSON(t *testing.T) {
 			var got []int64
 			for len(got) < len(want) {
 				if len(got) == len(want)/3 {
-					px.cut()
+					px.Cut()
 					if !published {
-						gw.publishMessages(t, 0, 45, msgs[45:]...)
+						publishMessages(t, gw, 0, 45, msgs[45:]...)
 						published = true
 					}
 				}

@@ -141,21 +141,31 @@ func (s *Server) PublishN(p int32, from int64, n int) {
 // Publish hands values to the hub as partition p, offsets from, from+1, …;
 // threads, when not nil, gives each record's (thread, sequence) pairs.
 func (s *Server) Publish(p int32, from int64, values [][]byte, threads func([]byte) []replay.ThreadSeq) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	recs := make([]*replay.Record, len(values))
 	for i, v := range values {
+		recs[i] = &replay.Record{Value: v}
+		if threads != nil {
+			recs[i].Threads = threads(v)
+		}
+	}
+	s.PublishRecords(p, from, recs)
+}
+
+// PublishRecords hands recs to the hub as partition p, offsets from,
+// from+1, …, setting each record's Partition, Offset and Prev (the rest,
+// such as the facts the consumer computes, is the caller's).
+func (s *Server) PublishRecords(p int32, from int64, recs []*replay.Record) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, r := range recs {
 		o := from + int64(i)
 		prev, ok := s.prev[p]
 		if !ok {
 			prev = o - 1
 		}
-		recs[i] = &replay.Record{Partition: p, Offset: o, Prev: prev, Value: v}
-		if threads != nil {
-			recs[i].Threads = threads(v)
-		}
+		r.Partition, r.Offset, r.Prev = p, o, prev
 		s.prev[p] = o
 	}
-	s.Topo.set(p, from+int64(len(values)))
+	s.Topo.set(p, from+int64(len(recs)))
 	s.Hub.Publish(recs)
 }
