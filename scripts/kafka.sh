@@ -313,18 +313,14 @@ remove_temp_data() {
 }
 
 cmd_stop() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -n "$pid" ]]; then
-		log "stopping pid $pid"
-		terminate "$pid" "$STOP_TIMEOUT"
-		wait_ports_free
-	else
-		log "not running"
-	fi
-	rm -f "$PID_FILE"
+	stop_service kafka_stop
 	remove_temp_data
+}
+
+# kafka_stop PID: SIGTERM, SIGKILL after STOP_TIMEOUT, then the ports.
+kafka_stop() {
+	terminate "$1" "$STOP_TIMEOUT"
+	wait_ports_free
 }
 
 # wait_ports_free: after stop or kill, until both ports are released, so that

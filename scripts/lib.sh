@@ -129,6 +129,23 @@ ensure_apt_packages() {
 	command -v "$cmd" >/dev/null 2>&1 || die "$cmd still missing after installing $*"
 }
 
+# stop_service CMD...: stop the service named by running_pid: stop its
+# watchdog (WATCHDOG_FILE), run CMD PID (which stops the process and waits for
+# its ports), drop PID_FILE; "not running" when there is no process. The
+# cmd_stop of every service script.
+stop_service() {
+	local pid
+	pid="$(running_pid)"
+	stop_watchdog "$WATCHDOG_FILE"
+	if [[ -n "$pid" ]]; then
+		log "stopping pid $pid"
+		"$@" "$pid"
+	else
+		log "not running"
+	fi
+	rm -f "$PID_FILE"
+}
+
 # kill_service [CMD...]: SIGKILL the service named by running_pid, stop its
 # watchdog (WATCHDOG_FILE) and drop PID_FILE; CMD, when given, runs after the
 # kill (e.g. waiting for the ports to close). The cmd_kill of every service

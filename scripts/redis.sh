@@ -97,21 +97,19 @@ cmd_start() {
 }
 
 cmd_stop() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -z "$pid" ]]; then
-		log "not running"
-	else
-		log "stopping pid $pid"
-		cli shutdown nosave >/dev/null || true
-		if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
-			log "pid $pid still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
-			kill_hard "$pid"
-		fi
-		wait_port_free "$PORT" 30 || log "warning: port $PORT still open after stop"
+	stop_service redis_stop
+}
+
+# redis_stop PID: SHUTDOWN NOSAVE, SIGKILL when it outlives STOP_TIMEOUT,
+# then the port.
+redis_stop() {
+	local pid="$1"
+	cli shutdown nosave >/dev/null || true
+	if ! wait_gone "$pid" "$STOP_TIMEOUT"; then
+		log "pid $pid still alive after ${STOP_TIMEOUT}s, sending SIGKILL"
+		kill_hard "$pid"
 	fi
-	rm -f "$PID_FILE"
+	wait_port_free "$PORT" 30 || log "warning: port $PORT still open after stop"
 }
 
 # redis_wait_killed: after a kill, wait for the port to close (a warning, not

@@ -115,17 +115,13 @@ cmd_start() {
 }
 
 cmd_stop() {
-	local pid
-	pid="$(running_pid)"
-	stop_watchdog "$WATCHDOG_FILE"
-	if [[ -z "$pid" ]]; then
-		log "not running"
-	else
-		log "stopping pid $pid"
-		terminate "$pid" "$STOP_TIMEOUT"
-		wait_port_free "$PORT" 30 || log "warning: port $PORT still open after stop"
-	fi
-	rm -f "$PID_FILE"
+	stop_service toxiproxy_stop
+}
+
+# toxiproxy_stop PID: SIGTERM, SIGKILL after STOP_TIMEOUT, then the port.
+toxiproxy_stop() {
+	terminate "$1" "$STOP_TIMEOUT"
+	wait_port_free "$PORT" 30 || log "warning: port $PORT still open after stop"
 }
 
 cmd_kill() {
