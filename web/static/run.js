@@ -133,10 +133,7 @@
   }
 
   function scheduleReconnect() {
-    if (st.retryTimer) return;
-    const delay = UI.nextDelay(st);
-    setConn("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s…");
-    st.retryTimer = setTimeout(reconnect, delay);
+    UI.scheduleReconnect(st, setConn, reconnect);
   }
 
   // reconnect checks that the gateway still serves the same stream: under

@@ -33,12 +33,15 @@
     while (ul.children.length > max) ul.lastChild.remove();
   }
 
-  // nextDelay returns the next reconnect delay (jittered around st.backoff)
-  // and doubles st.backoff up to 10 s.
-  function nextDelay(st) {
+  // scheduleReconnect calls reconnect after the next delay (jittered around
+  // st.backoff, which doubles up to 10 s), unless one is already scheduled
+  // (st.retryTimer), and shows the wait through setConn.
+  function scheduleReconnect(st, setConn, reconnect) {
+    if (st.retryTimer) return;
     const delay = Math.round(st.backoff * (0.5 + Math.random()));
     st.backoff = Math.min(st.backoff * 2, 10000);
-    return delay;
+    setConn("reconnecting", "reconnecting in " + (delay / 1000).toFixed(1) + " s…");
+    st.retryTimer = setTimeout(reconnect, delay);
   }
 
   // closeQuietly closes a socket that is still open or opening without
@@ -72,5 +75,5 @@
     return v.component + " " + (v.git_sha || "dev") + " · topic " + v.kafka_topic + " · namespace " + (namespace || "?");
   }
 
-  globalThis.DashStreamUI = Object.freeze({ wsURL, showConn, logEvent, nextDelay, closeQuietly, closeEvent, cleanOffsets, versionLine });
+  globalThis.DashStreamUI = Object.freeze({ wsURL, showConn, logEvent, scheduleReconnect, closeQuietly, closeEvent, cleanOffsets, versionLine });
 })();
