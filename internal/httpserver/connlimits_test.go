@@ -282,14 +282,7 @@ func TestProbesAnswerWhilePublicListenerFull(t *testing.T) {
 	if code := get(t, fast, ibase+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("internal /readyz during shutdown: %d", code)
 	}
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer scancel()
-	if err := f.srv.Shutdown(sctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	shutdown(t, f.srv, done)
 }
 
 func TestServeListenerMismatch(t *testing.T) {

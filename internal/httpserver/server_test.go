@@ -299,9 +299,16 @@ func TestLifecycle(t *testing.T) {
 	// the client still holds kept http.Server.Shutdown from returning within
 	// 5 s in about a third of runs (never with 1.26).
 	http.DefaultClient.CloseIdleConnections()
+	shutdown(t, f.srv, done)
+}
+
+// shutdown stops srv within 5 s and checks that its Serve, reporting to
+// done, returned without error.
+func shutdown(t *testing.T, srv *Server, done <-chan error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := f.srv.Shutdown(ctx); err != nil {
+	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-done; err != nil {
