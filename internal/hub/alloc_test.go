@@ -39,7 +39,7 @@ func TestLivePumpAllocatesNothing(t *testing.T) {
 	s.d.pos = map[int32]int64{0: -1, 1: -1, 2: -1, 3: -1}
 	ctx := context.Background()
 	pump := func() {
-		if _, cr := s.pump(ctx); cr != nil {
+		if _, _, cr := s.pump(ctx); cr != nil {
 			t.Fatalf("pump: %+v", cr)
 		}
 	}

@@ -49,6 +49,7 @@ type delivery struct {
 	lag       lagState         // slow-client catch-up accounting
 	recs      []*replay.Record // reused storage of one memory-tier page
 	turn      int              // round-robin start over partitions
+	more      bool             // the last batch of next was full: more is due at once
 
 	// joinLate holds, after a join, the threads whose newest full-state
 	// record is past the heads it joined at: their records before it are
@@ -99,7 +100,8 @@ type batch struct {
 // next gathers up to one write batch (Config.WriteBatch bytes) of the
 // frames due, round-robin over partitions, appending them to dst[:0], and
 // accounts it (replay progress and replay_complete, catch-up). advanced
-// reports whether any position moved.
+// reports whether any position moved; d.more then says whether the batch
+// was full (more is due without a wake-up).
 //
 // A range no tier can serve or prove gone (Kafka unreachable) ends the
 // stream with REPLAY_UNAVAILABLE and 1013 after the frames already
@@ -124,6 +126,7 @@ func (d *delivery) next(ctx context.Context, dst [][]byte) (frames [][]byte, adv
 	d.turn++
 	d.countFiltered(&b)
 	full := b.budget <= 0 || b.pending
+	d.more = full
 	return d.account(&b, full), b.advanced, nil
 }
 

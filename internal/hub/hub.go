@@ -236,8 +236,12 @@ func (h *Hub) pinger() {
 			})
 		case now := <-sweep.C:
 			h.each(func(s *session) {
-				s.sweep.Store(true)
-				s.signal()
+				// A writer that did something since the last sweep is
+				// left alone; one that did not is asked once whether it
+				// may park (a parked one has nothing to ask).
+				if s.state.Load() == writerRunning && !s.recent.Swap(false) && !s.sweep.Swap(true) {
+					s.signal()
+				}
 				s.markExpired(now)
 			})
 			if sweeps++; sweeps%indexedWakeSweeps == 0 {

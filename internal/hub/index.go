@@ -19,13 +19,22 @@ type subscriber interface {
 // guarded by Hub.mu.
 type subIndex struct {
 	broad    map[subscriber]struct{}
-	byThread map[string]map[subscriber]struct{}
-	threads  map[subscriber][]string // the threads a subscriber is indexed under
+	byThread map[string]map[subscriber]*indexedSub
+	threads  map[subscriber]*indexedSub // the subscribers indexed by thread
+	// round counts wakeIndexed's rounds: a subscriber woken for its
+	// records during a round needs no wake-up at the next.
+	round uint64
+}
+
+// indexedSub is a subscriber's entry in the index by thread.
+type indexedSub struct {
+	threads []string // the threads it is indexed under
+	woken   uint64   // the round of its last wake-up
 }
 
 func newSubIndex() subIndex {
-	return subIndex{broad: map[subscriber]struct{}{}, byThread: map[string]map[subscriber]struct{}{},
-		threads: map[subscriber][]string{}}
+	return subIndex{broad: map[subscriber]struct{}{}, byThread: map[string]map[subscriber]*indexedSub{},
+		threads: map[subscriber]*indexedSub{}}
 }
 
 // add registers a new subscriber as broad.
@@ -38,7 +47,11 @@ func (x *subIndex) remove(s subscriber) {
 }
 
 func (x *subIndex) unindex(s subscriber) {
-	for _, t := range x.threads[s] {
+	e := x.threads[s]
+	if e == nil {
+		return
+	}
+	for _, t := range e.threads {
 		set := x.byThread[t]
 		delete(set, s)
 		if len(set) == 0 {
@@ -56,14 +69,15 @@ func (x *subIndex) set(s subscriber, threads []string) {
 		return
 	}
 	delete(x.broad, s)
-	x.threads[s] = threads
+	e := &indexedSub{threads: threads, woken: x.round}
+	x.threads[s] = e
 	for _, t := range threads {
 		set := x.byThread[t]
 		if set == nil {
-			set = map[subscriber]struct{}{}
+			set = map[subscriber]*indexedSub{}
 			x.byThread[t] = set
 		}
-		set[s] = struct{}{}
+		set[s] = e
 	}
 }
 
@@ -110,24 +124,35 @@ func (h *Hub) wakeSubscribers() {
 	for s := range h.index.broad {
 		s.wake()
 	}
+	round := h.index.round
 	for t := range threads {
-		for s := range h.index.byThread[t] {
+		for s, e := range h.index.byThread[t] {
 			s.wake()
+			e.woken = round
 		}
 	}
 }
 
-// wakeIndexed wakes every subscriber indexed by thread, so that one that
-// saw none of its threads' records for a while still moves its positions
-// to the heads (cheaply, through the thread index) instead of finding,
-// much later, that the memory tier evicted the range behind it.
+// wakeIndexed (every second) wakes the subscribers indexed by thread that
+// no record of theirs woke during the last round, so that one whose
+// threads stay quiet still moves its positions to the heads (cheaply,
+// through the thread index) instead of finding, much later, that the
+// memory tier evicted the range behind it. A subscriber its records keep
+// waking is already at the heads: waking all 10,000 of them every second
+// would cost as much as their records.
 func (h *Hub) wakeIndexed() {
 	if h.indexed.Load() == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for s := range h.index.threads {
-		s.wake()
+	x := &h.index
+	last := x.round
+	x.round++
+	for s, e := range x.threads {
+		if e.woken != last {
+			s.wake()
+			e.woken = x.round
+		}
 	}
 }

@@ -42,9 +42,12 @@ type session struct {
 	expires    atomic.Int64  // unix nanos the credentials expire at; 0: never (written by the writer on refresh)
 	expireDue  atomic.Bool   // set by the idle sweep once expired, cleared by the writer
 	state      atomic.Int32  // writerRunning or writerParked
-	end        func()        // called once when the session is over
-	active     bool          // the writer did something since the last sweep
-	resumeSeen bool          // a resume arrived (maybe refused): no implicit "latest"
+	// recent: the writer did something since the last idle sweep, which
+	// clears it; the sweep signals only a running writer that did not, so
+	// a busy writer is not woken four times a second for nothing.
+	recent     atomic.Bool
+	end        func() // called once when the session is over
+	resumeSeen bool   // a resume arrived (maybe refused): no implicit "latest"
 
 	d       *delivery   // what the client is owed (writer-owned)
 	backing [][]byte    // reused storage of one gathered write
@@ -121,11 +124,13 @@ func (s *session) run(ctx context.Context) {
 // serve writes until the session ends or the writer parks.
 func (s *session) serve(ctx context.Context) {
 	for {
-		progressed, cr := s.pump(ctx)
+		progressed, more, cr := s.pump(ctx)
 		if cr == peerGone && isClosed(s.readDone) {
 			cr = s.drainEvents(ctx) // what the reader queued before it left (a last error frame)
 		}
-		s.active = s.active || progressed
+		if progressed {
+			s.recent.Store(true)
+		}
 		if cr == nil {
 			cr = s.d.checkDeadlines()
 		}
@@ -133,7 +138,7 @@ func (s *session) serve(ctx context.Context) {
 			cr = s.checkExpiry()
 		}
 		if cr == nil && s.pingDue.Swap(false) {
-			s.active = true
+			s.recent.Store(true)
 			cr = s.ping()
 		}
 		// Park only right after a pump that found nothing: a wake-up that
@@ -145,7 +150,7 @@ func (s *session) serve(ctx context.Context) {
 			}
 		}
 		if cr == nil {
-			cr = s.wait(ctx, progressed)
+			cr = s.wait(ctx, more)
 		}
 		if cr != nil {
 			s.finish(cr)
@@ -158,9 +163,7 @@ func (s *session) serve(ctx context.Context) {
 // since the previous sweep and no replay or catch-up is running (they keep
 // their goroutine, and their deadlines).
 func (s *session) idle() bool {
-	wasActive := s.active
-	s.active = false
-	return !wasActive && !s.d.busy()
+	return !s.recent.Load() && !s.d.busy()
 }
 
 // dropBuffers lets an idle session's write and page storage go (a big
@@ -212,12 +215,13 @@ func (s *session) finish(cr *closeReason) {
 	}
 }
 
-// wait blocks until something happens; with progressed it only polls, so a
-// long stream of writes still sees control frames and shutdown. Pings are
-// due when the hub's pinger says so (one ticker for all sessions).
-func (s *session) wait(ctx context.Context, progressed bool) *closeReason {
+// wait blocks until something happens; with more (the last batch was
+// full: more is due now) it only polls, so a long stream of writes still
+// sees control frames and shutdown. Pings are due when the hub's pinger
+// says so (one ticker for all sessions).
+func (s *session) wait(ctx context.Context, more bool) *closeReason {
 	var idle <-chan struct{} = s.wakeCh
-	if progressed {
+	if more {
 		idle = closedChan
 	}
 	select {
@@ -295,7 +299,7 @@ func (s *session) drainEvents(ctx context.Context) *closeReason {
 }
 
 func (s *session) handle(ctx context.Context, ev event) *closeReason {
-	s.active = true
+	s.recent.Store(true)
 	if ev.close != 0 {
 		cr := &closeReason{code: ev.close, reason: ev.reason}
 		if ev.reply != nil {
@@ -374,21 +378,23 @@ func (s *session) cursorReset() *closeReason {
 }
 
 // pump writes one batch of what the delivery owes the client. It returns
-// whether any position advanced.
-func (s *session) pump(ctx context.Context) (bool, *closeReason) {
+// whether any position advanced and whether more is due at once (the batch
+// was full): otherwise the writer waits for the next wake-up instead of
+// reading the tiers again for nothing.
+func (s *session) pump(ctx context.Context) (advanced, more bool, cr *closeReason) {
 	frames, advanced, cr := s.d.next(ctx, s.backing)
 	if cr != nil {
-		return false, cr
+		return false, false, cr
 	}
 	if cr := s.write(frames...); cr != nil {
-		return false, cr
+		return false, false, cr
 	}
 	clear(frames)
 	s.backing = frames[:0]
 	if cr := s.d.tooSlow(); cr != nil {
-		return false, cr
+		return false, false, cr
 	}
-	return advanced, nil
+	return advanced, s.d.more, nil
 }
 
 // Causes of a session context's end besides ErrClosing.

@@ -124,7 +124,6 @@ type sseStream struct {
 	ns      string // resume namespace, part of every id
 	vec     cursorVec
 	dirty   bool     // vec moved since the last id written
-	active  bool     // a batch went out since the last idle sweep
 	out     []byte   // the events of one write, reused
 	backing [][]byte // reused storage of one gathered batch
 }
@@ -158,20 +157,19 @@ func (st *sseStream) run(ctx context.Context, req *wsproto.Resume) {
 			return
 		}
 		if advanced {
-			st.active = true
-			if !st.poll(ctx) {
-				return
+			s.recent.Store(true)
+			if d.more {
+				if !st.poll(ctx) {
+					return
+				}
+				continue
 			}
-			continue
 		}
 		// Idle for a whole sweep interval (as a WebSocket writer parks):
 		// let big buffers go; a busy stream keeps them.
-		if s.sweep.Swap(false) {
-			if !st.active && cap(st.out) > sseCompactAbove {
-				st.out, st.backing = nil, nil
-				d.dropBuffers()
-			}
-			st.active = false
+		if s.sweep.Swap(false) && !s.recent.Load() && cap(st.out) > sseCompactAbove {
+			st.out, st.backing = nil, nil
+			d.dropBuffers()
 		}
 		select {
 		case <-s.wakeCh:
