@@ -5,7 +5,9 @@
 #   scripts/bench-subscriptions.sh           the full sizes (run them on a quiet machine)
 #   scripts/bench-subscriptions.sh --quick   small sizes, to check that every mode runs
 #
-# Benchmarks (full sizes; 512 B records):
+# Benchmarks (full sizes; 512 B records), then the floors of the filtered and
+# unfiltered loads (`bench --floor`: their bare writes, no gateway) with the
+# gateway's CPU per delivery over the floor's:
 #   filtered   10,000 v2 clients each following one of 1,000 threads, 2,000 rec/s,
 #              with the thread index (indexed) and without it (scan,
 #              WEBSOCKET_FILTER_INDEX=off)
@@ -79,6 +81,10 @@ run() {
 run filtered-indexed --v2 --clients "$F_CLIENTS" --threads "$F_THREADS" --filter-per-client --rate "$F_RATE" --filter-index on
 run filtered-scan --v2 --clients "$F_CLIENTS" --threads "$F_THREADS" --filter-per-client --rate "$F_RATE" --filter-index off
 run v1-vs-v2 --compare-v1 --clients "$C_CLIENTS" --rate "$C_RATE"
+# The floors: the bare writes of the same loads (no gateway), the least any
+# gateway could spend on them on this machine.
+run floor-filtered --floor --v2 --clients "$F_CLIENTS" --threads "$F_THREADS" --filter-per-client --rate "$F_RATE"
+run floor-v1-vs-v2 --floor --compare-v1 --clients "$C_CLIENTS" --rate "$C_RATE"
 run json --v2 --format json --clients "$J_CLIENTS" --rate "$J_RATE"
 # A run's full states must still be in the memory tier when the burst comes
 # (only those are joined): at JOIN_RATE/JOIN_RUNS records per run per second
@@ -114,6 +120,31 @@ extra() { # NAME JQ: the table's last column from a whole result file
 	row json "v2 JSON" . "$(extra json '"JSON encodes/s \(.json_encodes_per_sec // "n/a" | if type == "number" then round else . end)"')"
 	row join "join burst" . "$(extra join '.join | "\(.clients) joined \(.runs) runs: first full state p50 \(.first_full_state_ms.p50) / p99 \(.first_full_state_ms.p99) ms, \(.failed) failed; live p99 \(.live_p99_before_ms) ms before, \(.live_p99_during_ms) ms during"')"
 } | column -t -s $'\t'
+
+# floor NAME LABEL FLOOR-PATH GATEWAY-NAME GATEWAY-PATH: the floor of a load
+# next to what the gateway spent on it.
+floor() {
+	local name=$1 label=$2 fpath=$3 gw=$4 gpath=$5 g="null"
+	[[ -s "$OUT_DIR/$name.json" ]] || {
+		printf '%s\t(no result)\n' "$label"
+		return
+	}
+	[[ -s "$OUT_DIR/$gw.json" ]] && g=$(jq -c "$gpath" "$OUT_DIR/$gw.json")
+	jq -r --arg what "$label" --argjson g "$g" "$fpath"' |
+		def f(x; d): if x == null then "n/a" else ((x * d | round) / d | tostring) end;
+		[$what, f(.deliveries_per_sec; 1), f(.writer_cpu_cores; 1000), f(.cpu_us_per_delivery; 100),
+		 f($g.gateway_cpu_cores; 1000), (if $g.cpu_us_per_delivery == null or .cpu_us_per_delivery == 0 then "n/a"
+		  else f($g.cpu_us_per_delivery / .cpu_us_per_delivery; 100) end)] | @tsv' "$OUT_DIR/$name.json"
+}
+
+echo
+{
+	printf 'floor (bare writes)\tdeliveries/s\tfloor cores\tfloor us/delivery\tgw cores\tgw/floor per delivery\n'
+	floor floor-filtered "filtered" . filtered-indexed .
+	floor floor-v1-vs-v2 "unfiltered v1" .v1 v1-vs-v2 .v1
+	floor floor-v1-vs-v2 "unfiltered v2" .v2 v1-vs-v2 .v2
+} | column -t -s $'\t'
+extra floor-v1-vs-v2 '"floor cpu/delivery v2/v1: \(.cpu_per_delivery_ratio_v2_v1 | tostring | .[0:5])"'
 
 for f in "$OUT_DIR"/*.json; do
 	[[ -s "$f" ]] || continue

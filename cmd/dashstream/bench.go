@@ -39,10 +39,15 @@ records (lost, duplicated, and "foreign": records its filter excludes);
 gateway's CPU per delivery. --join-clients N: halfway through, N clients
 join the --threads runs at their last full state; reports the time to it
 and the others' live p99 before and during the burst.
+--floor runs no gateway: it measures the bare writes of the same load (one
+thread writing pre-encoded frames to as many loopback sockets, a writev per
+client per 5 ms), the least any gateway could spend on it on this machine,
+to compare the gateway's CPU per delivery with.
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
 		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000 --filter-index off",
 		"dashstream bench --compare-v1 --clients 1000 --rate 2000",
+		"dashstream bench --floor --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
 }
@@ -60,7 +65,8 @@ type benchOptions struct {
 	duration, warmup, grace   time.Duration
 	asJSON, quiet             bool
 	cpuProfile                string
-	inProcess                 bool
+	inProcess, floor          bool
+	floorSink                 string
 }
 
 func parseBenchFlags(args []string, e env) (benchOptions, int) {
@@ -89,6 +95,8 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.DurationVar(&o.grace, "grace", 5*time.Second, "time for the last records to arrive after producing stops")
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	fs.BoolVar(&o.floor, "floor", false, "measure no gateway: the bare writes of the same load (clients, rate, size, --threads, --filter-per-client, --v2; with --compare-v1 v1 and v2), the least any gateway could spend on it here")
+	fs.StringVar(&o.floorSink, "floor-sink", "", "internal: the reading side of --floor, in a process of its own (dial --clients connections to this address and drain them until stdin closes)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
 	code := fs.parse(args, e, 0)
@@ -118,6 +126,10 @@ func (o benchOptions) check() error {
 		return errors.New("--join-clients is not run with --compare-v1")
 	case o.compareV1 && (o.sse || o.format == "json"):
 		return errors.New("--compare-v1 compares binary WebSocket clients: not with --sse or --format json")
+	case o.floor && (o.url != "" || o.sse || o.format == "json" || o.joinClients > 0 || o.idle > 0):
+		return errors.New("--floor measures binary WebSocket-sized writes of a live load: not with --url, --sse, --format json, --join-clients or --idle-clients")
+	case o.floor && o.filterPerClient && o.threads < 1:
+		return errors.New("--filter-per-client needs --threads")
 	}
 	return nil
 }
@@ -145,6 +157,12 @@ func runBench(ctx context.Context, args []string, e env) int {
 			return 1
 		}
 		defer stopProfile()
+	}
+	if o.floorSink != "" {
+		return runFloorSink(ctx, o, e)
+	}
+	if o.floor {
+		return runFloor(ctx, o, stdout, stderr)
 	}
 	target, stop, err := o.target(ctx, log, stderr)
 	if err != nil {
@@ -191,6 +209,29 @@ func runCompare(ctx context.Context, cfg bench.Config, t bench.Target) (*bench.C
 		return nil, err
 	}
 	return bench.Compare(v1, v2), nil
+}
+
+// runFloor implements `dashstream bench --floor`.
+func runFloor(ctx context.Context, o benchOptions, stdout, stderr io.Writer) int {
+	cfg := bench.FloorConfig{Clients: o.clients, Rate: o.rate, Size: o.size, Threads: o.threads,
+		FilterPerClient: o.filterPerClient, V2: o.v2, Partitions: o.partitions, Duration: o.duration, Warmup: o.warmup,
+		Sink: startFloorSink}
+	var res any
+	var err error
+	if o.compareV1 {
+		res, err = bench.CompareFloor(ctx, cfg)
+	} else {
+		res, err = bench.Floor(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
+		return 1
+	}
+	if err := printBench(stdout, res, o.asJSON); err != nil {
+		fmt.Fprintf(stderr, "dashstream bench: %v\n", err)
+		return 1
+	}
+	return 0
 }
 
 func isNilResult(res any) bool {

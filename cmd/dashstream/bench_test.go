@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -44,6 +45,45 @@ func TestBenchEmbedded(t *testing.T) {
 	}
 }
 
+// TestBenchFloor runs the floor of a small filtered load with its reading
+// side in a child process (this test binary, as the program).
+func TestBenchFloor(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("per-thread CPU accounting is Linux's")
+	}
+	var out, errOut bytes.Buffer
+	code := runBench(t.Context(), []string{"--floor", "--compare-v1", "--clients", "30", "--threads", "10", "--filter-per-client",
+		"--rate", "300", "--size", "200", "--duration", "1s", "--warmup", "200ms", "--json"}, testEnv(nil, &out, &errOut, nil))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var res struct {
+		V1, V2 struct {
+			V2                   bool    `json:"v2"`
+			DeliveriesPerSec     float64 `json:"deliveries_per_sec"`
+			CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
+		}
+		Ratio float64 `json:"cpu_per_delivery_ratio_v2_v1"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatalf("bad JSON %q: %v", out.String(), err)
+	}
+	t.Logf("%s", out.String())
+	// 300 records/s over 10 threads, 3 clients each: 900 deliveries/s.
+	for _, r := range []struct {
+		V2                   bool    `json:"v2"`
+		DeliveriesPerSec     float64 `json:"deliveries_per_sec"`
+		CPUMicrosPerDelivery float64 `json:"cpu_us_per_delivery"`
+	}{res.V1, res.V2} {
+		if r.DeliveriesPerSec < 300 || r.DeliveriesPerSec > 2700 || r.CPUMicrosPerDelivery <= 0 {
+			t.Errorf("floor %+v", r)
+		}
+	}
+	if res.V1.V2 || !res.V2.V2 || res.Ratio <= 0 {
+		t.Errorf("comparison %s", out.String())
+	}
+}
+
 func TestBenchUsage(t *testing.T) {
 	cases := []struct {
 		args []string
@@ -64,6 +104,9 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--compare-v1", "--format", "json"}, 2, "not with --sse or --format json"},
 		{[]string{"--join-clients", "5"}, 2, "--join-clients needs --threads"},
 		{[]string{"--join-clients", "5", "--threads", "2", "--compare-v1"}, 2, "not run with --compare-v1"},
+		{[]string{"--floor", "--sse"}, 2, "not with --url, --sse"},
+		{[]string{"--floor", "--url", "ws://127.0.0.1:1/ws"}, 2, "not with --url"},
+		{[]string{"--floor", "--filter-per-client"}, 2, "--filter-per-client needs --threads"},
 		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {

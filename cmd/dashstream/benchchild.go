@@ -109,3 +109,43 @@ func stopChild(cmd *exec.Cmd) {
 		<-done
 	}
 }
+
+// startFloorSink runs the reading side of `bench --floor` as a child
+// `dashstream bench --floor-sink` process, which stops when its stdin
+// closes (when this process stops it, or dies).
+func startFloorSink(ctx context.Context, addr string, n int) (func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locate own binary: %w", err)
+	}
+	cmd := exec.CommandContext(ctx, exe, "bench", "--floor-sink", addr, "--clients", strconv.Itoa(n)) //nolint:gosec // G204: exe is this very program (os.Executable)
+	cmd.Env = childEnv(nil)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start floor sink: %w", err)
+	}
+	return func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	}, nil
+}
+
+// runFloorSink implements the hidden `bench --floor-sink`: it drains until
+// its stdin closes.
+func runFloorSink(ctx context.Context, o benchOptions, e env) int {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, e.stdin)
+		cancel()
+	}()
+	if err := bench.FloorSink(ctx, o.floorSink, o.clients); err != nil {
+		fmt.Fprintf(e.stderr, "dashstream bench: %v\n", err)
+		return 1
+	}
+	return 0
+}
