@@ -187,6 +187,10 @@ func testHandoverUnderLoad(t *testing.T, memorySize string) {
 	k, topic := kafkaEnv(t, parts)
 	env := gatewayEnv(k, topic)
 	env["REPLAY_BUFFER_MEMORY_SIZE"] = memorySize
+	// Every client sends its resume; on a loaded machine the harness's
+	// 300 ms can pass before the server's reader hands it over, and the
+	// client would then be served as from:"latest" first.
+	env["WEBSOCKET_RESUME_WAIT_MS"] = "10000"
 	g := startGateway(t, env)
 	prod := k.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
 
