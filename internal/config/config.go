@@ -137,10 +137,11 @@ type Server struct {
 	// JoinWindow is how recent a thread's last record must be for the
 	// thread to count as active when joining (WEBSOCKET_JOIN_WINDOW_SECS).
 	JoinWindow time.Duration
-	// FilterIndex is "on" (default: clients filtered to named threads read
-	// the memory tier's thread index and are woken only by their threads'
-	// records) or "off" (they scan every record, as other filters do), a
-	// switch for benchmark comparisons (WEBSOCKET_FILTER_INDEX).
+	// FilterIndex is "on" (default: clients filtered to named threads, or
+	// to message types or event types, read the memory tier's thread or
+	// type index and are woken only by their records) or "off" (they scan
+	// every record, as other filters do), a switch for benchmark
+	// comparisons (WEBSOCKET_FILTER_INDEX).
 	FilterIndex string
 	// PingInterval is the WebSocket ping period (WEBSOCKET_PING_INTERVAL_SECS);
 	// a peer missing two pongs is closed.

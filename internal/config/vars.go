@@ -91,7 +91,7 @@ func (c *Config) serverVars() []variable {
 		{name: "WEBSOCKET_RESUME_WAIT_MS", def: "1000", help: "milliseconds to wait for a client's first resume before from:latest", v: durationValue{&s.ResumeWait, time.Millisecond, 1, 600000}},
 		{name: "WEBSOCKET_LATEST_JOIN", def: "none", help: "v1 from:latest first replays each active thread from its latest full-state record (checkpoint) or not (none)", v: enumValue{&s.LatestJoin, []string{"none", "checkpoint"}}},
 		{name: "WEBSOCKET_JOIN_WINDOW_SECS", def: "300", help: "seconds since its last record within which a thread counts as active for a join", v: secs(&s.JoinWindow, minSecs)},
-		{name: "WEBSOCKET_FILTER_INDEX", def: "on", help: "thread-filtered clients read the memory tier's thread index and are woken only by their threads (on), or scan every record (off: for benchmark comparisons)", v: enumValue{&s.FilterIndex, []string{"on", "off"}}},
+		{name: "WEBSOCKET_FILTER_INDEX", def: "on", help: "clients filtered to threads, message types or event types read the memory tier's thread or type index and are woken only by their records (on), or scan every record (off: for benchmark comparisons)", v: enumValue{&s.FilterIndex, []string{"on", "off"}}},
 		{name: "WEBSOCKET_PING_INTERVAL_SECS", def: "20", help: "seconds between pings (two missed pongs close)", v: secs(&s.PingInterval, minSecs)},
 		{name: "WEBSOCKET_MAX_CONNECTIONS", def: "0", help: "live WebSocket sessions over all clients, beyond which upgrades get 503 (0: the open-file limit minus a reserve)", v: intValue{&s.MaxConnections, 0, maxCount}},
 		{name: "INTERNAL_ADDR", help: "host:port serving /healthz, /readyz, /metrics, /debug/pprof and /api/admin/* apart from client traffic (unset: off)", v: stringValue{&s.InternalAddr}},

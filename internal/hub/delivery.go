@@ -35,12 +35,13 @@ type delivery struct {
 	sub    subscriber // woken by the hub's fan-out index; nil: not indexed
 
 	// Of the current epoch (set by resume).
-	json    bool           // v2: records as JSON text frames
-	b64     bool           // v2, SSE: records as base64 text frames (sse.go)
-	filter  *filter.Filter // the client's filter with its tenant; nil: every record
-	all     bool           // filter admits every record: no per-record matching
-	threads []string       // the filter's exact threads: read through the thread index; nil: scan
-	path    string         // pathIndex or pathScan, for metrics
+	json    bool             // v2: records as JSON text frames
+	b64     bool             // v2, SSE: records as base64 text frames (sse.go)
+	filter  *filter.Filter   // the client's filter with its tenant; nil: every record
+	all     bool             // filter admits every record: no per-record matching
+	threads []string         // the filter's exact threads: read through the thread index; nil: see types
+	types   replay.TypeQuery // else the filter's types: read through the type index; zero: scan
+	path    string           // pathIndex, pathTypeIndex or pathScan, for metrics
 
 	pos       map[int32]int64  // last offset delivered (or passed) per partition; nil before the first resume
 	resumed   map[int32]int64  // the heads the last resume saw (partitions that existed then)
@@ -137,7 +138,7 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 	if !ok || after >= limit {
 		return nil
 	}
-	if d.threads != nil && d.collectIndexed(p, after, limit, b) {
+	if d.path != pathScan && d.collectIndexed(p, after, limit, b) {
 		return nil
 	}
 	page, err := d.h.source.Page(ctx, p, after, replay.Limit{Records: d.room(b), Bytes: d.byteRoom(b)}, d.recs)
@@ -182,13 +183,21 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 }
 
 // collectIndexed appends the frames of p's records after 'after' that the
-// client's threads carry, read from the memory tier's thread index without
+// client's threads carry (or, without threads, of its message types or
+// event types), read from the memory tier's thread (or type) index without
 // looking at any other record, and moves the position over the rest. It
 // reports false when memory does not hold the range (the caller then
 // reads the tiers and filters).
 func (d *delivery) collectIndexed(p int32, after, limit int64, b *batch) bool {
-	recs, through, covered := d.h.source.ReadThreads(p, after, d.threads,
-		replay.Limit{Records: d.room(b), Bytes: d.byteRoom(b)}, d.recs)
+	lim := replay.Limit{Records: d.room(b), Bytes: d.byteRoom(b)}
+	var recs []*replay.Record
+	var through int64
+	var covered bool
+	if d.threads != nil {
+		recs, through, covered = d.h.source.ReadThreads(p, after, d.threads, lim, d.recs)
+	} else {
+		recs, through, covered = d.h.source.ReadTypes(p, after, d.types, lim, d.recs)
+	}
 	if !covered || (through <= after && len(recs) == 0) {
 		clear(recs)
 		return false

@@ -124,6 +124,11 @@ func (f *fakeSource) ReadThreads(_ int32, after int64, _ []string, _ replay.Limi
 	return buf[:0], after, false
 }
 
+// ReadTypes: nor a type index.
+func (f *fakeSource) ReadTypes(_ int32, after int64, _ replay.TypeQuery, _ replay.Limit, buf []*replay.Record) ([]*replay.Record, int64, bool) {
+	return buf[:0], after, false
+}
+
 // Runs and Run: the fake keeps no run index (nothing to join).
 func (f *fakeSource) Runs(replay.RunQuery) ([]replay.Run, bool) { return nil, false }
 func (f *fakeSource) RunOf(string) (replay.Run, bool)           { return replay.Run{}, false }

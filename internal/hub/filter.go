@@ -29,25 +29,26 @@ func (d *delivery) setFilter(spec []byte) *wsproto.Error {
 	}
 	d.filter = f.WithTenant(d.tenant)
 	d.all = d.filter.AdmitsAll()
-	d.threads = nil
-	if scope := d.filter.ThreadScope(); scope.Exact != nil && !d.h.cfg.ScanFilters {
-		d.threads = scope.Exact
-	}
-	d.path = pathScan
-	if d.threads != nil {
-		d.path = pathIndex
+	d.threads, d.types, d.path = nil, replay.TypeQuery{}, pathScan
+	if !d.h.cfg.ScanFilters {
+		if scope := d.filter.ThreadScope(); scope.Exact != nil {
+			d.threads, d.path = scope.Exact, pathIndex
+		} else if q := d.filter.TypeScope(); q.Types != 0 || len(q.Events) > 0 {
+			d.types, d.path = q, pathTypeIndex
+		}
 	}
 	d.h.m.Subscriptions.WithLabelValues(f.Kind()).Inc()
 	if d.sub != nil {
-		d.h.subscribe(d.sub, d.threads)
+		d.h.subscribe(d.sub, wakeKey{threads: d.threads, types: d.types})
 	}
 	return nil
 }
 
 // Delivery paths of a filtered client, for the matched/scanned metrics.
 const (
-	pathIndex = "index" // the memory tier's thread index: only the threads' records are read
-	pathScan  = "scan"  // every record of the range is read and matched
+	pathIndex     = "index"      // the memory tier's thread index: only the threads' records are read
+	pathTypeIndex = "type_index" // its type index: only the records of the types or event types are read
+	pathScan      = "scan"       // every record of the range is read and matched
 )
 
 // countFiltered adds what one batch examined and matched to the metrics of

@@ -77,6 +77,10 @@ type Source interface {
 	// (replay.Memory.ReadThreads): when covered, nothing else of those
 	// threads lies in (after, through]. Not covered: read Page and filter.
 	ReadThreads(p int32, after int64, threads []string, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
+	// ReadTypes is ReadThreads for the records of the message types and
+	// event types q selects, from the memory tier's type index
+	// (replay.Memory.ReadTypes).
+	ReadTypes(p int32, after int64, q replay.TypeQuery, lim replay.Limit, buf []*replay.Record) (recs []*replay.Record, through int64, covered bool)
 	// Runs and RunOf answer the memory tier's run index (no I/O): a joining
 	// client finds there each active thread's latest full-state record.
 	Runs(q replay.RunQuery) (runs []replay.Run, more bool)
@@ -113,9 +117,10 @@ type Config struct {
 	// it does not.
 	LatestJoin string
 	JoinWindow time.Duration // a thread with a record this recent is active; 0 = 300 s
-	// ScanFilters turns the thread index off: a client filtered to named
-	// threads is woken by every publish and scans every record, as any
-	// other filter (WEBSOCKET_FILTER_INDEX=off, for benchmark comparisons).
+	// ScanFilters turns the thread and type indexes off: a client filtered
+	// to named threads, message types or event types is woken by every
+	// publish and scans every record, as any other filter
+	// (WEBSOCKET_FILTER_INDEX=off, for benchmark comparisons).
 	ScanFilters bool
 	// Tokens verifies the token of a refresh frame. Nil: refresh refused
 	// (TOKEN_INVALID); sessions still expire with their upgrade's token.
@@ -164,11 +169,11 @@ type Hub struct {
 
 	// index says whom a wake-up concerns (index.go); guarded by mu.
 	index   subIndex
-	indexed atomic.Int64 // subscribers indexed by thread
-	// pendingThreads are the threads published since the last wake-up
-	// (while indexed > 0); guarded by wakeMu.
-	wakeMu         sync.Mutex
-	pendingThreads map[string]struct{}
+	indexed atomic.Int64 // subscribers indexed by thread or type
+	// pending is what was published since the last wake-up (while
+	// indexed > 0); guarded by wakeMu.
+	wakeMu  sync.Mutex
+	pending published
 
 	dec         *dashstream.Decoder // v2 JSON: decodes a record once for every JSON client
 	replaySlots chan struct{}       // bounded concurrent replays (admission control)
@@ -210,7 +215,7 @@ func New(cfg Config, tiers Tiers, topo Topology, m *metrics.Metrics, log *slog.L
 const idleSweep = 250 * time.Millisecond
 
 // indexedWakeSweeps: every this many sweeps (1 s) the subscribers indexed
-// by thread are woken even without a record of theirs (see wakeIndexed).
+// by thread or type are woken even without a record of theirs (see wakeIndexed).
 const indexedWakeSweeps = 4
 
 // pinger marks every session's ping as due each PingInterval and wakes it:
@@ -414,7 +419,7 @@ func (h *Hub) remove(s *session) {
 	h.mu.Lock()
 	delete(h.sessions, s)
 	h.index.remove(s)
-	h.indexed.Store(int64(len(h.index.threads)))
+	h.indexed.Store(int64(len(h.index.indexed)))
 	h.mu.Unlock()
 	h.wg.Done()
 }

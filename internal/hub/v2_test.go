@@ -371,25 +371,29 @@ func count(m map[int32][]int64) int {
 // client receives every matching record once and nothing else — in the
 // replay, live, and after a reconnect that resumes from the positions it
 // was given — with replay_complete reporting the heads as for anyone and no
-// gap or skipped frame for what it was not sent (also with the thread index
-// off, when thread filters scan). An EventBatch matches when
+// gap or skipped frame for what it was not sent (also with the thread and
+// type indexes off, when every filter scans). An EventBatch matches when
 // any one of its inner events matches (and is sent whole).
 func TestFilterExactness(t *testing.T) {
 	cases := []struct {
 		name string
 		spec filter.Spec
 		path string
-		scan bool // Config.ScanFilters: the thread index off
+		scan bool // Config.ScanFilters: the thread and type indexes off
 	}{
 		{"threads", filter.Spec{Threads: []string{"a"}}, pathIndex, false},
 		{"two threads", filter.Spec{Threads: []string{"b2", "c"}}, pathIndex, false},
 		{"thread_prefix", filter.Spec{ThreadPrefix: "b"}, pathScan, false},
-		{"types", filter.Spec{Types: []string{"state_diff", "token_chunk"}}, pathScan, false},
-		{"event_types", filter.Spec{EventTypes: []string{"NODE_END"}}, pathScan, false},
+		{"types", filter.Spec{Types: []string{"state_diff", "token_chunk"}}, pathTypeIndex, false},
+		{"event_types", filter.Spec{EventTypes: []string{"NODE_END"}}, pathTypeIndex, false},
+		{"types and event_types", filter.Spec{Types: []string{"event_batch"}, EventTypes: []string{"NODE_END"}}, pathTypeIndex, false},
+		{"thread_prefix and types", filter.Spec{ThreadPrefix: "b", Types: []string{"event"}}, pathTypeIndex, false},
 		{"batch inner event", filter.Spec{Threads: []string{"b2"}, EventTypes: []string{"NODE_END"}}, pathIndex, false},
 		{"nothing matches", filter.Spec{Threads: []string{"zz"}}, pathIndex, false},
 		{"threads, index off", filter.Spec{Threads: []string{"a"}}, pathScan, true},
 		{"two threads, index off", filter.Spec{Threads: []string{"b2", "c"}}, pathScan, true},
+		{"types, index off", filter.Spec{Types: []string{"state_diff", "token_chunk"}}, pathScan, true},
+		{"event_types, index off", filter.Spec{EventTypes: []string{"NODE_END"}}, pathScan, true},
 	}
 	for _, tc := range cases {
 		for _, v2 := range []bool{false, true} {
@@ -432,11 +436,13 @@ func TestFilterExactness(t *testing.T) {
 				}
 				scanned := testutil.ToFloat64(th.m.FilterRecordsScanned.WithLabelValues(tc.path))
 				matched := testutil.ToFloat64(th.m.FilterRecordsMatched.WithLabelValues(tc.path))
-				if tc.path == pathIndex && scanned >= float64(len(recs)*3) {
-					t.Errorf("index path scanned %v records of %d published", scanned, len(recs)*3)
+				if tc.path != pathScan && scanned >= float64(len(recs)*3) {
+					t.Errorf("%s path scanned %v records of %d published", tc.path, scanned, len(recs)*3)
 				}
-				if indexed := testutil.ToFloat64(th.m.FilterRecordsScanned.WithLabelValues(pathIndex)); tc.scan && indexed != 0 {
-					t.Errorf("index off: %v records read through the thread index", indexed)
+				for _, path := range []string{pathIndex, pathTypeIndex} {
+					if indexed := testutil.ToFloat64(th.m.FilterRecordsScanned.WithLabelValues(path)); tc.scan && indexed != 0 {
+						t.Errorf("index off: %v records read through %s", indexed, path)
+					}
 				}
 				if matched > scanned || (tc.path == pathScan && scanned == 0) {
 					t.Errorf("path %s: matched %v of %v scanned", tc.path, matched, scanned)

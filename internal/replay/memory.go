@@ -18,7 +18,8 @@ type MemoryConfig struct {
 
 // Memory is the in-memory replay tier: per partition, the newest records in
 // offset order, bounded by count and (over all partitions) by bytes, and per
-// thread an index of those records (ThreadRefs, ReadThreads) that holds
+// thread an index of those records (ThreadRefs, ReadThreads), and per
+// partition one by message type and event type (ReadTypes), that hold
 // exactly the records held: a record's index entries leave with it.
 //
 // Memory implements Store. Its Append never fails and never blocks on I/O;
@@ -58,6 +59,9 @@ type partLog struct {
 	// read below it is not covered and the lower tiers are asked — a Clear
 	// must never turn records Kafka still holds into a gap.
 	cleared int64
+	// types is the partition's index by message type and event type
+	// (memory_types.go).
+	types typeIndex
 }
 
 func (l *partLog) live() []entry { return l.entries[l.head:] }
@@ -120,6 +124,7 @@ func (m *Memory) appendLocked(r *Record) bool {
 	l.entries = append(l.entries, entry{rec: r, cum: l.cum})
 	m.order.push(slot{r.Partition, r.Offset})
 	m.indexLocked(r)
+	l.types.index(r)
 	m.bytes += size
 	m.total++
 	if len(l.live()) > m.perPartition {
@@ -149,6 +154,7 @@ func (m *Memory) compactOrderLocked() {
 
 func (m *Memory) dropFrontLocked(l *partLog) {
 	m.unindexLocked(l.entries[l.head].rec)
+	l.types.unindex(l.entries[l.head].rec)
 	m.bytes -= l.entries[l.head].rec.Size()
 	m.total--
 	l.entries[l.head] = entry{}

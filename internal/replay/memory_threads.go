@@ -176,6 +176,18 @@ func compareRefs(a, b Ref) int {
 // range further on), recs is empty and through is after: read p with
 // Tiers.Page and filter instead.
 func (m *Memory) ReadThreads(p int32, after int64, threads []string, lim Limit, buf []*Record) (recs []*Record, through int64, covered bool) {
+	return m.readIndexed(p, after, lim, buf, func(_ *partLog, recs []*Record, maxN, maxBytes int) ([]*Record, bool) {
+		return m.threadRecordsLocked(recs, p, after, threads, maxN, maxBytes)
+	})
+}
+
+// readIndexed is the frame of a read through an index (ReadThreads,
+// ReadTypes): it checks that memory holds p contiguously after 'after',
+// lets collect append the records the index selects (in offset order, up
+// to maxN records and about maxBytes, reporting whether more remain), and
+// says how far the answer is complete.
+func (m *Memory) readIndexed(p int32, after int64, lim Limit, buf []*Record,
+	collect func(l *partLog, recs []*Record, maxN, maxBytes int) ([]*Record, bool)) (recs []*Record, through int64, covered bool) {
 	recs = buf[:0]
 	m.mu.RLock()
 	defer m.mu.RUnlock()
@@ -191,7 +203,7 @@ func (m *Memory) ReadThreads(p int32, after int64, threads []string, lim Limit, 
 	if prevOf(live[i].rec) > after || l.brokenPrev > after {
 		return recs, after, false
 	}
-	recs, more := m.threadRecordsLocked(recs, p, after, threads, max(lim.Records, 1), max(lim.Bytes, 1))
+	recs, more := collect(l, recs, max(lim.Records, 1), max(lim.Bytes, 1))
 	if more { // bounded: the rest is the next read's
 		return recs, recs[len(recs)-1].Offset, true
 	}

@@ -249,6 +249,13 @@ func (t *Tiers) ReadThreads(p int32, after int64, threads []string, lim Limit, b
 	return t.memory.ReadThreads(p, after, threads, lim, buf)
 }
 
+// ReadTypes reads p's records of the message types and event types q
+// selects after 'after' through the memory tier's type index
+// (Memory.ReadTypes), with ReadThreads' coverage rule.
+func (t *Tiers) ReadTypes(p int32, after int64, q TypeQuery, lim Limit, buf []*Record) (recs []*Record, through int64, covered bool) {
+	return t.memory.ReadTypes(p, after, q, lim, buf)
+}
+
 // Runs answers the run index from the memory tier (Memory.Runs).
 func (t *Tiers) Runs(q RunQuery) (runs []Run, more bool) { return t.memory.Runs(q) }
 
