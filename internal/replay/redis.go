@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -49,6 +50,10 @@ const (
 
 // defaultPage is the page size of a Read whose Limit.Records is not positive.
 const defaultPage = 1000
+
+// legacyMaxPayload is the payload cap of the decoder of previous-format
+// entries: the largest WEBSOCKET_MAX_PAYLOAD_BYTES.
+const legacyMaxPayload = 1 << 30
 
 // RedisConfig configures the Redis tier. Zero values mean the defaults given
 // per field; negative values are invalid.
@@ -132,6 +137,11 @@ type Redis struct {
 	wake   chan struct{} // writer wake-up, capacity 1
 	probe  chan struct{} // prober wake-up, capacity 1
 	q      writeQueue
+	// decoder reads the facts of entries of the previous format
+	// (legacyFacts), made on first use: a Redis without them never needs
+	// one. Its payload cap is the largest WEBSOCKET_MAX_PAYLOAD_BYTES
+	// allows: a stored value already passed the consumer's own cap.
+	decoder func() *dashstream.Decoder
 }
 
 var _ Store = (*Redis)(nil)
@@ -159,6 +169,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig, m *metrics.Metrics,
 		tag:  keyRoot + "{" + cfg.Namespace + ":",
 		lat:  map[string]prometheus.Observer{},
 		wake: make(chan struct{}, 1), probe: make(chan struct{}, 1),
+		decoder: sync.OnceValue(func() *dashstream.Decoder {
+			return dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: legacyMaxPayload})
+		}),
 	}
 	for _, op := range []string{opAppend, opRead, opBounds, opThreadRefs, opClear, opPing} {
 		r.lat[op] = m.RedisLatencyMs.WithLabelValues(op)
@@ -198,29 +211,47 @@ func (r *Redis) Read(ctx context.Context, p int32, after int64, lim Limit) ([]*R
 		r.m.ReplayRedisMiss()
 		return nil, false, fmt.Errorf("replay: redis read p%d: %w", p, err)
 	}
-	recs, err := decodePage(p, msgs, lim.Bytes)
+	recs, err := r.decodePage(p, msgs, lim.Bytes)
 	if err != nil {
 		return nil, false, fmt.Errorf("replay: redis read p%d: %w", p, err)
 	}
 	return recs, len(recs) == 0 || prevOf(recs[0]) <= max(after, -1), nil
 }
 
-// decodePage decodes entries until the byte bound or a missing range.
-func decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Record, error) {
+// decodePage decodes entries until the byte bound or a missing range. An
+// entry of the previous format (no facts field, see decodeFields) gets its
+// message type and event types from its value, so every record a read
+// returns carries them, whichever format wrote it.
+func (r *Redis) decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Record, error) {
 	recs := make([]*Record, 0, len(msgs))
 	size := 0
 	for _, m := range msgs {
-		rec, err := decodeEntry(p, m)
+		rec, legacy, err := decodeEntry(p, m)
 		if err != nil {
 			return nil, err
 		}
 		if n := len(recs); n > 0 && ((maxBytes > 0 && size >= maxBytes) || prevOf(rec) > recs[n-1].Offset) {
 			break
 		}
+		if legacy {
+			r.legacyFacts(rec)
+		}
 		recs = append(recs, rec)
 		size += rec.Size()
 	}
 	return recs, nil
+}
+
+// legacyFacts sets Type and EventTypes of a record read from an entry of
+// the previous format by decoding its value, as the consumer did before
+// writing it. A value that does not decode keeps Type 0 (a filter on types
+// then refuses it, as the filter contract says for an unknown type).
+// Entries of that format only exist in a Redis written by an older gateway,
+// and expire with the TTL.
+func (r *Redis) legacyFacts(rec *Record) {
+	if dec, err := r.decoder().Decode(rec.Value); err == nil {
+		rec.Type, rec.EventTypes = uint8(dec.Type()), dec.EventTypes()
+	}
 }
 
 // Bounds returns the oldest and newest offsets held for p.
@@ -240,8 +271,8 @@ func (r *Redis) Bounds(ctx context.Context, p int32) (oldest, newest int64, ok b
 	if len(first.Val()) == 0 || len(last.Val()) == 0 {
 		return 0, 0, false, nil
 	}
-	o, err1 := decodeEntry(p, first.Val()[0])
-	n, err2 := decodeEntry(p, last.Val()[0])
+	o, _, err1 := decodeEntry(p, first.Val()[0])
+	n, _, err2 := decodeEntry(p, last.Val()[0])
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, 0, false, fmt.Errorf("replay: redis bounds p%d: %w", p, err)
 	}
