@@ -51,10 +51,6 @@ const (
 // defaultPage is the page size of a Read whose Limit.Records is not positive.
 const defaultPage = 1000
 
-// legacyMaxPayload is the payload cap of the decoder of previous-format
-// entries: the largest WEBSOCKET_MAX_PAYLOAD_BYTES.
-const legacyMaxPayload = 1 << 30
-
 // RedisConfig configures the Redis tier. Zero values mean the defaults given
 // per field; negative values are invalid.
 type RedisConfig struct {
@@ -87,6 +83,10 @@ type RedisConfig struct {
 	// ProbeInterval is the PING period while the breaker is open. Zero
 	// means 1 s.
 	ProbeInterval time.Duration
+	// MaxPayload caps the payload of a value decoded for its facts (an
+	// entry of the previous format, see legacyFacts): the consumer's cap
+	// (WEBSOCKET_MAX_PAYLOAD_BYTES). Zero means dashstream.DefaultMaxPayload.
+	MaxPayload int
 }
 
 func (c *RedisConfig) validate() error {
@@ -95,7 +95,7 @@ func (c *RedisConfig) validate() error {
 	}
 	if c.TTL < 0 || c.MaxPerPartition < 0 || c.MaxPerThread < 0 || c.MaxConcurrentWrites < 0 ||
 		c.WriteTimeout < 0 || c.ReadTimeout < 0 || c.QueueRecords < 0 || c.BreakerFailures < 0 ||
-		c.ProbeInterval < 0 {
+		c.ProbeInterval < 0 || c.MaxPayload < 0 {
 		return errors.New("negative setting")
 	}
 	c.TTL = cmp.Or(c.TTL, time.Hour)
@@ -107,6 +107,7 @@ func (c *RedisConfig) validate() error {
 	c.QueueRecords = cmp.Or(c.QueueRecords, 50000)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.ProbeInterval = cmp.Or(c.ProbeInterval, time.Second)
+	c.MaxPayload = cmp.Or(c.MaxPayload, dashstream.DefaultMaxPayload)
 	return nil
 }
 
@@ -139,8 +140,7 @@ type Redis struct {
 	q      writeQueue
 	// decoder reads the facts of entries of the previous format
 	// (legacyFacts), made on first use: a Redis without them never needs
-	// one. Its payload cap is the largest WEBSOCKET_MAX_PAYLOAD_BYTES
-	// allows: a stored value already passed the consumer's own cap.
+	// one.
 	decoder func() *dashstream.Decoder
 }
 
@@ -170,7 +170,7 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig, m *metrics.Metrics,
 		lat:  map[string]prometheus.Observer{},
 		wake: make(chan struct{}, 1), probe: make(chan struct{}, 1),
 		decoder: sync.OnceValue(func() *dashstream.Decoder {
-			return dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: legacyMaxPayload})
+			return dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload})
 		}),
 	}
 	for _, op := range []string{opAppend, opRead, opBounds, opThreadRefs, opClear, opPing} {
@@ -243,8 +243,8 @@ func (r *Redis) decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Rec
 }
 
 // legacyFacts sets Type and EventTypes of a record read from an entry of
-// the previous format by decoding its value, as the consumer did before
-// writing it. A value that does not decode keeps Type 0 (a filter on types
+// the previous format by decoding its value (the consumer decoded it under
+// the same cap before writing it). A value that does not decode keeps Type 0 (a filter on types
 // then refuses it, as the filter contract says for an unknown type).
 // Entries of that format only exist in a Redis written by an older gateway,
 // and expire with the TTL.
