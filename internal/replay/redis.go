@@ -244,10 +244,10 @@ func (r *Redis) decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Rec
 
 // legacyFacts sets Type and EventTypes of a record read from an entry of
 // the previous format by decoding its value (the consumer decoded it under
-// the same cap before writing it). A value that does not decode keeps Type 0 (a filter on types
-// then refuses it, as the filter contract says for an unknown type).
-// Entries of that format only exist in a Redis written by an older gateway,
-// and expire with the TTL.
+// the same cap before writing it). A value that does not decode keeps
+// Type 0: a filter on types then refuses it, as for any unknown type.
+// Entries of that format are written only by an older gateway (before an
+// upgrade, or during a rolling one) and expire with the TTL.
 func (r *Redis) legacyFacts(rec *Record) {
 	if dec, err := r.decoder().Decode(rec.Value); err == nil {
 		rec.Type, rec.EventTypes = uint8(dec.Type()), dec.EventTypes()
