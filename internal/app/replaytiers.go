@@ -134,7 +134,7 @@ func (a *App) useRedisNamespace(ns string, initial bool) error {
 	}
 	r := a.cfg.Redis
 	store, err := replay.NewRedis(rt.client, replay.RedisConfig{Namespace: ns, TTL: r.MessageTTL,
-		MaxPerPartition: r.MaxSequences, MaxConcurrentWrites: r.MaxConcurrentWrites},
+		MaxPerPartition: r.MaxSequences, MaxConcurrentWrites: r.MaxConcurrentWrites, MaxPayload: a.cfg.Server.MaxPayloadBytes},
 		a.m, a.log.With("component", "redis"))
 	if err != nil {
 		return fmt.Errorf("app: redis: %w", err)

@@ -168,8 +168,8 @@ func subSelect(recs []subRecord, after map[int32]int64, keep func(subRecord) boo
 // Redis then memory, and a resume from an old cursor Kafka, Redis and
 // memory; replays capped at 15 records. For a
 // thread filter (memory's thread index, then the tiers below), a types
-// filter (Redis keeps no message type: the hub reads it from the value)
-// and an event-type filter, in v1 and v2: exactly the matching records,
+// filter (every tier returns the message type: Redis stores it with the
+// value) and an event-type filter, in v1 and v2: exactly the matching records,
 // then live, then again after a reconnect from the client's position.
 func TestFilterExactAcrossTiers(t *testing.T) {
 	const parts, n = 2, 150

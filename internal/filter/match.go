@@ -43,8 +43,8 @@ func (f *Filter) MatchRecord(r *replay.Record) bool { return f.Match(FactsOf(r))
 // A nil filter, or one with no field and no tenant, admits everything, also
 // skipped records. Any other filter refuses a skipped record (its thread and
 // type are unknown) and a record of unknown Type when "types" or
-// "event_types" is set (records read back from a tier that does not keep
-// the type). "event_types" admits only events: an Event whose type is
+// "event_types" is set (a message without a body, or a value that no longer
+// decodes). "event_types" admits only events: an Event whose type is
 // listed, or an EventBatch holding one. An EventBatch matches when "types"
 // lists "event_batch" or "event" and at least one inner event has both an
 // admitted thread and an admitted event type.

@@ -158,9 +158,6 @@ func (d *delivery) collect(ctx context.Context, p int32, head int64, b *batch) e
 		b.frames = append(b.frames, d.gapFrame(p, page.Gap.From, page.Gap.To, d.modeLabel()))
 		after = page.Gap.To
 	}
-	if page.Tier == replay.TierRedis && !d.filter.AdmitsType(0) {
-		d.h.fillFacts(page.Records)
-	}
 	for _, r := range page.Records {
 		if r.Offset > limit {
 			break

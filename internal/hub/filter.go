@@ -93,17 +93,3 @@ func (rp *replayRun) wantsRecord(r *replay.Record) bool {
 	}
 	return false
 }
-
-// fillFacts sets the message type and event types of records the Redis
-// tier returned (it keeps neither), for a filter on types or event types.
-// The records are this read's own: the Redis tier makes them per read.
-func (h *Hub) fillFacts(recs []*replay.Record) {
-	for _, r := range recs {
-		if r.Type != 0 || r.Skipped != "" || len(r.Value) == 0 {
-			continue
-		}
-		if dec, err := h.dec.Decode(r.Value); err == nil {
-			r.Type, r.EventTypes = uint8(dec.Type()), dec.EventTypes()
-		}
-	}
-}

@@ -43,8 +43,8 @@ type Record struct {
 	Tenant string
 	// Type is the DashStream message type: the envelope's oneof field number
 	// (1 event, 2 state_diff, … 8 event_batch, 9 execution_trace, as the
-	// header's MessageType). 0 when unknown: a skipped record, a message
-	// without a body, or a record read from a tier that does not keep it.
+	// header's MessageType). 0 when unknown: a skipped record or a message
+	// without a body. Every tier keeps it (Redis in its entry's facts).
 	Type uint8
 	// EventTypes are the EventType values a filter matches on: one for an
 	// Event; for an EventBatch one per inner event, in wire order, lined up

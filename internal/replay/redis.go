@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,6 +83,10 @@ type RedisConfig struct {
 	// ProbeInterval is the PING period while the breaker is open. Zero
 	// means 1 s.
 	ProbeInterval time.Duration
+	// MaxPayload caps the payload of a value decoded for its facts (an
+	// entry of the previous format, see legacyFacts): the consumer's cap
+	// (WEBSOCKET_MAX_PAYLOAD_BYTES). Zero means dashstream.DefaultMaxPayload.
+	MaxPayload int
 }
 
 func (c *RedisConfig) validate() error {
@@ -90,7 +95,7 @@ func (c *RedisConfig) validate() error {
 	}
 	if c.TTL < 0 || c.MaxPerPartition < 0 || c.MaxPerThread < 0 || c.MaxConcurrentWrites < 0 ||
 		c.WriteTimeout < 0 || c.ReadTimeout < 0 || c.QueueRecords < 0 || c.BreakerFailures < 0 ||
-		c.ProbeInterval < 0 {
+		c.ProbeInterval < 0 || c.MaxPayload < 0 {
 		return errors.New("negative setting")
 	}
 	c.TTL = cmp.Or(c.TTL, time.Hour)
@@ -102,6 +107,7 @@ func (c *RedisConfig) validate() error {
 	c.QueueRecords = cmp.Or(c.QueueRecords, 50000)
 	c.BreakerFailures = cmp.Or(c.BreakerFailures, 5)
 	c.ProbeInterval = cmp.Or(c.ProbeInterval, time.Second)
+	c.MaxPayload = cmp.Or(c.MaxPayload, dashstream.DefaultMaxPayload)
 	return nil
 }
 
@@ -132,6 +138,10 @@ type Redis struct {
 	wake   chan struct{} // writer wake-up, capacity 1
 	probe  chan struct{} // prober wake-up, capacity 1
 	q      writeQueue
+	// decoder reads the facts of entries of the previous format
+	// (legacyFacts), made on first use: a Redis without them never needs
+	// one.
+	decoder func() *dashstream.Decoder
 }
 
 var _ Store = (*Redis)(nil)
@@ -159,6 +169,9 @@ func NewRedis(client redis.UniversalClient, cfg RedisConfig, m *metrics.Metrics,
 		tag:  keyRoot + "{" + cfg.Namespace + ":",
 		lat:  map[string]prometheus.Observer{},
 		wake: make(chan struct{}, 1), probe: make(chan struct{}, 1),
+		decoder: sync.OnceValue(func() *dashstream.Decoder {
+			return dashstream.NewDecoder(dashstream.DecoderConfig{MaxPayload: cfg.MaxPayload})
+		}),
 	}
 	for _, op := range []string{opAppend, opRead, opBounds, opThreadRefs, opClear, opPing} {
 		r.lat[op] = m.RedisLatencyMs.WithLabelValues(op)
@@ -198,29 +211,47 @@ func (r *Redis) Read(ctx context.Context, p int32, after int64, lim Limit) ([]*R
 		r.m.ReplayRedisMiss()
 		return nil, false, fmt.Errorf("replay: redis read p%d: %w", p, err)
 	}
-	recs, err := decodePage(p, msgs, lim.Bytes)
+	recs, err := r.decodePage(p, msgs, lim.Bytes)
 	if err != nil {
 		return nil, false, fmt.Errorf("replay: redis read p%d: %w", p, err)
 	}
 	return recs, len(recs) == 0 || prevOf(recs[0]) <= max(after, -1), nil
 }
 
-// decodePage decodes entries until the byte bound or a missing range.
-func decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Record, error) {
+// decodePage decodes entries until the byte bound or a missing range. An
+// entry of the previous format (no facts field, see decodeFields) gets its
+// message type and event types from its value, so every record a read
+// returns carries them, whichever format wrote it.
+func (r *Redis) decodePage(p int32, msgs []redis.XMessage, maxBytes int) ([]*Record, error) {
 	recs := make([]*Record, 0, len(msgs))
 	size := 0
 	for _, m := range msgs {
-		rec, err := decodeEntry(p, m)
+		rec, legacy, err := decodeEntry(p, m)
 		if err != nil {
 			return nil, err
 		}
 		if n := len(recs); n > 0 && ((maxBytes > 0 && size >= maxBytes) || prevOf(rec) > recs[n-1].Offset) {
 			break
 		}
+		if legacy {
+			r.legacyFacts(rec)
+		}
 		recs = append(recs, rec)
 		size += rec.Size()
 	}
 	return recs, nil
+}
+
+// legacyFacts sets Type and EventTypes of a record read from an entry of
+// the previous format by decoding its value (the consumer decoded it under
+// the same cap before writing it). A value that does not decode keeps
+// Type 0: a filter on types then refuses it, as for any unknown type.
+// Entries of that format are written only by an older gateway (before an
+// upgrade, or during a rolling one) and expire with the TTL.
+func (r *Redis) legacyFacts(rec *Record) {
+	if dec, err := r.decoder().Decode(rec.Value); err == nil {
+		rec.Type, rec.EventTypes = uint8(dec.Type()), dec.EventTypes()
+	}
 }
 
 // Bounds returns the oldest and newest offsets held for p.
@@ -240,8 +271,8 @@ func (r *Redis) Bounds(ctx context.Context, p int32) (oldest, newest int64, ok b
 	if len(first.Val()) == 0 || len(last.Val()) == 0 {
 		return 0, 0, false, nil
 	}
-	o, err1 := decodeEntry(p, first.Val()[0])
-	n, err2 := decodeEntry(p, last.Val()[0])
+	o, _, err1 := decodeEntry(p, first.Val()[0])
+	n, _, err2 := decodeEntry(p, last.Val()[0])
 	if err := errors.Join(err1, err2); err != nil {
 		return 0, 0, false, fmt.Errorf("replay: redis bounds p%d: %w", p, err)
 	}

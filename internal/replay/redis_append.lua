@@ -5,9 +5,11 @@
 --          (exact uint64 ordering; "-1" because Redis refuses the ID 0-0)
 -- ARGV[1]  entries kept (XTRIM MAXLEN = ARGV[1])
 -- ARGV[2]  TTL in milliseconds
--- ARGV[3…] seven values per record, ascending offsets:
+-- ARGV[3…] eight values per record, ascending offsets:
 --          offset, prev, payload field ("value" or "skipped"), payload, ts, threads,
---          tenant (stored only when not empty)
+--          tenant (stored only when not empty),
+--          facts: message type and event types (stored only when not empty:
+--          every valid record has them, a skipped one has none)
 --
 -- A record at or below the newest entry is skipped, so a duplicate or late
 -- write is a no-op, never an error. Offsets are compared as decimal strings
@@ -27,16 +29,19 @@ local function newer(off)
 end
 
 local added = 0
-for i = 3, #ARGV, 7 do
+for i = 3, #ARGV, 8 do
   local off = ARGV[i]
   if newer(off) then
-    if ARGV[i + 6] == '' then
-      redis.call('XADD', key, off .. '-1', 'prev', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-        'ts', ARGV[i + 4], 'threads', ARGV[i + 5])
-    else
-      redis.call('XADD', key, off .. '-1', 'prev', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
-        'ts', ARGV[i + 4], 'threads', ARGV[i + 5], 'tenant', ARGV[i + 6])
+    local entry = {'prev', ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], 'ts', ARGV[i + 4], 'threads', ARGV[i + 5]}
+    if ARGV[i + 6] ~= '' then
+      entry[#entry + 1] = 'tenant'
+      entry[#entry + 1] = ARGV[i + 6]
     end
+    if ARGV[i + 7] ~= '' then
+      entry[#entry + 1] = 'facts'
+      entry[#entry + 1] = ARGV[i + 7]
+    end
+    redis.call('XADD', key, off .. '-1', unpack(entry))
     last = off
     added = added + 1
   end

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -18,19 +19,22 @@ const (
 	fieldTS      = "ts"      // producer timestamp, µs, decimal
 	fieldThreads = "threads" // encodeThreads
 	fieldTenant  = "tenant"  // the record's tenant; absent when empty (and in entries written before it existed)
+	fieldFacts   = "facts"   // encodeFacts: message type and event types; in every value entry written since it exists
 )
 
 // errCorrupt marks a stored entry this code cannot decode.
 var errCorrupt = errors.New("corrupt entry")
 
 // argsPerRecord is how many script arguments appendArgs adds per record.
-const argsPerRecord = 7
+const argsPerRecord = 8
 
-// appendArgs adds the seven script arguments of r (see redis_append.lua).
+// appendArgs adds the eight script arguments of r (see redis_append.lua).
+// A skipped record has no facts: its facts argument is empty, and the
+// script stores no facts field.
 func appendArgs(args []any, r *Record) []any {
-	field, payload := fieldValue, any(r.Value)
+	field, payload, facts := fieldValue, any(r.Value), encodeFacts(r.Type, r.EventTypes)
 	if r.Skipped != "" {
-		field, payload = fieldSkipped, r.Skipped
+		field, payload, facts = fieldSkipped, r.Skipped, nil
 	}
 	return append(args,
 		strconv.FormatInt(r.Offset, 10),
@@ -38,7 +42,45 @@ func appendArgs(args []any, r *Record) []any {
 		field, payload,
 		strconv.FormatInt(r.TimestampUs, 10),
 		encodeThreads(r.Threads),
-		r.Tenant)
+		r.Tenant,
+		facts)
+}
+
+// encodeFacts packs a record's message type and event types as the type
+// byte followed by uvarint(uint32(event type)), one per event type: one
+// byte per event type for every EventType below 128, 1 + n bytes in all.
+// It is never empty, so a value entry always stores it, also for Type 0.
+func encodeFacts(typ uint8, events []int32) []byte {
+	b := make([]byte, 1, 1+len(events))
+	b[0] = typ
+	for _, e := range events {
+		b = binary.AppendUvarint(b, uint64(uint32(e)))
+	}
+	return b
+}
+
+// decodeFacts is the inverse of encodeFacts.
+func decodeFacts(s string) (uint8, []int32, error) {
+	if s == "" {
+		return 0, nil, fmt.Errorf("%w: empty facts", errCorrupt)
+	}
+	typ, s := s[0], s[1:]
+	if s == "" {
+		return typ, nil, nil
+	}
+	events := make([]int32, 0, len(s))
+	for len(s) > 0 {
+		e, k := uint64(s[0]), 1 // an EventType below 128: one byte
+		if e >= 0x80 {
+			e, k = binary.Uvarint([]byte(s[:min(len(s), binary.MaxVarintLen64)]))
+		}
+		if k <= 0 || e > math.MaxUint32 {
+			return 0, nil, fmt.Errorf("%w: event type", errCorrupt)
+		}
+		s = s[k:]
+		events = append(events, int32(uint32(e)))
+	}
+	return typ, events, nil
 }
 
 // encodeThreads packs (thread, sequence) pairs as uvarint(len) thread
@@ -90,38 +132,53 @@ func afterID(after int64) string {
 }
 
 // decodeEntry turns a stream entry of partition p into a Record (Frame
-// left empty).
-func decodeEntry(p int32, m redis.XMessage) (*Record, error) {
+// left empty). legacy reports an entry written before the facts field
+// existed (see decodeFields): its Type and EventTypes are not set.
+func decodeEntry(p int32, m redis.XMessage) (r *Record, legacy bool, err error) {
 	ms, _, ok := strings.Cut(m.ID, "-")
 	off, err := strconv.ParseInt(ms, 10, 64)
 	if !ok || err != nil {
-		return nil, fmt.Errorf("%w: id %q", errCorrupt, m.ID)
+		return nil, false, fmt.Errorf("%w: id %q", errCorrupt, m.ID)
 	}
-	r := &Record{Partition: p, Offset: off}
-	if err := decodeFields(r, m.Values); err != nil {
-		return nil, fmt.Errorf("offset %d: %w", off, err)
+	r = &Record{Partition: p, Offset: off}
+	legacy, err = decodeFields(r, m.Values)
+	if err != nil {
+		return nil, false, fmt.Errorf("offset %d: %w", off, err)
 	}
-	return r, nil
+	return r, legacy, nil
 }
 
-func decodeFields(r *Record, v map[string]any) error {
+// decodeFields sets r from an entry's fields. An entry of a valid record
+// (a value field) without a facts field was written by the previous
+// format, which kept no message type: it is decoded with Type 0 and no
+// event types, and legacy is true. Since the facts field exists every
+// value entry has one (encodeFacts is never empty), so its absence is
+// exact; a skipped entry has no facts in either format.
+func decodeFields(r *Record, v map[string]any) (legacy bool, err error) {
 	prev, err1 := strconv.ParseInt(str(v[fieldPrev]), 10, 64)
 	ts, err2 := strconv.ParseInt(str(v[fieldTS]), 10, 64)
 	threads, err3 := decodeThreads(str(v[fieldThreads]))
 	if err := errors.Join(err1, err2, err3); err != nil {
-		return fmt.Errorf("%w: %w", errCorrupt, err)
+		return false, fmt.Errorf("%w: %w", errCorrupt, err)
 	}
 	r.Prev, r.TimestampUs, r.Threads, r.Tenant = prev, ts, threads, str(v[fieldTenant])
 	if kind, ok := v[fieldSkipped]; ok {
 		r.Skipped = str(kind)
-		return nil
+		return false, nil
 	}
 	val, ok := v[fieldValue]
 	if !ok {
-		return fmt.Errorf("%w: no value", errCorrupt)
+		return false, fmt.Errorf("%w: no value", errCorrupt)
 	}
 	r.Value = []byte(str(val))
-	return nil
+	facts, ok := v[fieldFacts]
+	if !ok {
+		return true, nil
+	}
+	if r.Type, r.EventTypes, err = decodeFacts(str(facts)); err != nil {
+		return false, err
+	}
+	return false, nil
 }
 
 func str(v any) string {

@@ -268,7 +268,7 @@ func TestScriptCallsDeclareOneKey(t *testing.T) {
 func TestRecordFieldsTenant(t *testing.T) {
 	r := &Record{Offset: 5, Prev: 4, Value: []byte("v"), Tenant: "acme"}
 	args := appendArgs(nil, r)
-	if len(args) != argsPerRecord || args[argsPerRecord-1] != "acme" {
+	if len(args) != argsPerRecord || args[argsPerRecord-2] != "acme" {
 		t.Fatalf("args %q", args)
 	}
 	for _, tc := range []struct {
@@ -279,11 +279,102 @@ func TestRecordFieldsTenant(t *testing.T) {
 		{map[string]any{"prev": "4", "value": "v", "ts": "0", "threads": ""}, ""}, // written before tenants
 	} {
 		var got Record
-		if err := decodeFields(&got, tc.fields); err != nil || got.Tenant != tc.want {
+		if _, err := decodeFields(&got, tc.fields); err != nil || got.Tenant != tc.want {
 			t.Fatalf("decodeFields(%v): tenant %q (%v), want %q", tc.fields, got.Tenant, err, tc.want)
 		}
 	}
 	if (&Record{Tenant: "acme"}).Size() != (&Record{}).Size()+len("acme") {
 		t.Fatal("Size does not count the tenant")
+	}
+}
+
+func TestFactsCodecRoundTrip(t *testing.T) {
+	cases := []struct {
+		typ    uint8
+		events []int32
+		size   int
+	}{
+		{0, nil, 1},
+		{2, nil, 1},
+		{1, []int32{31}, 2},
+		{8, []int32{10, 11, 10, 91, 127}, 6},
+		{8, []int32{128, math.MaxInt32, -1, math.MinInt32, 0}, 1 + 2 + 5 + 5 + 5 + 1},
+		{255, []int32{1}, 2},
+	}
+	for _, c := range cases {
+		b := encodeFacts(c.typ, c.events)
+		if len(b) != c.size {
+			t.Errorf("encodeFacts(%d, %v): %d bytes, want %d", c.typ, c.events, len(b), c.size)
+		}
+		typ, events, err := decodeFacts(string(b))
+		if err != nil || typ != c.typ || !slices.Equal(events, c.events) {
+			t.Fatalf("decodeFacts(encodeFacts(%d, %v)) = %d, %v, %v", c.typ, c.events, typ, events, err)
+		}
+	}
+	// A truncated varint, one above uint32 and an empty field are corrupt.
+	for _, bad := range []string{"", "\x08\x80", "\x01\xff\xff\xff\xff\x10"} {
+		if _, _, err := decodeFacts(bad); err == nil {
+			t.Errorf("decodeFacts(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzDecodeFacts(f *testing.F) {
+	f.Add(string(encodeFacts(8, []int32{10, 300, -1})))
+	f.Add("\x01\x80")
+	f.Fuzz(func(t *testing.T, s string) {
+		typ, events, err := decodeFacts(s)
+		if err != nil {
+			return
+		}
+		// Non-minimal varints decode too; re-decoding must agree.
+		typ2, events2, err := decodeFacts(string(encodeFacts(typ, events)))
+		if err != nil || typ2 != typ || !slices.Equal(events2, events) {
+			t.Fatalf("re-encode of %q differs", s)
+		}
+	})
+}
+
+// TestDecodeFieldsFormats: an entry of a valid record carries its facts
+// (also Type 0); one without the facts field is of the previous format
+// (legacy, no facts); a skipped entry is never legacy; a corrupt facts
+// field fails the entry.
+func TestDecodeFieldsFormats(t *testing.T) {
+	base := func(extra ...string) map[string]any {
+		m := map[string]any{"prev": "4", "ts": "7", "threads": string(encodeThreads([]ThreadSeq{{Thread: "a", Sequence: 3}}))}
+		for i := 0; i < len(extra); i += 2 {
+			m[extra[i]] = extra[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name   string
+		fields map[string]any
+		legacy bool
+		typ    uint8
+		events []int32
+	}{
+		{"event", base("value", "v", "facts", string(encodeFacts(1, []int32{12}))), false, 1, []int32{12}},
+		{"no body", base("value", "v", "facts", string(encodeFacts(0, nil))), false, 0, nil},
+		{"previous format", base("value", "v", "tenant", "acme"), true, 0, nil},
+		{"skipped", base("skipped", "truncated"), false, 0, nil},
+	}
+	for _, c := range cases {
+		var r Record
+		legacy, err := decodeFields(&r, c.fields)
+		if err != nil || legacy != c.legacy || r.Type != c.typ || !slices.Equal(r.EventTypes, c.events) {
+			t.Errorf("%s: legacy %v type %d events %v (%v), want %v %d %v", c.name, legacy, r.Type, r.EventTypes, err, c.legacy, c.typ, c.events)
+		}
+	}
+	if _, err := decodeFields(&Record{}, base("value", "v", "facts", "")); err == nil {
+		t.Error("an empty facts field was accepted")
+	}
+	args := appendArgs(nil, &Record{Offset: 1, Prev: 0, Skipped: "truncated", Type: 3})
+	if f := args[argsPerRecord-1].([]byte); len(f) != 0 {
+		t.Errorf("a skipped record's facts argument is %q, want empty", f)
+	}
+	args = appendArgs(nil, &Record{Offset: 1, Prev: 0, Value: []byte{0}})
+	if f := args[argsPerRecord-1].([]byte); len(f) != 1 {
+		t.Errorf("a Type 0 record's facts argument is %q, want one byte", f)
 	}
 }
