@@ -4,12 +4,6 @@ import (
 	"bytes"
 	"strings"
 	"testing"
-	"time"
-
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/dashflow/dashstream-gateway/internal/dashstream"
-	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -80,39 +74,5 @@ func TestCompare(t *testing.T) {
 	}
 	if c := Compare(&Result{}, v2); c.CPURatio != nil || c.P99Ratio != nil {
 		t.Fatalf("ratios without v1 figures: %v %v", c.CPURatio, c.P99Ratio)
-	}
-}
-
-// TestClientAccountingJSON: a v2 JSON record (protobuf's JSON mapping of
-// the record, as the gateway sends it) is timed and checked against the
-// client's thread like a binary one.
-func TestClientAccountingJSON(t *testing.T) {
-	win := &window{}
-	win.from.Store(100)
-	win.to.Store(200)
-	c := &client{cursor: wsclient.NewCursor(), win: win, thread: []byte("bench-t3"), want: func() int64 { return 2 }}
-	c.cursor.Set(0, -1)
-	rb, _ := newRecordBuilder(128)
-	dec := dashstream.NewDecoder(dashstream.DecoderConfig{})
-	rec := func(thread string, o, ts int64) {
-		v, _ := rb.build(thread, 1, ts)
-		d, err := dec.Decode(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, err := protojson.Marshal(d.Message)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.record(wsclient.Record{Partition: 0, Offset: o, JSON: js}, time.Now().UnixMicro())
-	}
-	rec("bench-t3", 0, 150)
-	rec("bench-t4", 1, 150) // not its thread
-	rec("bench-t3", 2, 250) // outside the window
-	if c.foreign != 1 || c.applied.Load() != 2 || c.delivered != 1 || c.hist.Count() != 1 {
-		t.Fatalf("foreign %d applied %d delivered %d timed %d", c.foreign, c.applied.Load(), c.delivered, c.hist.Count())
-	}
-	if _, _, ok := jsonHeader([]byte(`{"event":{"header":{}}}`)); ok {
-		t.Fatal("jsonHeader accepted a header without a timestamp")
 	}
 }
