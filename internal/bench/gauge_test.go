@@ -2,8 +2,14 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -42,21 +48,55 @@ websocket_json_encodes_total 1.5e+06
 }
 
 // TestSetGauges: CPU per delivery and JSON encodes per second are the
-// window's differences; a missing reading leaves them unreported.
+// window's differences (the encodes over the instants the scrapes were
+// answered); a missing reading leaves them unreported, with the scrape's
+// error.
 func TestSetGauges(t *testing.T) {
+	t0 := time.Unix(1000, 0)
 	r := &Result{DurationS: 10, DeliveredTotal: 200_000}
-	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, jsonEncodes: 100, jsonEncodeOK: true},
-		{cpu: 7, cpuOK: true, jsonEncodes: 10_100, jsonEncodeOK: true}}, false)
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, loadCPU: 1, loadCPUOK: true, jsonEncodes: 100, jsonEncodeOK: true, encodesAt: t0},
+		{cpu: 7, cpuOK: true, loadCPU: 6, loadCPUOK: true, jsonEncodes: 12_100, jsonEncodeOK: true, encodesAt: t0.Add(12 * time.Second)}}, false)
 	if r.GatewayCPUCores == nil || *r.GatewayCPUCores != 0.2 || r.CPUMicrosPerDelivery == nil || *r.CPUMicrosPerDelivery != 10 {
 		t.Fatalf("cpu %v per delivery %v", r.GatewayCPUCores, r.CPUMicrosPerDelivery)
+	}
+	if r.LoadCPUCores == nil || *r.LoadCPUCores != 0.5 {
+		t.Fatalf("load cpu %v", r.LoadCPUCores)
 	}
 	if r.JSONEncodesPerSec == nil || *r.JSONEncodesPerSec != 1000 {
 		t.Fatalf("json encodes/s %v", r.JSONEncodesPerSec)
 	}
 	r = &Result{DurationS: 10}
-	r.setGauges([2]gauges{{cpu: 5, cpuOK: true}, {}}, true)
-	if r.GatewayCPUCores != nil || r.CPUMicrosPerDelivery != nil || r.JSONEncodesPerSec != nil {
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, jsonEncodeOK: true, encodesAt: t0},
+		{scrapeErr: errors.New("bench: scrape: 503 Service Unavailable")}}, true)
+	if r.GatewayCPUCores != nil || r.CPUMicrosPerDelivery != nil || r.JSONEncodesPerSec != nil || r.LoadCPUCores != nil {
 		t.Fatalf("reported without readings: %+v", r)
+	}
+	if !strings.Contains(r.JSONEncodesError, "503") {
+		t.Fatalf("scrape error %q", r.JSONEncodesError)
+	}
+}
+
+// TestScrapeCounter: the counter is read from a real exposition, and a
+// failed scrape says why.
+func TestScrapeCounter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "# TYPE websocket_json_encodes_total counter\nwebsocket_json_encodes_total 42\n")
+	}))
+	defer srv.Close()
+	before := time.Now()
+	v, at, err := scrapeCounter(context.Background(), srv.URL+"/metrics", "websocket_json_encodes_total")
+	if err != nil || v != 42 || at.Before(before) {
+		t.Fatalf("scrape = %v %v %v", v, at, err)
+	}
+	if _, _, err := scrapeCounter(context.Background(), srv.URL+"/other", "websocket_json_encodes_total"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("failed scrape: %v", err)
+	}
+	if _, _, err := scrapeCounter(context.Background(), srv.URL+"/metrics", "absent_total"); err == nil {
+		t.Fatal("a missing counter read")
 	}
 }
 
