@@ -242,6 +242,9 @@ type jscan struct {
 
 // ws skips JSON whitespace and returns the new position.
 func (s *jscan) ws() int {
+	if s.i < len(s.b) && s.b[s.i] > ' ' { // compact JSON: no whitespace
+		return s.i
+	}
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ' ', '\t', '\n', '\r':
@@ -300,20 +303,23 @@ func (s *jscan) member(first, skip bool) (key []byte, more, ok bool) {
 }
 
 // plainString reads a string without escapes and returns its content.
+// The strings it reads (keys, the type, numbers, a thread id) are short:
+// one loop looking for both '"' and '\\' beats two IndexByte calls.
 func (s *jscan) plainString() ([]byte, bool) {
 	if !s.begin('"') {
 		return nil, false
 	}
-	n := bytes.IndexByte(s.b[s.i:], '"')
-	if n < 0 {
-		return nil, false
+	for j := s.i; j < len(s.b); j++ {
+		switch s.b[j] {
+		case '"':
+			v := s.b[s.i:j]
+			s.i = j + 1
+			return v, true
+		case '\\':
+			return nil, false
+		}
 	}
-	v := s.b[s.i : s.i+n]
-	if bytes.IndexByte(v, '\\') >= 0 {
-		return nil, false
-	}
-	s.i += n + 1
-	return v, true
+	return nil, false
 }
 
 // skipString skips a string (its '"' already consumed), escapes included.
