@@ -90,7 +90,7 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.BoolVar(&o.asJSON, "json", false, "print the result as JSON")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file: the load generator (the clients and the producer), plus the embedded gateway with --in-process")
 	code := fs.parse(args, e, 0)
 	if code < 0 {
 		if err := o.check(); err != nil {
