@@ -219,6 +219,32 @@ func TestScanRecordJSONAllocs(t *testing.T) {
 	}
 }
 
+// TestFrameV2Allocs: a client's accounting of a JSON record frame (scan,
+// cursor, histogram) allocates nothing; only the sampled check does.
+func TestFrameV2Allocs(t *testing.T) {
+	win := &window{}
+	win.from.Store(0)
+	win.to.Store(math.MaxInt64)
+	c := &client{cursor: wsclient.NewCursor(), win: win, want: func() int64 { return 0 }}
+	c.cursor.Set(3, -1)
+	msg := gatewayMessage(t, 512, "bench-p3", 1733100000000000)
+	frames := make([][]byte, 200)
+	for i := range frames {
+		frames[i] = wsproto.AppendRecordJSON(nil, 3, int64(i), msg)
+	}
+	i := 0
+	c.scanned = 2 // the sampled check comes after these runs
+	n := testing.AllocsPerRun(100, func() {
+		if err := c.frameV2(true, frames[i], 1733100000001000); err != nil {
+			t.Fatal(err)
+		}
+		i++
+	})
+	if n != 0 || c.delivered != int64(i) {
+		t.Fatalf("%v allocations per frame, %d of %d delivered", n, c.delivered, i)
+	}
+}
+
 func BenchmarkScanRecordJSON(b *testing.B) {
 	f := wsproto.AppendRecordJSON(nil, 3, 5120, gatewayMessage(b, 512, "bench-p3", 1733100000000000))
 	b.SetBytes(int64(len(f)))
