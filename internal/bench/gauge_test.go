@@ -7,7 +7,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -97,6 +99,33 @@ func TestScrapeCounter(t *testing.T) {
 	}
 	if _, _, err := scrapeCounter(context.Background(), srv.URL+"/metrics", "absent_total"); err == nil {
 		t.Fatal("a missing counter read")
+	}
+}
+
+// TestReadGaugesRetries: a scrape the gateway fails once (as a gateway
+// under full load may) is tried again; one that keeps failing leaves the
+// error for the report.
+func TestReadGaugesRetries(t *testing.T) {
+	var calls, fail atomic.Int32
+	fail.Store(1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= fail.Load() {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "websocket_json_encodes_total 7\n")
+	}))
+	defer srv.Close()
+	tg := Target{PID: os.Getpid()}
+	g := readGauges(context.Background(), tg, srv.URL+"/metrics")
+	if !g.jsonEncodeOK || g.jsonEncodes != 7 || calls.Load() != 2 || !g.cpuOK || !g.loadCPUOK {
+		t.Fatalf("after one failure: %+v, %d calls", g, calls.Load())
+	}
+	calls.Store(0)
+	fail.Store(scrapeAttempts)
+	g = readGauges(context.Background(), tg, srv.URL+"/metrics")
+	if g.jsonEncodeOK || g.scrapeErr == nil || calls.Load() != scrapeAttempts {
+		t.Fatalf("always failing: %+v, %d calls", g, calls.Load())
 	}
 }
 
