@@ -98,7 +98,7 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.BoolVar(&o.floor, "floor", false, "measure no gateway: the bare writes of the same load (clients, rate, size, --threads, --filter-per-client, --v2; with --compare-v1 v1 and v2), the least any gateway could spend on it here")
 	fs.StringVar(&o.floorSink, "floor-sink", "", "internal: the reading side of --floor, in a process of its own (dial --clients connections to this address and drain them until stdin closes)")
 	fs.BoolVar(&o.inProcess, "in-process", false, "run the embedded gateway inside this process (default: a child 'dashstream serve' process, so its memory and CPU are measured apart from the load)")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (the embedded gateway and the load) to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process to this file: the load generator (the clients and the producer), plus the embedded gateway with --in-process")
 	code := fs.parse(args, e, 0)
 	if code < 0 {
 		if err := o.check(); err != nil {

@@ -35,10 +35,13 @@ type client struct {
 	want   func() int64
 
 	delivered int64 // records of the measured window
-	foreign   int64 // records a filtered client received outside its filter
-	gaps      int64 // gap frames (each a loss the gateway admitted)
-	stale     int64 // cursor_stale frames (a setup problem)
-	err       error // why the connection ended before the run did
+	// scanned counts the JSON record frames the scanner read, fullDecodes
+	// those it left to encoding/json.
+	scanned, fullDecodes int64
+	foreign              int64 // records a filtered client received outside its filter
+	gaps                 int64 // gap frames (each a loss the gateway admitted)
+	stale                int64 // cursor_stale frames (a setup problem)
+	err                  error // why the connection ended before the run did
 }
 
 // connectOptions dials from the client's own loopback address.
@@ -89,6 +92,10 @@ func (c *client) run(ctx context.Context) {
 	}
 	defer close(c.done)
 	defer c.conn.Close()
+	if c.conn.V2() {
+		c.runV2(ctx)
+		return
+	}
 	for {
 		msg, err := c.conn.Next(ctx)
 		if err != nil {
@@ -105,14 +112,70 @@ func (c *client) run(ctx context.Context) {
 	}
 }
 
+// verifyEvery: of the JSON record frames the scanner reads, one in
+// verifyEvery per client (the first, then every verifyEvery-th) is decoded
+// again with encoding/json, and a disagreement ends the client with an
+// error: a malformed frame that got past the scanner still counts.
+const verifyEvery = 1000
+
+// runV2 reads a v2 connection frame by frame until ctx ends or the
+// connection fails.
+func (c *client) runV2(ctx context.Context) {
+	for {
+		text, b, err := c.conn.NextFrame(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.err = err
+			}
+			return
+		}
+		if err := c.frameV2(text, b, c.conn.ReceivedAt().UnixMicro()); err != nil {
+			c.err = err
+			return
+		}
+	}
+}
+
+// frameV2 accounts one v2 frame received at now (µs since the epoch). A
+// JSON record frame is read by scanRecordJSON (no encoding/json per
+// record); what the scanner cannot read goes through the protocol parser
+// and encoding/json. An error is a frame the client cannot accept.
+func (c *client) frameV2(text bool, b []byte, now int64) error {
+	if text {
+		if rec, err := scanRecordJSON(b); err == nil {
+			if c.scanned++; c.scanned%verifyEvery == 1 {
+				if err := verifyScan(b, rec); err != nil {
+					return err
+				}
+			}
+			c.recordJSON(rec, now)
+			return nil
+		}
+	}
+	msg, err := wsclient.ParseV2Frame(text, b)
+	switch {
+	case err != nil:
+		return err
+	case msg.Kind == wsclient.KindControl:
+		c.control(msg.Control)
+	case msg.Record.JSON == nil:
+		c.record(msg.Record, now)
+	default: // a JSON record in a form the scanner leaves to encoding/json
+		rec, _, err := decodeRecordJSON(b)
+		if err != nil {
+			return err
+		}
+		c.fullDecodes++
+		rec.partition, rec.offset = msg.Record.Partition, msg.Record.Offset // the protocol parser's reading
+		c.recordJSON(rec, now)
+	}
+	return nil
+}
+
 // record accounts r, received at now (µs since the epoch).
 func (c *client) record(r wsclient.Record, now int64) {
 	if c.cursor.Apply(r) == wsclient.Duplicate {
 		return // counted by the cursor; neither delivered nor timed
-	}
-	if r.Value == nil && r.JSON != nil {
-		c.recordJSON(r, now)
-		return
 	}
 	if c.thread != nil {
 		if th, ok := headerThread(r.Value); !ok || !bytes.Equal(th, c.thread) {
@@ -128,18 +191,20 @@ func (c *client) record(r wsclient.Record, now int64) {
 	}
 }
 
-// recordJSON accounts a v2 JSON record (already not a duplicate).
-func (c *client) recordJSON(r wsclient.Record, now int64) {
-	ts, th, ok := jsonHeader(r.JSON)
-	if c.thread != nil && (!ok || th != string(c.thread)) {
+// recordJSON accounts a v2 JSON record received at now.
+func (c *client) recordJSON(r jsonRecord, now int64) {
+	if c.cursor.Apply(wsclient.Record{Partition: r.partition, Offset: r.offset, JSON: r.message}) == wsclient.Duplicate {
+		return
+	}
+	if c.thread != nil && (r.thread == nil || !bytes.Equal(r.thread, c.thread)) {
 		c.foreign++
 		return
 	}
 	c.applied.Add(1)
-	if ok && c.win.contains(ts) {
+	if r.timed && c.win.contains(r.ts) {
 		c.delivered++
-		c.hist.Record(now - ts)
-		c.phaseRecord(now, now-ts)
+		c.hist.Record(now - r.ts)
+		c.phaseRecord(now, now-r.ts)
 	}
 }
 

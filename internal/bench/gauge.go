@@ -62,24 +62,37 @@ func metricsURL(ws string) (string, error) {
 	return u.String(), nil
 }
 
+// scrapeTimeout bounds one scrape of the gateway's /metrics.
+const scrapeTimeout = 5 * time.Second
+
+// scrapeClient is the bench's own HTTP client for /metrics: no proxy from
+// the environment, no connection kept between the two readings of a
+// window, no compression.
+var scrapeClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true}}
+
 // scrapeCounter reads one unlabelled counter from a Prometheus text
-// exposition; false when the endpoint or the counter is not there.
-func scrapeCounter(ctx context.Context, endpoint, name string) (float64, bool) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+// exposition, and when the reply came.
+func scrapeCounter(ctx context.Context, endpoint, name string) (float64, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, scrapeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
-		return 0, false
+		return 0, time.Time{}, fmt.Errorf("bench: scrape %s: %w", endpoint, err)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := scrapeClient.Do(req)
 	if err != nil {
-		return 0, false
+		return 0, time.Time{}, fmt.Errorf("bench: scrape %s: %w", endpoint, err)
 	}
 	defer resp.Body.Close()
+	at := time.Now()
 	if resp.StatusCode != http.StatusOK {
-		return 0, false
+		return 0, at, fmt.Errorf("bench: scrape %s: %s", endpoint, resp.Status)
 	}
-	return findCounter(resp.Body, name)
+	v, ok := findCounter(resp.Body, name)
+	if !ok {
+		return 0, at, fmt.Errorf("bench: scrape %s: no counter %s", endpoint, name)
+	}
+	return v, at, nil
 }
 
 // findCounter scans an exposition for "name value".
@@ -99,18 +112,37 @@ func findCounter(r io.Reader, name string) (float64, bool) {
 	return 0, false
 }
 
-// gauges are the gateway-side readings at one instant.
+// gauges are the readings at one instant: the gateway's CPU and JSON
+// encodes, and this process's CPU (the load generator's, when the gateway
+// runs apart).
 type gauges struct {
-	cpu, jsonEncodes    float64
-	cpuOK, jsonEncodeOK bool
+	cpu, loadCPU, jsonEncodes      float64
+	cpuOK, loadCPUOK, jsonEncodeOK bool
+	encodesAt                      time.Time // when the scrape's reply came
+	scrapeErr                      error     // why jsonEncodes is missing
 }
+
+// scrapeAttempts is how often a failed scrape is tried again: a gateway
+// under full load may miss one; the rate is taken over the instants the
+// replies came, so a late reading is still exact.
+const scrapeAttempts = 3
 
 func readGauges(ctx context.Context, t Target, metrics string) gauges {
 	var g gauges
 	g.cpu, g.cpuOK = cpuSeconds(t.PID)
-	if metrics != "" {
-		g.jsonEncodes, g.jsonEncodeOK = scrapeCounter(ctx, metrics, "websocket_json_encodes_total")
+	if !t.InProcess {
+		g.loadCPU, g.loadCPUOK = cpuSeconds(os.Getpid())
 	}
+	if metrics == "" {
+		return g
+	}
+	for range scrapeAttempts {
+		g.jsonEncodes, g.encodesAt, g.scrapeErr = scrapeCounter(ctx, metrics, "websocket_json_encodes_total")
+		if g.scrapeErr == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	g.jsonEncodeOK = g.scrapeErr == nil
 	return g
 }
 
@@ -138,7 +170,7 @@ func windowGauges(ctx context.Context, t Target, from, to time.Time) <-chan [2]g
 	return out
 }
 
-// setGauges fills the gateway CPU and JSON encode figures of the window.
+// setGauges fills the CPU and JSON encode figures of the window.
 func (r *Result) setGauges(g [2]gauges, inProcess bool) {
 	if g[0].cpuOK && g[1].cpuOK && r.DurationS > 0 {
 		cores := (g[1].cpu - g[0].cpu) / r.DurationS
@@ -149,8 +181,18 @@ func (r *Result) setGauges(g [2]gauges, inProcess bool) {
 			r.CPUMicrosPerDelivery = &us
 		}
 	}
-	if g[0].jsonEncodeOK && g[1].jsonEncodeOK && r.DurationS > 0 {
-		eps := (g[1].jsonEncodes - g[0].jsonEncodes) / r.DurationS
+	if g[0].loadCPUOK && g[1].loadCPUOK && r.DurationS > 0 {
+		cores := (g[1].loadCPU - g[0].loadCPU) / r.DurationS
+		r.LoadCPUCores = &cores
+	}
+	span := g[1].encodesAt.Sub(g[0].encodesAt).Seconds()
+	switch {
+	case g[0].jsonEncodeOK && g[1].jsonEncodeOK && span > 0:
+		eps := (g[1].jsonEncodes - g[0].jsonEncodes) / span
 		r.JSONEncodesPerSec = &eps
+	case g[0].scrapeErr != nil:
+		r.JSONEncodesError = g[0].scrapeErr.Error()
+	case g[1].scrapeErr != nil:
+		r.JSONEncodesError = g[1].scrapeErr.Error()
 	}
 }

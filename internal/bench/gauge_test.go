@@ -2,14 +2,16 @@ package bench
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/dashflow/dashstream-gateway/internal/dashstream"
-	"github.com/dashflow/dashstream-gateway/internal/wsclient"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -48,21 +50,82 @@ websocket_json_encodes_total 1.5e+06
 }
 
 // TestSetGauges: CPU per delivery and JSON encodes per second are the
-// window's differences; a missing reading leaves them unreported.
+// window's differences (the encodes over the instants the scrapes were
+// answered); a missing reading leaves them unreported, with the scrape's
+// error.
 func TestSetGauges(t *testing.T) {
+	t0 := time.Unix(1000, 0)
 	r := &Result{DurationS: 10, DeliveredTotal: 200_000}
-	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, jsonEncodes: 100, jsonEncodeOK: true},
-		{cpu: 7, cpuOK: true, jsonEncodes: 10_100, jsonEncodeOK: true}}, false)
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, loadCPU: 1, loadCPUOK: true, jsonEncodes: 100, jsonEncodeOK: true, encodesAt: t0},
+		{cpu: 7, cpuOK: true, loadCPU: 6, loadCPUOK: true, jsonEncodes: 12_100, jsonEncodeOK: true, encodesAt: t0.Add(12 * time.Second)}}, false)
 	if r.GatewayCPUCores == nil || *r.GatewayCPUCores != 0.2 || r.CPUMicrosPerDelivery == nil || *r.CPUMicrosPerDelivery != 10 {
 		t.Fatalf("cpu %v per delivery %v", r.GatewayCPUCores, r.CPUMicrosPerDelivery)
+	}
+	if r.LoadCPUCores == nil || *r.LoadCPUCores != 0.5 {
+		t.Fatalf("load cpu %v", r.LoadCPUCores)
 	}
 	if r.JSONEncodesPerSec == nil || *r.JSONEncodesPerSec != 1000 {
 		t.Fatalf("json encodes/s %v", r.JSONEncodesPerSec)
 	}
 	r = &Result{DurationS: 10}
-	r.setGauges([2]gauges{{cpu: 5, cpuOK: true}, {}}, true)
-	if r.GatewayCPUCores != nil || r.CPUMicrosPerDelivery != nil || r.JSONEncodesPerSec != nil {
+	r.setGauges([2]gauges{{cpu: 5, cpuOK: true, jsonEncodeOK: true, encodesAt: t0},
+		{scrapeErr: errors.New("bench: scrape: 503 Service Unavailable")}}, true)
+	if r.GatewayCPUCores != nil || r.CPUMicrosPerDelivery != nil || r.JSONEncodesPerSec != nil || r.LoadCPUCores != nil {
 		t.Fatalf("reported without readings: %+v", r)
+	}
+	if !strings.Contains(r.JSONEncodesError, "503") {
+		t.Fatalf("scrape error %q", r.JSONEncodesError)
+	}
+}
+
+// TestScrapeCounter: the counter is read from a real exposition, and a
+// failed scrape says why.
+func TestScrapeCounter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "# TYPE websocket_json_encodes_total counter\nwebsocket_json_encodes_total 42\n")
+	}))
+	defer srv.Close()
+	before := time.Now()
+	v, at, err := scrapeCounter(context.Background(), srv.URL+"/metrics", "websocket_json_encodes_total")
+	if err != nil || v != 42 || at.Before(before) {
+		t.Fatalf("scrape = %v %v %v", v, at, err)
+	}
+	if _, _, err := scrapeCounter(context.Background(), srv.URL+"/other", "websocket_json_encodes_total"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Fatalf("failed scrape: %v", err)
+	}
+	if _, _, err := scrapeCounter(context.Background(), srv.URL+"/metrics", "absent_total"); err == nil {
+		t.Fatal("a missing counter read")
+	}
+}
+
+// TestReadGaugesRetries: a scrape the gateway fails once (as a gateway
+// under full load may) is tried again; one that keeps failing leaves the
+// error for the report.
+func TestReadGaugesRetries(t *testing.T) {
+	var calls, fail atomic.Int32
+	fail.Store(1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= fail.Load() {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "websocket_json_encodes_total 7\n")
+	}))
+	defer srv.Close()
+	tg := Target{PID: os.Getpid()}
+	g := readGauges(context.Background(), tg, srv.URL+"/metrics")
+	if !g.jsonEncodeOK || g.jsonEncodes != 7 || calls.Load() != 2 || !g.cpuOK || !g.loadCPUOK {
+		t.Fatalf("after one failure: %+v, %d calls", g, calls.Load())
+	}
+	calls.Store(0)
+	fail.Store(scrapeAttempts)
+	g = readGauges(context.Background(), tg, srv.URL+"/metrics")
+	if g.jsonEncodeOK || g.scrapeErr == nil || calls.Load() != scrapeAttempts {
+		t.Fatalf("always failing: %+v, %d calls", g, calls.Load())
 	}
 }
 
@@ -80,39 +143,5 @@ func TestCompare(t *testing.T) {
 	}
 	if c := Compare(&Result{}, v2); c.CPURatio != nil || c.P99Ratio != nil {
 		t.Fatalf("ratios without v1 figures: %v %v", c.CPURatio, c.P99Ratio)
-	}
-}
-
-// TestClientAccountingJSON: a v2 JSON record (protobuf's JSON mapping of
-// the record, as the gateway sends it) is timed and checked against the
-// client's thread like a binary one.
-func TestClientAccountingJSON(t *testing.T) {
-	win := &window{}
-	win.from.Store(100)
-	win.to.Store(200)
-	c := &client{cursor: wsclient.NewCursor(), win: win, thread: []byte("bench-t3"), want: func() int64 { return 2 }}
-	c.cursor.Set(0, -1)
-	rb, _ := newRecordBuilder(128)
-	dec := dashstream.NewDecoder(dashstream.DecoderConfig{})
-	rec := func(thread string, o, ts int64) {
-		v, _ := rb.build(thread, 1, ts)
-		d, err := dec.Decode(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		js, err := protojson.Marshal(d.Message)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.record(wsclient.Record{Partition: 0, Offset: o, JSON: js}, time.Now().UnixMicro())
-	}
-	rec("bench-t3", 0, 150)
-	rec("bench-t4", 1, 150) // not its thread
-	rec("bench-t3", 2, 250) // outside the window
-	if c.foreign != 1 || c.applied.Load() != 2 || c.delivered != 1 || c.hist.Count() != 1 {
-		t.Fatalf("foreign %d applied %d delivered %d timed %d", c.foreign, c.applied.Load(), c.delivered, c.hist.Count())
-	}
-	if _, _, ok := jsonHeader([]byte(`{"event":{"header":{}}}`)); ok {
-		t.Fatal("jsonHeader accepted a header without a timestamp")
 	}
 }

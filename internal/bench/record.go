@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -187,26 +186,4 @@ func varintField(b []byte, want protowire.Number) (int64, bool) {
 		b = b[n:]
 	}
 	return 0, false
-}
-
-// jsonHeader reads header.timestampUs and header.threadId of a record in
-// protobuf's canonical JSON mapping (a v2 JSON record frame's "message"):
-// {"event":{"header":{"timestampUs":"…","threadId":"…"}}} (any body kind).
-func jsonHeader(msg []byte) (ts int64, thread string, ok bool) {
-	var m map[string]struct {
-		Header struct {
-			TimestampUs json.Number `json:"timestampUs"`
-			ThreadID    string      `json:"threadId"`
-		} `json:"header"`
-	}
-	if json.Unmarshal(msg, &m) != nil {
-		return 0, "", false
-	}
-	for _, body := range m {
-		ts, err := body.Header.TimestampUs.Int64()
-		if err == nil && body.Header.TimestampUs != "" {
-			return ts, body.Header.ThreadID, true
-		}
-	}
-	return 0, "", false
 }

@@ -68,6 +68,9 @@ func (r *Result) writeGateway(w io.Writer) {
 		}
 		fmt.Fprintf(w, "  cpu         gateway %.3f cores, %.2f µs per delivery%s\n", *r.GatewayCPUCores, per, note)
 	}
+	if r.LoadCPUCores != nil {
+		fmt.Fprintf(w, "  cpu         load generator (this process) %.3f cores\n", *r.LoadCPUCores)
+	}
 	if j := r.Join; j != nil {
 		fmt.Fprintf(w, "  join        %d clients at once over %d runs: first full state p50 %.3f ms  p99 %.3f ms  max %.3f ms, %d failed, burst %.0f ms\n",
 			j.Clients, j.Runs, j.FirstFullMs.P50, j.FirstFullMs.P99, j.FirstFullMs.Max, j.Failed, j.BurstMs)
@@ -76,8 +79,13 @@ func (r *Result) writeGateway(w io.Writer) {
 			fmt.Fprintf(w, "  join error  %s\n", j.FirstError)
 		}
 	}
-	if r.JSONEncodesPerSec != nil && r.Format == "json" {
-		fmt.Fprintf(w, "  json        %.0f encodes/s for %.0f records/s produced\n", *r.JSONEncodesPerSec, r.RateProduced)
+	if r.Format == "json" {
+		if r.JSONEncodesPerSec != nil {
+			fmt.Fprintf(w, "  json        %.0f encodes/s for %.0f records/s produced\n", *r.JSONEncodesPerSec, r.RateProduced)
+		} else {
+			fmt.Fprintf(w, "  json        encodes/s n/a (%s)\n", r.JSONEncodesError)
+		}
+		fmt.Fprintf(w, "  json        %d record frames read by the scanner, %d by encoding/json\n", r.JSONScanned, r.JSONFullDecodes)
 	}
 }
 

@@ -137,6 +137,16 @@ type Result struct {
 	// JSONEncodesPerSec is the rise of the gateway's
 	// websocket_json_encodes_total over the window, per second.
 	JSONEncodesPerSec *float64 `json:"json_encodes_per_sec,omitempty"`
+	// JSONEncodesError is why the encodes could not be read (a failed
+	// scrape of the gateway's /metrics).
+	JSONEncodesError string `json:"json_encodes_error,omitempty"`
+	// LoadCPUCores is this process's CPU over the window (cores) when the
+	// gateway runs apart: the load generator's.
+	LoadCPUCores *float64 `json:"load_cpu_cores,omitempty"`
+	// JSONScanned counts the v2 JSON record frames the clients read with
+	// the scanner, JSONFullDecodes those left to encoding/json.
+	JSONScanned     int64 `json:"json_scanned,omitempty"`
+	JSONFullDecodes int64 `json:"json_full_decodes,omitempty"`
 	// Join is the join burst's measurements (JoinClients > 0).
 	Join      *JoinResult `json:"join,omitempty"`
 	GoVersion string      `json:"go_version"`
@@ -182,6 +192,8 @@ func (r *Result) collect(clients []*client, pr *producer) {
 		r.OutOfOrder += c.cursor.OutOfOrder
 		r.GapFrames += c.gaps
 		r.StaleFrames += c.stale
+		r.JSONScanned += c.scanned
+		r.JSONFullDecodes += c.fullDecodes
 		if c.err != nil {
 			r.ClientErrors++
 			r.noteError(c.err)

@@ -156,6 +156,24 @@ func (l *Lean) Next(ctx context.Context) (Message, error) {
 	}
 }
 
+// NextFrame returns the next data frame of a v2 connection as it came:
+// text tells a text frame (a JSON record or a control frame) from a binary
+// one, and payload aliases the connection's buffer like Next's values. It
+// lets a caller read the frames it knows with its own parser and hand the
+// rest to ParseV2Frame; a v1 connection (whose records span two frames)
+// gets an error.
+func (l *Lean) NextFrame(ctx context.Context) (text bool, payload []byte, err error) {
+	if !l.v2 {
+		return false, nil, fmt.Errorf("%w: NextFrame needs a v2 connection", ErrProtocol)
+	}
+	l.watch(ctx)
+	op, payload, err := l.readMessage()
+	if err != nil {
+		return false, nil, l.readErr(ctx, err)
+	}
+	return op == ws.OpText, payload, nil
+}
+
 // V2 reports whether the server selected protocol v2.
 func (l *Lean) V2() bool { return l.v2 }
 

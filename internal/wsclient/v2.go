@@ -9,6 +9,12 @@ import (
 
 var recordTypePrefix = []byte(`{"type":"record",`)
 
+// ParseV2Frame is what Next makes of one v2 data frame (see NextFrame);
+// like there, the message's bytes alias payload.
+func ParseV2Frame(text bool, payload []byte) (Message, error) {
+	return v2Message(!text, payload)
+}
+
 // v2Message turns one v2 data frame into a message (docs/PROTOCOL.md §3.8):
 // a binary frame is a record behind the 13-byte envelope, a text frame a
 // JSON record or a control frame. Values alias b. There is no pairing in

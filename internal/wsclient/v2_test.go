@@ -137,3 +137,53 @@ func TestV2FallsBackToV1(t *testing.T) {
 		})
 	}
 }
+
+// TestLeanNextFrame: NextFrame hands over v2 frames as they came (text or
+// binary, payload byte for byte) and ParseV2Frame makes of them what Next
+// would; a v1 connection refuses NextFrame.
+func TestLeanNextFrame(t *testing.T) {
+	msg := []byte(`{"event":{"header":{"threadId":"t1"}}}`)
+	bin := wsproto.AppendRecordV2(nil, 3, 1<<40, []byte{0, 0xAB})
+	text := wsproto.AppendRecordJSON(nil, 0, 7, msg)
+	ctl := []byte(`{"type":"gap","partition":1,"fromOffset":"2","toOffset":"4"}`)
+	url := v2Server(t, func(c *websocket.Conn) {
+		ctx := context.Background()
+		_ = c.Write(ctx, websocket.MessageBinary, bin)
+		_ = c.Write(ctx, websocket.MessageText, text)
+		_ = c.Write(ctx, websocket.MessageText, ctl)
+	}, make(chan []byte, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := DialLean(ctx, url, Options{V2: true, Resume: &Resume{From: FromLatest, Format: "json"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	want := []struct {
+		text    bool
+		payload []byte
+		kind    Kind
+	}{{false, bin, KindRecord}, {true, text, KindRecord}, {true, ctl, KindControl}}
+	for i, w := range want {
+		isText, p, err := l.NextFrame(ctx)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if isText != w.text || string(p) != string(w.payload) {
+			t.Fatalf("frame %d: text %v %q, want %v %q", i, isText, p, w.text, w.payload)
+		}
+		m, err := ParseV2Frame(isText, p)
+		if err != nil || m.Kind != w.kind {
+			t.Fatalf("frame %d parsed as %+v, %v", i, m, err)
+		}
+	}
+	if _, err := ParseV2Frame(false, []byte{0x01, 0}); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("short binary frame: %v", err)
+	}
+
+	th := newTestHub(t, hub.Config{}, replay.MemoryConfig{})
+	v1 := dialT(t, transports[1], th.url(), Options{Resume: &Resume{From: FromLatest}}).(*Lean)
+	if _, _, err := v1.NextFrame(ctx); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("NextFrame on v1: %v", err)
+	}
+}
