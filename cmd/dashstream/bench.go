@@ -46,7 +46,6 @@ to compare the gateway's CPU per delivery with.
 Exit status: 0, 1 on a failure, 2 on a usage error.`,
 	examples: []string{
 		"dashstream bench --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000 --filter-index off",
-		"dashstream bench --compare-v1 --clients 1000 --rate 2000",
 		"dashstream bench --floor --v2 --clients 10000 --threads 1000 --filter-per-client --rate 2000",
 		"dashstream bench --url ws://127.0.0.1:3002/ws --brokers 127.0.0.1:9092 --server-pid $(pgrep -n dashstream)",
 	},
