@@ -53,6 +53,7 @@ FUZZ_TARGETS=(
 	"FuzzReadFrame ./internal/hub"
 	"FuzzParseJWKS ./internal/limits"
 	"FuzzParseFilter ./internal/filter 3"
+	"FuzzDecodeFacts ./internal/replay 3"
 )
 
 SUMMARY=()
