@@ -75,10 +75,11 @@ const (
 // dropNamespace runs when the topic was re-created, before the new
 // namespace is visible and before any record of the new topic is published:
 // nothing of the old namespace may be served for the new one, so the
-// memory tier and the heads are emptied, Kafka's cached log starts
+// memory tier, the shared deep records and the heads are emptied, Kafka's cached log starts
 // forgotten, and the Redis tier switched to the new namespace's keys.
 func (a *App) dropNamespace(old, ns string) {
 	a.mem.Reset()
+	a.tiers.Forget()
 	a.hub.ResetHeads()
 	if d := a.up.deepReader(); d != nil {
 		d.Reset()
@@ -205,6 +206,7 @@ func (a *App) breakerOpen() float64 {
 
 func (a *App) clearReplay(ctx context.Context) error {
 	_ = a.mem.Clear(ctx) // never fails
+	a.tiers.Forget()
 	if s := a.up.redis.get(); s != nil {
 		if err := s.Clear(ctx); err != nil {
 			return fmt.Errorf("app: clear redis: %w", err)

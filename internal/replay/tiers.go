@@ -40,6 +40,7 @@ const ProofMaxAge = 5 * time.Second
 // Safe for concurrent use.
 type Tiers struct {
 	memory *Memory
+	shared *deepShare               // the records Redis and Kafka returned lately, shared by their readers
 	redis  atomic.Pointer[storeRef] // set once Redis is configured and named
 	kafka  atomic.Pointer[deepRef]  // set once the brokers are known
 }
@@ -52,12 +53,17 @@ type (
 // NewTiers returns the tiers over memory; kafka may be nil (SetKafka adds it
 // later).
 func NewTiers(memory *Memory, kafka DeepReader) *Tiers {
-	t := &Tiers{memory: memory}
+	t := &Tiers{memory: memory, shared: newDeepShare(deepShareBytes)}
 	if kafka != nil {
 		t.SetKafka(kafka)
 	}
 	return t
 }
+
+// Forget drops the records read from Redis and Kafka that readers share
+// (deepShare): the topic's identity changed (its offsets name other
+// records now), or the replay store was cleared.
+func (t *Tiers) Forget() { t.shared.forget() }
 
 // SetKafka adds the Kafka deep-read tier.
 func (t *Tiers) SetKafka(d DeepReader) { t.kafka.Store(&deepRef{d}) }
@@ -141,9 +147,7 @@ func (t *Tiers) fromRedis(ctx context.Context, p int32, after, end int64, lim Li
 	if len(recs) == 0 {
 		return Page{}, false
 	}
-	for _, rec := range recs {
-		rec.EncodeFrames()
-	}
+	t.shared.share(recs)
 	return Page{Records: recs, Tier: TierRedis}, true
 }
 
@@ -168,6 +172,7 @@ func (t *Tiers) fromKafka(ctx context.Context, d DeepReader, p int32, after, end
 		return Page{}, fmt.Errorf("replay: p%d after %d: %w: Kafka returned no record up to %d", p, after, ErrUnavailable, end)
 	}
 	if recs = upTo(recs, end); len(recs) > 0 {
+		t.shared.share(recs)
 		return Page{Records: recs, Tier: TierKafka}, nil
 	}
 	if len(mem) > 0 { // Kafka holds no record in (after, end]: memory continues
