@@ -388,11 +388,29 @@ var errSendTimeout = errors.New("hub: send deadline exceeded")
 // closeWith sends a close frame (after optional frames) with a 1 s deadline
 // and closes the connection.
 func (s *session) closeWith(code ws.StatusCode, reason string, before ...[]byte) {
-	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.conn.SetWriteDeadline(time.Now().Add(closeLinger))
 	bufs := append(net.Buffers(before), closeFrame(code, reason))
-	_, _ = bufs.WriteTo(s.conn) // best effort within the deadline: the socket is closed next either way
+	if _, err := bufs.WriteTo(s.conn); err != nil { // best effort within the deadline
+		s.conn.Close() // the client does not read: nothing to wait for
+		return
+	}
+	// Closing the socket now would make the kernel answer anything the
+	// client still sends (a pong to a ping it reads late, its close frame)
+	// with a reset, and a reset makes the client's kernel drop what it has
+	// not read yet: the frames above and the close frame. So the write side
+	// is shut (the client reads them, then EOF) and the reader goes on
+	// reading until the client closes or closeLinger passes (finish then
+	// closes the socket).
+	if cw, ok := s.wconn.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		s.conn.SetReadDeadline(time.Now().Add(closeLinger))
+		return
+	}
 	s.conn.Close()
 }
+
+// closeLinger bounds the close frame's write and the wait for the client's
+// answer to it (closeWith).
+const closeLinger = time.Second
 
 // pongAge is the time since the last pong (or since the connection opened).
 func (s *session) pongAge() time.Duration {

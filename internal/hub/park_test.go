@@ -239,3 +239,45 @@ func TestParkedSessionDropsBuffers(t *testing.T) {
 	live, _ := c.readRecords(3)
 	checkExact(t, live, map[int32][]int64{0: seq(2000, 2002)})
 }
+
+// The pinger pings a slice of the sessions at a time, each session once
+// per interval, instead of all of them at once.
+func TestPingsSpreadOverTheInterval(t *testing.T) {
+	if got := pingSlices(20 * time.Second); got != maxPingSlices {
+		t.Errorf("20 s: %d slices", got)
+	}
+	if got := pingSlices(50 * time.Millisecond); got != 1 {
+		t.Errorf("50 ms: %d slices", got)
+	}
+	const slices = 4
+	mem := replay.NewMemory(replay.MemoryConfig{})
+	h := New(Config{PingInterval: slices * idleSweep}, replay.NewTiers(mem, nil), &fakeTopo{hwm: map[int32]int64{}},
+		metrics.New(nil), slog.New(slog.DiscardHandler))
+	var ss []*session
+	defer func() {
+		for _, s := range ss {
+			h.remove(s)
+		}
+		h.Shutdown(t.Context())
+	}()
+	for range 4 * slices {
+		s := newSession(h, discardConn{}, "", false) // no writer runs: a due ping stays due
+		if err := h.add(s); err != nil {
+			t.Fatal(err)
+		}
+		ss = append(ss, s)
+	}
+	due := func() (n int) {
+		for _, s := range ss {
+			if s.pingDue.Load() {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 5*time.Second, "a first slice pinged", func() bool { return due() > 0 })
+	if n := due(); n != len(ss)/slices {
+		t.Errorf("%d sessions pinged by the first tick, want %d", n, len(ss)/slices)
+	}
+	waitFor(t, 5*time.Second, "every session pinged", func() bool { return due() == len(ss) })
+}

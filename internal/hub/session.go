@@ -47,6 +47,7 @@ type session struct {
 	// a busy writer is not woken four times a second for nothing.
 	recent     atomic.Bool
 	end        func() // called once when the session is over
+	slot       uint32 // which of the pinger's slices pings it (set by Hub.add)
 	resumeSeen bool   // a resume arrived (maybe refused): no implicit "latest"
 
 	d       *delivery   // what the client is owed (writer-owned)
@@ -200,16 +201,20 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// finish ends the session: close frame, socket, reader, then s.end.
+// finish ends the session: close frame, then the reader (which reads what
+// the client still sends until it closes, or for at most closeLinger after
+// a close frame), socket, then s.end.
 func (s *session) finish(cr *closeReason) {
 	s.d.stop() // release a replay slot still held
 	s.cancel(errSessionOver)
 	if cr.code != 0 {
 		s.closeWith(cr.code, cr.reason, cr.frames...)
+	} else {
+		s.conn.Close()
 	}
-	close(s.writerDone)
-	s.conn.Close()
+	close(s.writerDone) // nothing more is written; a reader blocked on events goes on
 	<-s.readDone
+	s.conn.Close()
 	if s.end != nil {
 		s.end()
 	}

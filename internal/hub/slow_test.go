@@ -297,8 +297,22 @@ func TestMaxCatchupDisconnect(t *testing.T) {
 // The replay part of a resume is bounded by ReplayTimeout: error
 // REPLAY_TIMEOUT then close 1013.
 func TestReplayTimeout(t *testing.T) {
-	th := newTestHubBuffers(t, Config{ReplayTimeout: 300 * time.Millisecond, WriteBatch: 16 << 10},
-		replay.MemoryConfig{PerPartition: 10000}, sockBuf)
+	testReplayTimeout(t, Config{ReplayTimeout: 300 * time.Millisecond, WriteBatch: 16 << 10})
+}
+
+// A slow client reads the server's pings late, after the server closed,
+// and answers them: the close must still reach it whole (the server shuts
+// its write side and lingers instead of closing a socket the pongs then
+// arrive at, whose reset would drop what the client had not read yet).
+func TestCloseSurvivesLatePongs(t *testing.T) {
+	for range 3 {
+		testReplayTimeout(t, Config{ReplayTimeout: 300 * time.Millisecond, WriteBatch: 16 << 10, PingInterval: 20 * time.Millisecond})
+	}
+}
+
+func testReplayTimeout(t *testing.T, cfg Config) {
+	t.Helper()
+	th := newTestHubBuffers(t, cfg, replay.MemoryConfig{PerPartition: 10000}, sockBuf)
 	th.publishSized(0, 0, 3000, 1000)
 	c := th.dialSmall(t, sockBuf)
 	c.send(map[string]any{"type": "resume", "from": "earliest"})
