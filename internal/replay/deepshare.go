@@ -35,8 +35,8 @@ func newDeepShare(maxBytes int) *deepShare {
 	return &deepShare{max: maxBytes, byKey: map[recKey]*Record{}}
 }
 
-// share replaces each record of recs (one deep read's own, frames not
-// encoded yet) that an earlier read already shares by that one, and shares
+// share replaces each record of recs (a slice the caller owns; frames
+// maybe not encoded yet) that an earlier read already shares by that one, and shares
 // the others, encoding their frames.
 func (s *deepShare) share(recs []*Record) {
 	missing := s.swapHeld(recs)

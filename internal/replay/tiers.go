@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 )
@@ -172,6 +173,9 @@ func (t *Tiers) fromKafka(ctx context.Context, d DeepReader, p int32, after, end
 		return Page{}, fmt.Errorf("replay: p%d after %d: %w: Kafka returned no record up to %d", p, after, ErrUnavailable, end)
 	}
 	if recs = upTo(recs, end); len(recs) > 0 {
+		// The deep reader hands one slice to every reader of a coalesced
+		// fetch: share swaps records in a copy of it.
+		recs = slices.Clone(recs)
 		t.shared.share(recs)
 		return Page{Records: recs, Tier: TierKafka}, nil
 	}
