@@ -227,10 +227,17 @@ func TestMemoryReadThreads(t *testing.T) {
 				p = 7
 			}
 			recs, through, covered := m.ReadThreads(p, tc.after, tc.threads, tc.lim, nil)
-			if got := offsets(recs); !slices.Equal(got, tc.want) && len(got)+len(tc.want) > 0 || through != tc.through || covered != tc.covered {
-				t.Fatalf("got %v through %d covered %v; want %v through %d covered %v", got, through, covered, tc.want, tc.through, tc.covered)
-			}
+			checkIndexedRead(t, recs, through, covered, tc.want, tc.through, tc.covered)
 		})
+	}
+}
+
+// checkIndexedRead compares what an indexed read (ReadThreads, ReadTypes)
+// returned with what it should have.
+func checkIndexedRead(t *testing.T, recs []*Record, through int64, covered bool, want []int64, wantThrough int64, wantCovered bool) {
+	t.Helper()
+	if got := offsets(recs); !slices.Equal(got, want) && len(got)+len(want) > 0 || through != wantThrough || covered != wantCovered {
+		t.Fatalf("got %v through %d covered %v; want %v through %d covered %v", got, through, covered, want, wantThrough, wantCovered)
 	}
 }
 
