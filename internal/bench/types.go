@@ -91,3 +91,10 @@ func jsonKind(message []byte) (protowire.Number, bool) {
 	n, ok := jsonKinds[string(key)]
 	return n, ok
 }
+
+// CheckFilterTypes refuses message type names the gateway's filter would
+// refuse (Config.FilterTypes), before anything is started.
+func CheckFilterTypes(types []string) error {
+	_, err := typesMask(types)
+	return err
+}
