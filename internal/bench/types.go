@@ -30,7 +30,7 @@ var jsonKinds = map[string]protowire.Number{
 
 // typesFilter is the resume filter of a types-only subscription.
 func typesFilter(types []string) json.RawMessage {
-	b, _ := json.Marshal(struct { //nolint:errchkjson // a struct of strings always encodes
+	b, _ := json.Marshal(struct { // a struct of strings always encodes
 		Types []string `json:"types"`
 	}{types})
 	return b
