@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench-subscriptions.sh: the four subscription benchmarks with `dashstream bench`
+# bench-subscriptions.sh: the five subscription benchmarks with `dashstream bench`
 # (each against its own embedded gateway, a child process), then one summary table.
 #
 #   scripts/bench-subscriptions.sh           the full sizes (run them on a quiet machine)
@@ -11,6 +11,9 @@
 #   filtered   10,000 v2 clients each following one of 1,000 threads, 2,000 rec/s,
 #              with the thread index (indexed) and without it (scan,
 #              WEBSOCKET_FILTER_INDEX=off)
+#   types      2,000 v2 clients all filtered to {"types":["checkpoint"]}, 2,000 rec/s
+#              over 100 runs with a Checkpoint every 20 records (1 in 20 records), with
+#              the type index (indexed) and without it (scan)
 #   v1-vs-v2   1,000 unfiltered clients x 2,000 rec/s, v1 then v2 (--compare-v1):
 #              gateway CPU per delivery and its ratio v2/v1
 #   json       1,000 v2 JSON clients x 1,000 rec/s: JSON encodes/s next to rec/s
@@ -46,6 +49,7 @@ command -v jq >/dev/null || {
 if ((QUICK)); then
 	DURATION="${DURATION:-3s}" WARMUP="${WARMUP:-1s}"
 	F_CLIENTS=200 F_THREADS=50 F_RATE=200
+	T_CLIENTS=100 T_RUNS=10 T_RATE=200
 	C_CLIENTS=20 C_RATE=200
 	J_CLIENTS=20 J_RATE=200
 	JOIN_CLIENTS=20 JOIN_RUNS=10
@@ -53,6 +57,7 @@ if ((QUICK)); then
 else
 	DURATION="${DURATION:-20s}" WARMUP="${WARMUP:-2s}"
 	F_CLIENTS=10000 F_THREADS=1000 F_RATE=2000
+	T_CLIENTS=2000 T_RUNS=100 T_RATE=2000
 	C_CLIENTS=1000 C_RATE=2000
 	J_CLIENTS=1000 J_RATE=1000
 	JOIN_CLIENTS=200 JOIN_RUNS=100
@@ -80,6 +85,8 @@ run() {
 
 run filtered-indexed --v2 --clients "$F_CLIENTS" --threads "$F_THREADS" --filter-per-client --rate "$F_RATE" --filter-index on
 run filtered-scan --v2 --clients "$F_CLIENTS" --threads "$F_THREADS" --filter-per-client --rate "$F_RATE" --filter-index off
+run types-indexed --v2 --clients "$T_CLIENTS" --threads "$T_RUNS" --filter-types checkpoint --full-state-every 20 --rate "$T_RATE" --filter-index on
+run types-scan --v2 --clients "$T_CLIENTS" --threads "$T_RUNS" --filter-types checkpoint --full-state-every 20 --rate "$T_RATE" --filter-index off
 run v1-vs-v2 --compare-v1 --clients "$C_CLIENTS" --rate "$C_RATE"
 # The floors: the bare writes of the same loads (no gateway), the least any
 # gateway could spend on them on this machine.
@@ -115,6 +122,8 @@ extra() { # NAME JQ: the table's last column from a whole result file
 	printf 'benchmark\tclients\trec/s\tdeliveries/s\tp99 ms\tlost/dup/foreign\tgw cores\tgw us/delivery\tnotes\n'
 	row filtered-indexed "filtered, indexed" . "$F_THREADS threads"
 	row filtered-scan "filtered, scan" . "index off"
+	row types-indexed "types, indexed" . "checkpoint: 1 in 20 of $T_RUNS runs"
+	row types-scan "types, scan" . "index off"
 	row v1-vs-v2 "unfiltered v1" .v1 ""
 	row v1-vs-v2 "unfiltered v2" .v2 "$(extra v1-vs-v2 '"cpu/delivery v2/v1 \(.cpu_per_delivery_ratio_v2_v1 // "n/a" | tostring | .[0:5]), p99 v2/v1 \(.p99_ratio_v2_v1 // "n/a" | tostring | .[0:5])"')"
 	row json "v2 JSON" . "$(extra json '"JSON encodes/s \(.json_encodes_per_sec // "n/a" | if type == "number" then round else . end)"')"

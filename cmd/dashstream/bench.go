@@ -32,8 +32,13 @@ machine, producing to --brokers/--topic (memory is reported with
 --v2 makes the clients speak protocol v2. --threads N spreads the records
 over N thread ids; --filter-per-client then has each client follow one of
 them with a server-side filter, and checks it got exactly that thread's
-records (lost, duplicated, and "foreign": records its filter excludes);
---filter-index off runs the embedded gateway with the thread index disabled.
+records (lost, duplicated, and "foreign": records its filter excludes).
+--filter-types checkpoint gives every client the filter {"types":[...]}
+(message type names of the filter: event, checkpoint, ...) and makes the
+threads runs (a GRAPH_START event, then a Checkpoint every
+--full-state-every records), each client checked for exactly the produced
+records of its types. --filter-index off runs the embedded gateway with the
+thread and type indexes disabled (filters scan every record).
 --format json: v2 JSON record frames, with the gateway's JSON encodes/s.
 --compare-v1 runs the load with v1 then v2 clients and compares the
 gateway's CPU per delivery. --join-clients N: halfway through, N clients
@@ -59,6 +64,7 @@ type benchOptions struct {
 	partitions, threads       int
 	v2, sse, filterPerClient  bool
 	format, filterIndex       string
+	filterTypes               string
 	compareV1                 bool
 	joinClients, fullEvery    int
 	duration, warmup, grace   time.Duration
@@ -83,10 +89,11 @@ func parseBenchFlags(args []string, e env) (benchOptions, int) {
 	fs.BoolVar(&o.v2, "v2", false, "clients speak protocol v2 (subprotocol dashstream.v2)")
 	fs.BoolVar(&o.sse, "sse", false, "clients read Server-Sent Events from /sse instead of WebSocket")
 	fs.StringVar(&o.format, "format", "binary", "v2 record frames: binary or json (needs --v2)")
-	fs.StringVar(&o.filterIndex, "filter-index", "on", "embedded gateway: on, or off to have thread filters scan every record (WEBSOCKET_FILTER_INDEX)")
+	fs.StringVar(&o.filterIndex, "filter-index", "on", "embedded gateway: on, or off to have thread and type filters scan every record (WEBSOCKET_FILTER_INDEX)")
+	fs.StringVar(&o.filterTypes, "filter-types", "", "every client filtered to these message types, comma-separated (e.g. checkpoint: 1 in --full-state-every records)")
 	fs.BoolVar(&o.compareV1, "compare-v1", false, "run the same load twice, v1 then v2, and compare gateway CPU per delivery")
 	fs.IntVar(&o.joinClients, "join-clients", 0, "halfway through the window, N v2 clients join (from latest, join checkpoint) one of the --threads runs each")
-	fs.IntVar(&o.fullEvery, "full-state-every", 100, "with --join-clients: records of a run between its Checkpoints")
+	fs.IntVar(&o.fullEvery, "full-state-every", 100, "with --join-clients or --filter-types: records of a run between its Checkpoints")
 	fs.IntVar(&o.threads, "threads", 0, "spread records over N thread ids (0: one thread per partition)")
 	fs.BoolVar(&o.filterPerClient, "filter-per-client", false, "each client follows one thread with a filter (needs --threads)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measured window")
@@ -127,6 +134,12 @@ func (o benchOptions) check() error {
 		return errors.New("--compare-v1 compares binary WebSocket clients: not with --sse or --format json")
 	case o.floor && (o.url != "" || o.sse || o.format == "json" || o.joinClients > 0 || o.idle > 0):
 		return errors.New("--floor measures binary WebSocket-sized writes of a live load: not with --url, --sse, --format json, --join-clients or --idle-clients")
+	case o.filterTypes != "" && len(splitList(o.filterTypes)) == 0:
+		return fmt.Errorf("--filter-types %q: no message type", o.filterTypes)
+	case o.filterTypes != "" && bench.CheckFilterTypes(splitList(o.filterTypes)) != nil:
+		return bench.CheckFilterTypes(splitList(o.filterTypes))
+	case o.filterTypes != "" && (o.filterPerClient || o.joinClients > 0 || o.floor):
+		return errors.New("--filter-types is not combined with --filter-per-client, --join-clients or --floor")
 	case o.floor && o.filterPerClient && o.threads < 1:
 		return errors.New("--filter-per-client needs --threads")
 	}
@@ -137,7 +150,7 @@ func (o benchOptions) config(log *slog.Logger) bench.Config {
 	return bench.Config{Clients: o.clients, IdleClients: o.idle, Rate: o.rate, Size: o.size,
 		Duration: o.duration, Warmup: o.warmup, Grace: o.grace, Partitions: o.partitions, Log: log,
 		V2: o.v2, SSE: o.sse, Threads: o.threads, FilterPerClient: o.filterPerClient,
-		JoinClients: o.joinClients, FullStateEvery: o.fullEvery,
+		JoinClients: o.joinClients, FullStateEvery: o.fullEvery, FilterTypes: splitList(o.filterTypes),
 		Format: o.format, FilterIndex: map[bool]string{true: o.filterIndex}[o.url == ""]}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -107,6 +108,11 @@ func TestBenchUsage(t *testing.T) {
 		{[]string{"--floor", "--sse"}, 2, "not with --url, --sse"},
 		{[]string{"--floor", "--url", "ws://127.0.0.1:1/ws"}, 2, "not with --url"},
 		{[]string{"--floor", "--filter-per-client"}, 2, "--filter-per-client needs --threads"},
+		{[]string{"--filter-types", " , "}, 2, "no message type"},
+		{[]string{"--filter-types", "checkpoint,node_start"}, 2, `unknown message type "node_start"`},
+		{[]string{"--filter-types", "checkpoint", "--threads", "2", "--filter-per-client"}, 2, "not combined with --filter-per-client"},
+		{[]string{"--filter-types", "checkpoint", "--threads", "2", "--join-clients", "3"}, 2, "not combined with"},
+		{[]string{"--filter-types", "checkpoint", "--floor"}, 2, "not combined with"},
 		{[]string{"-h"}, 0, "Usage: dashstream bench"},
 	}
 	for _, tc := range cases {
@@ -151,5 +157,55 @@ func TestBenchFlags(t *testing.T) {
 	}
 	if env := embeddedEnv(o); env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"] != "22" {
 		t.Fatalf("connections per IP %v, want clients + join clients + 10", env["WEBSOCKET_MAX_CONNECTIONS_PER_IP"])
+	}
+	o, code = parseBenchFlags([]string{"--v2", "--filter-types", "checkpoint, event", "--full-state-every", "20", "--filter-index", "off"},
+		testEnv(nil, &out, &errOut, nil))
+	if cfg := o.config(nil); code >= 0 || !slices.Equal(cfg.FilterTypes, []string{"checkpoint", "event"}) || cfg.FullStateEvery != 20 || cfg.FilterIndex != "off" {
+		t.Fatalf("exit %d, config %+v", code, cfg)
+	}
+	if env := embeddedEnv(o); env["WEBSOCKET_FILTER_INDEX"] != "off" {
+		t.Fatalf("embedded env %v", env)
+	}
+}
+
+// TestBenchFilterTypes runs a small types-only subscription benchmark
+// against a gateway embedded in process, with its indexes and scanning
+// (--filter-index off): every client gets exactly the checkpoints.
+func TestBenchFilterTypes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a gateway")
+	}
+	for _, index := range []string{"on", "off"} {
+		var out, errOut bytes.Buffer
+		code := runBench(t.Context(), []string{"--in-process", "--v2", "--clients", "10", "--threads", "4", "--filter-types", "checkpoint",
+			"--full-state-every", "10", "--rate", "200", "--size", "200", "--duration", "1500ms", "--warmup", "300ms",
+			"--grace", "5s", "--filter-index", index, "--json", "--quiet"}, testEnv(nil, &out, &errOut, nil))
+		if code != 0 {
+			t.Fatalf("index %s: exit %d: %s", index, code, errOut.String())
+		}
+		var res struct {
+			Lost, Duplicated, Foreign, ClientErrors int64
+			OutOfOrder                              int64    `json:"out_of_order"`
+			Delivered                               int64    `json:"delivered_total"`
+			Rate                                    float64  `json:"rate_produced"`
+			Duration                                float64  `json:"duration_s"`
+			FilterTypes                             []string `json:"filter_types"`
+			FilterIndex                             string   `json:"filter_index"`
+			FullStateEvery                          int      `json:"full_state_every"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+			t.Fatalf("bad JSON %q: %v", out.String(), err)
+		}
+		t.Logf("index %s: %s", index, out.String())
+		if res.Lost != 0 || res.Duplicated != 0 || res.Foreign != 0 || res.OutOfOrder != 0 || res.ClientErrors != 0 {
+			t.Fatalf("index %s: inexact: %s", index, out.String())
+		}
+		// A tenth of the records are checkpoints: about 10 clients × 30.
+		if all := 10 * int64(res.Rate*res.Duration); res.Delivered == 0 || res.Delivered*5 > all || res.Delivered*20 < all {
+			t.Fatalf("index %s: delivered %d of %d unfiltered deliveries", index, res.Delivered, all)
+		}
+		if res.FilterIndex != index || !slices.Equal(res.FilterTypes, []string{"checkpoint"}) || res.FullStateEvery != 10 {
+			t.Fatalf("index %s: result %s", index, out.String())
+		}
 	}
 }

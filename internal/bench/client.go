@@ -33,6 +33,9 @@ type client struct {
 	// filter); want how many records of it the run produced.
 	thread []byte
 	want   func() int64
+	// types is the mask of the message types a types-filtered client may
+	// receive (bit n: the envelope's body field n; 0: no types filter).
+	types uint16
 
 	delivered int64 // records of the measured window
 	// scanned counts the JSON record frames the scanner read, fullDecodes
@@ -53,8 +56,9 @@ func connectOptions(i int, resume *wsclient.Resume) wsclient.Options {
 type clientSpec struct {
 	i      int
 	v2     bool
-	format string // "json": v2 JSON record frames
-	thread int    // the thread it follows with a filter; -1: none
+	format string   // "json": v2 JSON record frames
+	thread int      // the thread it follows with a filter; -1: none
+	types  []string // the message types it is filtered to; nil: none
 }
 
 func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, win *window) (*client, error) {
@@ -67,6 +71,12 @@ func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, 
 		res.Filter = json.RawMessage(`{"threads":[` + strconv.Quote(id) + `]}`)
 		c.thread = []byte(id)
 		c.want = func() int64 { return pr.threadExpected(spec.thread) }
+	}
+	if err := c.filterTypes(spec.types, pr); err != nil {
+		return nil, err
+	}
+	if c.types != 0 {
+		res.Filter = typesFilter(spec.types)
 	}
 	if spec.format == "json" {
 		res.Format = "json"
@@ -83,6 +93,25 @@ func dialClient(ctx context.Context, url string, spec clientSpec, pr *producer, 
 	}
 	return c, nil
 }
+
+// filterTypes makes c a client filtered to the message types named (none:
+// unchanged), checked for exactly the produced records of those types.
+func (c *client) filterTypes(types []string, pr *producer) error {
+	if len(types) == 0 {
+		return nil
+	}
+	mask, err := typesMask(types)
+	if err != nil {
+		return err
+	}
+	c.types = mask
+	c.want = func() int64 { return pr.typesExpected(mask) }
+	return nil
+}
+
+// filtered reports whether c has a filter: it passes over other records'
+// offsets by design.
+func (c *client) filtered() bool { return c.thread != nil || c.types != 0 }
 
 // run reads until ctx ends or the connection fails.
 func (c *client) run(ctx context.Context) {
@@ -183,6 +212,12 @@ func (c *client) record(r wsclient.Record, now int64) {
 			return
 		}
 	}
+	if c.types != 0 {
+		if k, ok := bodyKind(r.Value); !ok || c.types&(1<<k) == 0 {
+			c.foreign++
+			return
+		}
+	}
 	c.applied.Add(1)
 	if ts, ok := headerTimestamp(r.Value); ok && c.win.contains(ts) {
 		c.delivered++
@@ -199,6 +234,12 @@ func (c *client) recordJSON(r jsonRecord, now int64) {
 	if c.thread != nil && (r.thread == nil || !bytes.Equal(r.thread, c.thread)) {
 		c.foreign++
 		return
+	}
+	if c.types != 0 {
+		if k, ok := jsonKind(r.message); !ok || c.types&(1<<k) == 0 {
+			c.foreign++
+			return
+		}
 	}
 	c.applied.Add(1)
 	if r.timed && c.win.contains(r.ts) {
@@ -229,9 +270,9 @@ func (c *client) control(ctl wsclient.Control) {
 // lost is what this client did not receive of the run's records: holes
 // plus everything after its last offset up to the last one produced. A
 // filtered client passes over other threads' offsets by design: its loss is
-// its thread's records that never came.
+// its thread's (or its types') records that never came.
 func (c *client) lost(before, last map[int32]int64) int64 {
-	if c.thread != nil {
+	if c.filtered() {
 		return max(0, c.want()-c.applied.Load())
 	}
 	n := c.cursor.Missing
@@ -260,7 +301,7 @@ func startClients(ctx context.Context, url string, cfg Config, pr *producer, win
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(32)
 	for i := range clients {
-		spec := clientSpec{i: i, v2: cfg.V2, format: cfg.Format, thread: -1}
+		spec := clientSpec{i: i, v2: cfg.V2, format: cfg.Format, thread: -1, types: cfg.FilterTypes}
 		if cfg.FilterPerClient {
 			spec.thread = i % cfg.Threads
 		}

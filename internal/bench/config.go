@@ -76,6 +76,15 @@ type Config struct {
 	JoinClients int
 	// FullStateEvery is the records of a run between its Checkpoints. 0: 100.
 	FullStateEvery int
+	// FilterTypes gives every client the filter {"types":[...]} (message
+	// type names as docs/PROTOCOL.md §3.8 spells them: "checkpoint",
+	// "event", …) and makes the threads runs (as for JoinClients: a
+	// GRAPH_START event first, then a Checkpoint every FullStateEvery
+	// records), so that a known share of the records is of each type. Each
+	// client is checked for exactly the produced records of those types
+	// ("foreign": a record of another type). Not with FilterPerClient or
+	// JoinClients.
+	FilterTypes []string
 	// Log receives progress lines. Nil: discarded.
 	Log *slog.Logger
 }
@@ -110,6 +119,13 @@ func (c *Config) withDefaults() (Config, error) {
 	check(!cfg.FilterPerClient || cfg.Threads >= 1, "a filter per client needs threads >= 1")
 	check(cfg.JoinClients >= 0 && cfg.JoinClients <= 100_000, "join clients %d: want 0..100000", cfg.JoinClients)
 	check(cfg.JoinClients == 0 || (cfg.Threads >= 1 && !cfg.SSE), "join clients need threads >= 1 (the runs) and WebSocket clients")
+	check(len(cfg.FilterTypes) == 0 || (!cfg.FilterPerClient && cfg.JoinClients == 0),
+		"a types filter is not combined with a filter per client or join clients")
+	if len(cfg.FilterTypes) > 0 {
+		if _, err := typesMask(cfg.FilterTypes); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	check(cfg.Format == "" || cfg.Format == "binary" || cfg.Format == "json", "format %q: want binary or json", cfg.Format)
 	check(cfg.Format != "json" || (cfg.V2 && !cfg.SSE), "format json needs v2 WebSocket clients")
 	planned := float64(cfg.Rate) * (cfg.Duration + cfg.Warmup).Seconds()

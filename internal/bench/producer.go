@@ -36,8 +36,11 @@ type producer struct {
 	// the acknowledged records of each.
 	threads   int
 	perThread []atomic.Int64
+	// perKind counts the acknowledged records of each message type (the
+	// envelope's body field number, 1..9).
+	perKind [10]atomic.Int64
 	// fullEvery > 0 makes each thread a run: a GRAPH_START first, then a
-	// Checkpoint every fullEvery records (the join benchmark).
+	// Checkpoint every fullEvery records (the join and types benchmarks).
 	fullEvery int
 	build     *recordBuilder
 	rate      int
@@ -60,7 +63,7 @@ func newProducer(ctx context.Context, t Target, cfg Config, win *window) (*produ
 		return nil, fmt.Errorf("bench: kafka client: %w", err)
 	}
 	pr := &producer{cl: cl, build: build, rate: cfg.Rate, max: cfg.MaxRecords, win: win, threads: cfg.Threads}
-	if cfg.JoinClients > 0 {
+	if cfg.JoinClients > 0 || len(cfg.FilterTypes) > 0 {
 		pr.fullEvery = cfg.FullStateEvery
 	}
 	if err := pr.plan(ctx, t.Topic, cfg.Partitions); err != nil {
@@ -183,6 +186,9 @@ func (pr *producer) ack(r *kgo.Record, err error) {
 	if t, ok := threadIndex(r.Key); ok && t < len(pr.perThread) {
 		pr.perThread[t].Add(1)
 	}
+	if k, ok := bodyKind(r.Value); ok {
+		pr.perKind[k].Add(1)
+	}
 	if ts, ok := headerTimestamp(r.Value); ok && pr.win.contains(ts) { // Kafka keeps only ms
 		pr.ackedInWindow.Add(1)
 	}
@@ -224,6 +230,18 @@ func (pr *producer) expected() int64 {
 // threadExpected is how many records a client following thread t must
 // receive: that thread's acknowledged records.
 func (pr *producer) threadExpected(t int) int64 { return pr.perThread[t].Load() }
+
+// typesExpected is how many records a client filtered to the message
+// types of mask must receive: those types' acknowledged records.
+func (pr *producer) typesExpected(mask uint16) int64 {
+	var n int64
+	for k := range pr.perKind {
+		if mask&(1<<k) != 0 {
+			n += pr.perKind[k].Load()
+		}
+	}
+	return n
+}
 
 // threadIndex reads t of a "bench-t<t>" key.
 func threadIndex(key []byte) (int, bool) {

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 )
 
 // WriteText prints the result for a human.
@@ -42,6 +43,13 @@ func (r *Result) protocol() string {
 		s = "v2"
 	}
 	switch {
+	case len(r.FilterTypes) > 0:
+		runs := "one run per partition"
+		if r.Threads > 0 {
+			runs = fmt.Sprintf("%d runs", r.Threads)
+		}
+		s += fmt.Sprintf(", %s (a Checkpoint every %d records), every client filtered to types %s",
+			runs, r.FullStateEvery, strings.Join(r.FilterTypes, ","))
 	case r.Threads > 0 && r.FilterPerClient:
 		s += fmt.Sprintf(", %d threads, each client filtered to one", r.Threads)
 	case r.Threads > 0:
@@ -50,7 +58,7 @@ func (r *Result) protocol() string {
 		s += ", one thread per partition, unfiltered"
 	}
 	if r.FilterIndex == "off" {
-		s += ", thread index off (scan)"
+		s += ", filter index off (scan)"
 	}
 	return s
 }

@@ -147,6 +147,11 @@ type Result struct {
 	// the scanner, JSONFullDecodes those left to encoding/json.
 	JSONScanned     int64 `json:"json_scanned,omitempty"`
 	JSONFullDecodes int64 `json:"json_full_decodes,omitempty"`
+	// FilterTypes are the message types every client is filtered to, and
+	// FullStateEvery the records of a run between its Checkpoints (with
+	// FilterTypes or a join burst).
+	FilterTypes    []string `json:"filter_types,omitempty"`
+	FullStateEvery int      `json:"full_state_every,omitempty"`
 	// Join is the join burst's measurements (JoinClients > 0).
 	Join      *JoinResult `json:"join,omitempty"`
 	GoVersion string      `json:"go_version"`
@@ -162,9 +167,13 @@ type Latency struct {
 }
 
 func newResult(cfg Config, t Target, parts int) *Result {
-	return &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, SSE: cfg.SSE, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, Format: cfg.Format, FilterIndex: cfg.FilterIndex, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
+	r := &Result{Mode: t.Mode, Clients: cfg.Clients, V2: cfg.V2, SSE: cfg.SSE, Threads: cfg.Threads, FilterPerClient: cfg.FilterPerClient, FilterTypes: cfg.FilterTypes, Format: cfg.Format, FilterIndex: cfg.FilterIndex, Partitions: parts, RateTarget: cfg.Rate, Size: cfg.Size,
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(), IdleClients: cfg.IdleClients,
 		GoVersion: runtime.Version(), CPUs: runtime.NumCPU()}
+	if len(cfg.FilterTypes) > 0 || cfg.JoinClients > 0 {
+		r.FullStateEvery = cfg.FullStateEvery
+	}
+	return r
 }
 
 func (r *Result) setRSS(t Target) {

@@ -58,6 +58,14 @@ func (t *lazyTopo) LatestHighWatermark(_ context.Context, p int32) (int64, error
 // the development broker (kfake), the Kafka consumer, the hub on httptest.
 func startGateway(t *testing.T, partitions int32) Target {
 	t.Helper()
+	return startGatewayWith(t, partitions, false)
+}
+
+// startGatewayWith is startGateway; scan makes filtered clients scan every
+// record instead of reading the thread and type indexes
+// (WEBSOCKET_FILTER_INDEX=off).
+func startGatewayWith(t *testing.T, partitions int32, scan bool) Target {
+	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	b, err := devbroker.StartBroker(devbroker.BrokerConfig{Addr: "127.0.0.1:0", Partitions: partitions,
 		Topics: []string{"bench", "bench-dlq"}}, log)
@@ -67,7 +75,7 @@ func startGateway(t *testing.T, partitions int32) Target {
 	m := metrics.New(nil)
 	mem := replay.NewMemory(replay.MemoryConfig{})
 	topo := &lazyTopo{}
-	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond}, replay.NewTiers(mem, nil), topo, m, log)
+	h := hub.New(hub.Config{ResumeWait: 200 * time.Millisecond, ScanFilters: scan}, replay.NewTiers(mem, nil), topo, m, log)
 	c, err := kafka.New(kafka.Config{Brokers: b.Addrs(), Topic: "bench", ProgressInterval: time.Second}, h, m, log)
 	if err != nil {
 		t.Fatal(err)
@@ -135,11 +143,18 @@ func TestConfigAndTargetChecks(t *testing.T) {
 	if _, err := good.withDefaults(); err != nil {
 		t.Fatal(err)
 	}
+	typed := Config{Clients: 1, Rate: 1, Size: 64, Duration: time.Second, FilterTypes: []string{"checkpoint", "event"}}
+	if _, err := typed.withDefaults(); err != nil {
+		t.Fatal(err)
+	}
 	bad := []Config{
 		{Rate: 1, Size: 64, Duration: time.Second},
 		{Clients: 1, Rate: 1, Size: 10, Duration: time.Second},
 		{Clients: 1, Rate: 1, Size: 64},
 		{Clients: 1, Rate: 1000000, Size: 64, Duration: time.Hour},
+		{Clients: 1, Rate: 1, Size: 64, Duration: time.Second, FilterTypes: []string{"nope"}},
+		{Clients: 1, Rate: 1, Size: 64, Duration: time.Second, FilterTypes: []string{"checkpoint"}, Threads: 2, FilterPerClient: true},
+		{Clients: 1, Rate: 1, Size: 64, Duration: time.Second, FilterTypes: []string{"checkpoint"}, Threads: 2, JoinClients: 1},
 	}
 	for _, c := range bad {
 		if _, err := c.withDefaults(); err == nil {

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dashflow/dashstream-gateway/internal/sseclient"
@@ -67,6 +68,12 @@ func dialSSEClient(ctx context.Context, base string, spec clientSpec, pr *produc
 		q.Set("threads", id)
 		c.thread = []byte(id)
 		c.want = func() int64 { return pr.threadExpected(spec.thread) }
+	}
+	if err := c.filterTypes(spec.types, pr); err != nil {
+		return nil, err
+	}
+	if c.types != 0 {
+		q.Set("types", strings.Join(spec.types, ","))
 	}
 	local := sourceAddr(spec.i)
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DisableCompression: true,
