@@ -66,7 +66,7 @@ GORELEASER := github.com/goreleaser/goreleaser/v2@v2.15.1
 release-snapshot:
 	CGO_ENABLED=0 $(GO) run $(GORELEASER) release --snapshot --clean --skip=publish
 
-## bench-subscriptions: the four subscription benchmarks at full size, one summary table
+## bench-subscriptions: the subscription benchmarks at full size (filtered, types, v1 vs v2, JSON, join) and their floors, one summary table
 ## (BENCH_ARGS=--quick: small sizes; run the full sizes on a quiet machine)
 bench-subscriptions:
 	bash scripts/bench-subscriptions.sh $(BENCH_ARGS)
