@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -288,30 +289,51 @@ func TestMemoryReadThreadsMatchesScan(t *testing.T) {
 
 func compareWithScan(t *testing.T, m *Memory, p int32, follow []string, lim Limit, round int) {
 	t.Helper()
+	compareIndexedWithScan(t, m, p, 1, fmt.Sprint(follow), lim, round,
+		func(r *Record) bool {
+			return slices.ContainsFunc(r.Threads, func(ts ThreadSeq) bool { return slices.Contains(follow, ts.Thread) })
+		},
+		func(after int64) ([]*Record, int64, bool) { return m.ReadThreads(p, after, follow, lim, nil) })
+}
+
+// compareIndexedWithScan checks an indexed read (read: ReadThreads or
+// ReadTypes) at every position from 'before' records below p's window to
+// its head against Read filtered by match: the same records (up to the
+// limit), the same coverage, and through at the newest held record when
+// the answer is whole.
+func compareIndexedWithScan(t *testing.T, m *Memory, p int32, before int64, what string, lim Limit, round int,
+	match func(*Record) bool, read func(after int64) ([]*Record, int64, bool)) {
+	t.Helper()
 	oldest, newest, ok := m.bounds(p)
 	if !ok {
 		return
 	}
-	for after := oldest - 1; after <= newest; after++ {
+	for after := oldest - before; after <= newest; after++ {
 		held, covered := readN(m, p, after, math.MaxInt, math.MaxInt)
 		var want []int64
 		for _, r := range held {
-			if slices.ContainsFunc(r.Threads, func(ts ThreadSeq) bool { return slices.Contains(follow, ts.Thread) }) {
+			if match(r) {
 				want = append(want, r.Offset)
 			}
 		}
-		recs, through, gotCovered := m.ReadThreads(p, after, follow, lim, nil)
+		recs, through, gotCovered := read(after)
 		got := offsets(recs)
 		if gotCovered != covered {
 			t.Fatalf("round %d p%d after %d: covered %v, Read says %v", round, p, after, gotCovered, covered)
+		}
+		if !covered {
+			if len(got) > 0 || through != after {
+				t.Fatalf("round %d p%d after %d: not covered, yet %v through %d", round, p, after, got, through)
+			}
+			continue
 		}
 		if len(want) > lim.Records {
 			want = want[:lim.Records]
 		}
 		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
-			t.Fatalf("round %d p%d after %d %v: %v, want %v", round, p, after, follow, got, want)
+			t.Fatalf("round %d p%d after %d %s: %v, want %v", round, p, after, what, got, want)
 		}
-		if covered && len(want) < lim.Records && len(held) > 0 && through != held[len(held)-1].Offset {
+		if len(want) < lim.Records && len(held) > 0 && through != held[len(held)-1].Offset {
 			t.Fatalf("round %d p%d after %d: through %d, want the newest held %d", round, p, after, through, held[len(held)-1].Offset)
 		}
 	}

@@ -1,6 +1,7 @@
 package replay
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -190,39 +191,9 @@ func randomQuery(rng *rand.Rand) TypeQuery {
 
 func compareTypesWithScan(t *testing.T, m *Memory, p int32, q TypeQuery, lim Limit, round int) {
 	t.Helper()
-	oldest, newest, ok := m.bounds(p)
-	if !ok {
-		return
-	}
-	for after := oldest - 2; after <= newest; after++ {
-		held, covered := readN(m, p, after, math.MaxInt, math.MaxInt)
-		var want []int64
-		for _, r := range held {
-			if selects(q.Types, q.Events, r) {
-				want = append(want, r.Offset)
-			}
-		}
-		recs, through, gotCovered := m.ReadTypes(p, after, q, lim, nil)
-		got := offsets(recs)
-		if gotCovered != covered {
-			t.Fatalf("round %d p%d after %d: covered %v, Read says %v", round, p, after, gotCovered, covered)
-		}
-		if !covered {
-			if len(got) > 0 || through != after {
-				t.Fatalf("round %d p%d after %d: not covered, yet %v through %d", round, p, after, got, through)
-			}
-			continue
-		}
-		if len(want) > lim.Records {
-			want = want[:lim.Records]
-		}
-		if !slices.Equal(got, want) && len(got)+len(want) > 0 {
-			t.Fatalf("round %d p%d after %d %+v: %v, want %v", round, p, after, q, got, want)
-		}
-		if covered && len(want) < lim.Records && len(held) > 0 && through != held[len(held)-1].Offset {
-			t.Fatalf("round %d p%d after %d: through %d, want the newest held %d", round, p, after, through, held[len(held)-1].Offset)
-		}
-	}
+	compareIndexedWithScan(t, m, p, 2, fmt.Sprintf("%+v", q), lim, round,
+		func(r *Record) bool { return selects(q.Types, q.Events, r) },
+		func(after int64) ([]*Record, int64, bool) { return m.ReadTypes(p, after, q, lim, nil) })
 }
 
 // pageTypes reads p through the type index page by page, as a client
