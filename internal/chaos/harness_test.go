@@ -38,8 +38,10 @@ func mode(t *testing.T) (full bool) {
 }
 
 // Ports of the suite's own listeners (toxiproxy API, proxies, gateways) are
-// taken from this loopback range, free ones only.
-const portLow, portHigh = 24100, 24199
+// taken from this loopback range, free ones only: testenv's block that its
+// brokers and Redis servers never take (a proxy's port chosen before the
+// broker starts is bound only after).
+const portLow, portHigh = testenv.ReservedPortLow, testenv.ReservedPortHigh
 
 var (
 	portMu   sync.Mutex

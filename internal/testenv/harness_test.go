@@ -219,3 +219,15 @@ func TestFreePortsDistinct(t *testing.T) {
 		t.Fatalf("ports %v", ports)
 	}
 }
+
+// FreePort never picks from the reserved block (2,000 draws from about
+// 12,700 ports would hit its 100 almost surely if it did).
+func TestFreePortsAvoidTheReservedBlock(t *testing.T) {
+	for range 20 {
+		for _, p := range freePorts(t, 100) {
+			if p >= ReservedPortLow && p <= ReservedPortHigh {
+				t.Fatalf("port %d is in the reserved block %d-%d", p, ReservedPortLow, ReservedPortHigh)
+			}
+		}
+	}
+}

@@ -71,6 +71,12 @@ func FreePort(t testing.TB) int {
 // ephemeral port); 16379 and 19092-19093 (the shared services) lie below it.
 const portLow = 20000
 
+// ReservedPortLow..ReservedPortHigh is a block FreePort never picks: a suite
+// that chooses its ports itself and binds them later (the chaos suite's
+// proxies) takes them from here, so a broker or Redis started in between
+// cannot have taken one.
+const ReservedPortLow, ReservedPortHigh = 24100, 24199
+
 // freePorts returns n distinct free ports. Their listeners stay open until
 // every port is chosen, so no port is returned twice.
 func freePorts(t testing.TB, n int) []int {
@@ -81,7 +87,11 @@ func freePorts(t testing.TB, n int) []int {
 		var ln net.Listener
 		var err error
 		if high-portLow >= 1000 && attempt < 1000 {
-			ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", portLow+mrand.IntN(high-portLow)))
+			p := portLow + mrand.IntN(high-portLow)
+			if p >= ReservedPortLow && p <= ReservedPortHigh {
+				continue // another suite's block
+			}
+			ln, err = net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
 			if err != nil {
 				continue // taken: draw again
 			}
