@@ -75,7 +75,10 @@ const portLow = 20000
 // that chooses its ports itself and binds them later (the chaos suite's
 // proxies) takes them from here, so a broker or Redis started in between
 // cannot have taken one.
-const ReservedPortLow, ReservedPortHigh = 24100, 24199
+const (
+	ReservedPortLow  = 24100 // first port of the reserved block
+	ReservedPortHigh = 24199 // last port of the reserved block
+)
 
 // freePorts returns n distinct free ports. Their listeners stay open until
 // every port is chosen, so no port is returned twice.
