@@ -64,7 +64,10 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 		first := inSeconds(3 * time.Second)
 		s := newExact(l, cursorAll(partitions, -1))
 		c := dialToken(t, g, refreshToken(t, first), s.cursor())
-		ctx, cancel := context.WithCancel(context.Background())
+		// The refresher stops on its own channel: cancelling the context
+		// of a Send in flight would make the WebSocket library close the
+		// connection the test goes on reading.
+		stop := make(chan struct{})
 		sent := make(chan int, 1)
 		go func() { // refreshes every second with a new 3 s token
 			n := 0
@@ -73,11 +76,14 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 			defer tick.Stop()
 			for {
 				select {
-				case <-ctx.Done():
+				case <-stop:
 					return
 				case <-tick.C:
 				}
-				if c.Send(ctx, map[string]string{"type": "refresh", "token": refreshToken(t, inSeconds(3*time.Second))}) != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := c.Send(ctx, map[string]string{"type": "refresh", "token": refreshToken(t, inSeconds(3*time.Second))})
+				cancel()
+				if err != nil {
 					return
 				}
 				n++
@@ -99,7 +105,7 @@ func TestTokenRefreshEndToEnd(t *testing.T) {
 			}
 			return time.Now().After(end), nil
 		})
-		cancel()
+		close(stop)
 		refreshes := <-sent
 		if err != nil {
 			t.Fatalf("after %d refreshes (%d answered): %v", refreshes, completes, err)
